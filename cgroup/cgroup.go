@@ -1,0 +1,375 @@
+package cgroup
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Hierarchy says where the memory controller lives and where this process sits in it.
+type Hierarchy struct {
+	V2    bool
+	Mount string // mount point of the hierarchy that holds memory
+	Self  string // this process's cgroup directory in it
+}
+
+// FindMemory locates the memory controller from this process's mountinfo and
+// cgroup membership: v2 unified, v1 legacy, or hybrid (v1 memory beside cgroup2).
+func FindMemory() (Hierarchy, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return Hierarchy{}, fmt.Errorf("reading mountinfo: %w", err)
+	}
+	pc, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return Hierarchy{}, fmt.Errorf("reading /proc/self/cgroup: %w", err)
+	}
+	mounts, err := ParseMountinfo(bytes.NewReader(mi))
+	if err != nil {
+		return Hierarchy{}, err
+	}
+	members, err := ParseProcCgroup(bytes.NewReader(pc))
+	if err != nil {
+		return Hierarchy{}, err
+	}
+	return locate(mounts, members, func(dir string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	})
+}
+
+// locate is FindMemory without the file system, so fake trees can test it.
+func locate(mounts []Mount, members []Membership, controllers func(dir string) ([]byte, error)) (Hierarchy, error) {
+	for _, m := range mounts {
+		if m.V2 || !has(m.Controllers, "memory") {
+			continue
+		}
+		for _, c := range members {
+			if has(c.Controllers, "memory") {
+				return Hierarchy{Mount: m.Point, Self: join(m, c.Path)}, nil
+			}
+		}
+		return Hierarchy{}, errors.New("memory controller is mounted (v1) but /proc/self/cgroup has no memory line")
+	}
+	for _, m := range mounts {
+		if !m.V2 {
+			continue
+		}
+		for _, c := range members {
+			if c.ID != 0 || len(c.Controllers) != 0 {
+				continue
+			}
+			b, err := controllers(m.Point)
+			if err != nil {
+				continue
+			}
+			if has(strings.Fields(string(b)), "memory") {
+				return Hierarchy{V2: true, Mount: m.Point, Self: join(m, c.Path)}, nil
+			}
+		}
+	}
+	return Hierarchy{}, errors.New("no memory cgroup controller found: mount cgroup2 with the memory controller enabled, or the v1 memory hierarchy")
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// join maps a cgroup path from /proc/self/cgroup to a directory under a mount,
+// allowing for mounts that expose only a subtree (containers).
+func join(m Mount, p string) string {
+	rel := p
+	if m.Root != "/" {
+		rel = strings.TrimPrefix(p, m.Root)
+	}
+	return filepath.Join(m.Point, rel)
+}
+
+// Leaf is one run's cgroup.
+type Leaf struct {
+	H    Hierarchy
+	Path string
+}
+
+// NamePrefix starts every cgroup cgpeak makes; the pid after it lets a later
+// run tell a live owner from a dead one.
+const NamePrefix = "cgpeak-"
+
+// Parent returns the directory a run's leaf goes in. On v2 the leaf cannot sit
+// beside our own process when +memory is enabled for children (no internal
+// processes), so v2 leaves go under the parent of our cgroup when that is ours
+// to write, else under our cgroup itself when it holds no other process.
+func (h Hierarchy) Parent() string { return h.Self }
+
+// NewLeaf makes a fresh, uniquely named leaf for one run. On v2 it enables the
+// memory controller in the parent's cgroup.subtree_control first.
+func NewLeaf(h Hierarchy) (*Leaf, error) {
+	parent := h.Parent()
+	CleanStale(parent)
+	if h.V2 {
+		if err := enableMemory(parent); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < 100; i++ {
+		name := fmt.Sprintf("%s%d-%d-%d", NamePrefix, os.Getpid(), time.Now().UnixNano()%1e9, i)
+		p := filepath.Join(parent, name)
+		err := os.Mkdir(p, 0o755)
+		if err == nil {
+			return &Leaf{H: h, Path: p}, nil
+		}
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return nil, fmt.Errorf("creating cgroup in %s: %w (run as root, or in a cgroup delegated to you)", parent, err)
+		}
+		return nil, fmt.Errorf("creating cgroup %s: %w", p, err)
+	}
+	return nil, fmt.Errorf("creating cgroup in %s: no free name", parent)
+}
+
+func enableMemory(dir string) error {
+	f := filepath.Join(dir, "cgroup.subtree_control")
+	b, err := os.ReadFile(f)
+	if err == nil && has(strings.Fields(string(b)), "memory") {
+		return nil
+	}
+	if err := os.WriteFile(f, []byte("+memory"), 0); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("enabling memory in %s: %w (the cgroup holds processes; v2 forbids internal processes: run cgpeak from a cgroup of its own, e.g. systemd-run --scope)", dir, err)
+		}
+		return fmt.Errorf("enabling memory controller in %s: %w", f, err)
+	}
+	return nil
+}
+
+// CleanStale removes leaves left in dir by cgpeak processes that no longer run.
+func CleanStale(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), NamePrefix) {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(strings.TrimPrefix(e.Name(), NamePrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid == os.Getpid() || alive(pid) {
+			continue
+		}
+		l := &Leaf{Path: filepath.Join(dir, e.Name())}
+		_ = l.Kill()
+		_ = l.Remove()
+	}
+}
+
+// alive reports whether pid runs a cgpeak; a reused pid running something
+// else does not own the leaf.
+func alive(pid int) bool {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return false
+	}
+	return strings.HasPrefix(strings.TrimSpace(string(comm)), "cgpeak")
+}
+
+// Procs lists the pids in the leaf.
+func (l *Leaf) Procs() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(l.Path, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Kill ends every process in the leaf: cgroup.kill where the kernel has it,
+// else SIGKILL to each pid until cgroup.procs is empty.
+func (l *Leaf) Kill() error {
+	if err := os.WriteFile(filepath.Join(l.Path, "cgroup.kill"), []byte("1"), 0); err == nil {
+		return l.waitEmpty()
+	}
+	for i := 0; i < 200; i++ {
+		pids, err := l.Procs()
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("killing processes in %s: still not empty", l.Path)
+}
+
+func (l *Leaf) waitEmpty() error {
+	for i := 0; i < 400; i++ {
+		pids, err := l.Procs()
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("processes in %s did not exit", l.Path)
+}
+
+// Remove deletes the leaf, retrying the EBUSY rmdir gives for a while after
+// the last process exited.
+func (l *Leaf) Remove() error {
+	var err error
+	for i := 0; i < 200; i++ {
+		err = syscall.Rmdir(l.Path)
+		if err == nil || errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("removing cgroup %s: %w", l.Path, err)
+}
+
+func (l *Leaf) readUint(name string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(l.Path, name))
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "max" {
+		return 0, fmt.Errorf("%s is unlimited", name)
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+func (l *Leaf) readFlat(name string) (map[string]uint64, error) {
+	b, err := os.ReadFile(filepath.Join(l.Path, name))
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseFlatKeyed(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// SetLimits applies a memory and a swap limit; negative leaves one unset.
+func (l *Leaf) SetLimits(mem, swap int64) error {
+	if l.H.V2 {
+		if mem >= 0 {
+			if err := os.WriteFile(filepath.Join(l.Path, "memory.max"), []byte(strconv.FormatInt(mem, 10)), 0); err != nil {
+				return fmt.Errorf("setting memory.max: %w", err)
+			}
+		}
+		if swap >= 0 {
+			if err := os.WriteFile(filepath.Join(l.Path, "memory.swap.max"), []byte(strconv.FormatInt(swap, 10)), 0); err != nil {
+				return fmt.Errorf("setting memory.swap.max: %w (is swap accounting enabled?)", err)
+			}
+		}
+		return nil
+	}
+	if mem >= 0 {
+		if err := os.WriteFile(filepath.Join(l.Path, "memory.limit_in_bytes"), []byte(strconv.FormatInt(mem, 10)), 0); err != nil {
+			return fmt.Errorf("setting memory.limit_in_bytes: %w", err)
+		}
+	}
+	if swap >= 0 {
+		// v1 limits memory+swap together.
+		total := swap
+		if mem >= 0 {
+			total += mem
+		} else {
+			return errors.New("--swap-max on cgroup v1 needs --memory-max too (v1 limits memory+swap together)")
+		}
+		if err := os.WriteFile(filepath.Join(l.Path, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(total, 10)), 0); err != nil {
+			return fmt.Errorf("setting memory.memsw.limit_in_bytes: %w (is swap accounting enabled?)", err)
+		}
+	}
+	return nil
+}
+
+// Figures are what the kernel says about a leaf, each with the file it came from.
+type Figures struct {
+	Peak, PeakFile string
+	PeakBytes      uint64
+	HavePeak       bool
+	SwapPeakBytes  uint64
+	SwapPeakFile   string
+	HaveSwapPeak   bool
+	CurrentBytes   uint64
+	Stat           map[string]uint64
+	Events         map[string]uint64
+	Missing        []string // figures the kernel does not offer, and why
+}
+
+// Read collects the leaf's figures. It must run before Remove.
+func (l *Leaf) Read() Figures {
+	var f Figures
+	peakName, curName, swapName := "memory.peak", "memory.current", "memory.swap.peak"
+	if !l.H.V2 {
+		peakName, curName, swapName = "memory.max_usage_in_bytes", "memory.usage_in_bytes", "memory.memsw.max_usage_in_bytes"
+	}
+	if v, err := l.readUint(peakName); err == nil {
+		f.PeakBytes, f.HavePeak, f.PeakFile = v, true, peakName
+	} else {
+		f.Missing = append(f.Missing, fmt.Sprintf("cgroup peak: %s: %v (memory.peak needs Linux 5.19+)", peakName, err))
+	}
+	if v, err := l.readUint(swapName); err == nil {
+		if !l.H.V2 && f.HavePeak {
+			// v1 memsw counts memory+swap; the swap part cannot be split out of peaks taken at different times.
+			f.SwapPeakFile = swapName + " (memory+swap)"
+		} else {
+			f.SwapPeakFile = swapName
+		}
+		f.SwapPeakBytes, f.HaveSwapPeak = v, true
+	} else {
+		f.Missing = append(f.Missing, fmt.Sprintf("swap peak: %s: %v", swapName, errShort(err)))
+	}
+	if v, err := l.readUint(curName); err == nil {
+		f.CurrentBytes = v
+	}
+	if m, err := l.readFlat("memory.stat"); err == nil {
+		f.Stat = m
+	}
+	if l.H.V2 {
+		if m, err := l.readFlat("memory.events"); err == nil {
+			f.Events = m
+		}
+	} else if b, err := os.ReadFile(filepath.Join(l.Path, "memory.oom_control")); err == nil {
+		if m, err := ParseFlatKeyed(bytes.NewReader(b)); err == nil {
+			f.Events = map[string]uint64{"oom_kill": m["oom_kill"]}
+		}
+		if v, err := l.readUint("memory.failcnt"); err == nil {
+			f.Events["max"] = v
+		}
+	}
+	return f
+}
+
+func errShort(err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		return "not offered by this kernel (no swap accounting)"
+	}
+	return err.Error()
+}

@@ -1,0 +1,56 @@
+// Command cgpeak runs a command in its own memory cgroup and reports its time
+// and its peak memory as the kernel accounts it.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+var version = "0.1.0-dev"
+
+// Exit codes of cgpeak's own failures; a finished workload's code passes through.
+const (
+	exitUsage    = 2
+	exitCgroup   = 3
+	exitNotFound = 127
+	exitNoExec   = 126
+	exitInternal = 125
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == shimArg {
+		shim(os.Args[2:])
+	}
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:])
+	case "--version", "version":
+		fmt.Println("cgpeak", version)
+		return 0
+	case "-h", "--help", "help":
+		usage()
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "cgpeak: unknown command %q: use \"cgpeak run -- CMD\" (see cgpeak --help)\n", args[0])
+	return exitUsage
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `cgpeak: a command's time and peak memory, as the kernel accounts it
+
+Usage:
+  cgpeak run [flags] -- CMD [ARGS...]   run CMD in a fresh memory cgroup and report
+  cgpeak --version
+
+Run "cgpeak run --help" for the flags.
+`)
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cgpeak/cgpeak/cgroup"
+)
+
+type runOpts struct {
+	json      bool
+	output    string
+	memoryMax string
+	swapMax   string
+	quiet     bool
+}
+
+// Report is one run's result; JSON field names are stable.
+type Report struct {
+	Command       []string          `json:"command"`
+	Cgroup        string            `json:"cgroup"`
+	CgroupVersion int               `json:"cgroup_version"`
+	WallSeconds   float64           `json:"wall_seconds"`
+	UserSeconds   float64           `json:"user_seconds"`
+	SysSeconds    float64           `json:"sys_seconds"`
+	PeakBytes     *uint64           `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource    string            `json:"cgroup_peak_source,omitempty"`
+	SwapPeakBytes *uint64           `json:"swap_peak_bytes,omitempty"`
+	SwapSource    string            `json:"swap_peak_source,omitempty"`
+	MaxRSSBytes   uint64            `json:"ru_maxrss_bytes"`
+	Stat          map[string]uint64 `json:"memory_stat,omitempty"`
+	Events        map[string]uint64 `json:"memory_events,omitempty"`
+	ExitCode      int               `json:"exit_code"`
+	Signal        string            `json:"signal,omitempty"`
+	OOMKilled     bool              `json:"oom_killed"`
+	Interrupted   bool              `json:"interrupted,omitempty"`
+	Missing       []string          `json:"missing,omitempty"`
+}
+
+func runCmd(args []string) int {
+	var o runOpts
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object")
+	fs.StringVarP(&o.output, "output", "o", "", "write the report to FILE (default: stderr)")
+	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
+	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, "Usage: cgpeak run [flags] -- CMD [ARGS...]\n\nRuns CMD in a fresh memory cgroup; when it ends, reports wall/user/sys time,\nthe cgroup's peak memory (memory.peak on v2, memory.max_usage_in_bytes on v1),\nru_maxrss and memory.stat. Exits with CMD's exit code (128+signal if killed).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	cmdArgs := fs.Args()
+	if len(cmdArgs) == 0 {
+		fmt.Fprintln(os.Stderr, "cgpeak: no command given: use cgpeak run -- CMD [ARGS...]")
+		return exitUsage
+	}
+	mem, err := parseSizeFlag("--memory-max", o.memoryMax)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
+	swap, err := parseSizeFlag("--swap-max", o.swapMax)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
+	path, err := exec.LookPath(cmdArgs[0])
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "cgpeak: %s: command not found (check the name and PATH)\n", cmdArgs[0])
+			return exitNotFound
+		}
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: not executable: %v (chmod +x it)\n", cmdArgs[0], err)
+		return exitNoExec
+	}
+	var out io.Writer = os.Stderr
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		out = f
+	}
+
+	h, err := cgroup.FindMemory()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+	leaf, err := cgroup.NewLeaf(h)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+	defer func() {
+		if err := leaf.Remove(); err != nil {
+			fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		}
+	}()
+	if err := leaf.SetLimits(mem, swap); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+
+	rep, err := execute(leaf, path, cmdArgs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		_ = leaf.Kill()
+		return exitInternal
+	}
+	if !o.quiet {
+		if o.json {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			writeText(out, rep)
+		}
+	}
+	return rep.ExitCode
+}
+
+func parseSizeFlag(name, v string) (int64, error) {
+	if v == "" {
+		return -1, nil
+	}
+	n, err := ParseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return n, nil
+}
+
+// execute starts the command inside the leaf, waits for it (killing the whole
+// tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
+func execute(leaf *cgroup.Leaf, path string, args []string) (*Report, error) {
+	var cmd *exec.Cmd
+	if leaf.H.V2 {
+		dir, err := os.Open(leaf.Path)
+		if err != nil {
+			return nil, fmt.Errorf("opening cgroup: %w", err)
+		}
+		defer dir.Close()
+		cmd = exec.Command(path, args[1:]...)
+		// CLONE_INTO_CGROUP: the child is born in the leaf, so no page is charged elsewhere.
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	} else {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding cgpeak's own binary: %w", err)
+		}
+		procs, err := os.OpenFile(filepath.Join(leaf.Path, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("opening cgroup.procs: %w", err)
+		}
+		defer procs.Close()
+		cmd = exec.Command(self, append([]string{shimArg, path}, args[1:]...)...)
+		cmd.ExtraFiles = []*os.File{procs}
+	}
+	cmd.Args[0] = args[0]
+	if !leaf.H.V2 {
+		cmd.Args[0] = "cgpeak"
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", args[0], err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	interrupted := false
+	var waitErr error
+loop:
+	for {
+		select {
+		case waitErr = <-done:
+			break loop
+		case <-sigs:
+			interrupted = true
+			_ = leaf.Kill()
+		}
+	}
+	wall := time.Since(start)
+	_ = waitErr
+	// Children the command left behind still count: end them before reading.
+	_ = leaf.Kill()
+
+	rep := &Report{
+		Command:       args,
+		Cgroup:        leaf.Path,
+		CgroupVersion: 1,
+		WallSeconds:   wall.Seconds(),
+		Interrupted:   interrupted,
+	}
+	if leaf.H.V2 {
+		rep.CgroupVersion = 2
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rep.UserSeconds = tv(ru.Utime)
+		rep.SysSeconds = tv(ru.Stime)
+		rep.MaxRSSBytes = uint64(ru.Maxrss) * 1024
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+		switch {
+		case ws.Exited():
+			rep.ExitCode = ws.ExitStatus()
+		case ws.Signaled():
+			rep.Signal = ws.Signal().String()
+			rep.ExitCode = 128 + int(ws.Signal())
+		}
+	}
+	f := leaf.Read()
+	if f.HavePeak {
+		v := f.PeakBytes
+		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
+	}
+	if f.HaveSwapPeak {
+		v := f.SwapPeakBytes
+		rep.SwapPeakBytes, rep.SwapSource = &v, f.SwapPeakFile
+	}
+	rep.Stat, rep.Events, rep.Missing = f.Stat, f.Events, f.Missing
+	rep.OOMKilled = f.Events["oom_kill"] > 0
+	return rep, nil
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// statKeys are the memory.stat entries shown in the text report, v2 then v1 names.
+var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", "slab", "shmem", "sock", "rss", "cache", "mapped_file"}
+
+func writeText(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
+	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
+	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)
+	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)
+	if r.PeakBytes != nil {
+		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, cgroup v%d; includes per-CPU charge batching)\n", human(*r.PeakBytes), r.PeakSource, r.CgroupVersion)
+	}
+	if r.SwapPeakBytes != nil {
+		fmt.Fprintf(w, "  swap peak                %10s     (%s)\n", human(*r.SwapPeakBytes), r.SwapSource)
+	}
+	fmt.Fprintf(w, "  peak RSS, one process    %10s     (ru_maxrss: the largest single process, not the tree)\n", human(r.MaxRSSBytes))
+	if len(r.Stat) > 0 {
+		var parts []string
+		for _, k := range statKeys {
+			if v, ok := r.Stat[k]; ok {
+				parts = append(parts, fmt.Sprintf("%s %s", k, human(v)))
+			}
+		}
+		fmt.Fprintf(w, "  at exit (memory.stat)    %s\n", strings.Join(parts, ", "))
+	}
+	if len(r.Events) > 0 {
+		keys := make([]string, 0, len(r.Events))
+		for k := range r.Events {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.Events[k]))
+		}
+		fmt.Fprintf(w, "  memory events            %s\n", strings.Join(parts, ", "))
+	}
+	for _, m := range r.Missing {
+		fmt.Fprintf(w, "  missing: %s\n", m)
+	}
+	switch {
+	case r.OOMKilled:
+		fmt.Fprintf(w, "  exit                     killed by the OOM killer (memory.events oom_kill), exit code %d\n", r.ExitCode)
+	case r.Signal != "":
+		fmt.Fprintf(w, "  exit                     killed by signal %s, exit code %d\n", r.Signal, r.ExitCode)
+	default:
+		fmt.Fprintf(w, "  exit                     code %d\n", r.ExitCode)
+	}
+	if r.Interrupted {
+		fmt.Fprintln(w, "  interrupted: cgpeak was signalled; the workload was killed and these are the figures so far")
+	}
+}

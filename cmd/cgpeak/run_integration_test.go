@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cgpeak/cgpeak/cgroup"
+)
+
+// build compiles cgpeak and the touch workload once per test binary.
+func build(t *testing.T) (cgpeak, touch string) {
+	t.Helper()
+	if _, err := cgroup.FindMemory(); err != nil {
+		t.Skipf("no memory cgroup controller on this machine: %v", err)
+	}
+	dir := t.TempDir()
+	cgpeak = filepath.Join(dir, "cgpeak")
+	if out, err := exec.Command("go", "build", "-o", cgpeak, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building cgpeak: %v\n%s", err, out)
+	}
+	touch = filepath.Join(dir, "touch")
+	if out, err := exec.Command("gcc", "-O1", "-static", "-o", touch, "../../testdata/touch/touch.c").CombinedOutput(); err != nil {
+		t.Fatalf("building touch: %v\n%s", err, out)
+	}
+	return
+}
+
+func runJSON(t *testing.T, cgpeak string, args ...string) (Report, int) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "r.json")
+	if !strings.HasPrefix(args[0], "-") {
+		args = append([]string{"--"}, args...)
+	}
+	cmd := exec.Command(cgpeak, append([]string{"run", "--json", "--output", out}, args...)...)
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	return r, code
+}
+
+func TestRunTouchesNPages(t *testing.T) {
+	cgpeak, touch := build(t)
+	page := uint64(os.Getpagesize())
+	for _, n := range []uint64{1000, 20000} {
+		r, code := runJSON(t, cgpeak, touch, strconv.FormatUint(n, 10))
+		if code != 0 || r.PeakBytes == nil {
+			t.Fatalf("n=%d: exit %d, peak %v, missing %v", n, code, r.PeakBytes, r.Missing)
+		}
+		// At least the N touched pages; at most N plus one charge batch (64)
+		// per CPU plus the workload's own binary, stack and page tables (64 pages).
+		lo, hi := n*page, (n+64*uint64(runtime.NumCPU())+64)*page
+		t.Logf("n=%d pages: cgroup peak %d bytes (%s), ru_maxrss %d", n, *r.PeakBytes, r.PeakSource, r.MaxRSSBytes)
+		if *r.PeakBytes < lo || *r.PeakBytes > hi {
+			t.Errorf("n=%d: peak %d not in [%d, %d]", n, *r.PeakBytes, lo, hi)
+		}
+		if r.MaxRSSBytes < n*page {
+			t.Errorf("n=%d: ru_maxrss %d below the touched pages", n, r.MaxRSSBytes)
+		}
+	}
+}
+
+func TestRunExitCodesAndSignals(t *testing.T) {
+	cgpeak, _ := build(t)
+	if r, code := runJSON(t, cgpeak, "sh", "-c", "exit 7"); code != 7 || r.ExitCode != 7 {
+		t.Errorf("exit 7: got %d / %d", code, r.ExitCode)
+	}
+	if r, code := runJSON(t, cgpeak, "sh", "-c", "kill -TERM $$"); code != 128+15 || r.Signal == "" {
+		t.Errorf("SIGTERM: got %d, signal %q", code, r.Signal)
+	}
+	if err := exec.Command(cgpeak, "run", "--", "no-such-command-cgpeak").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 127 {
+		t.Errorf("missing command: %v, want exit 127", err)
+	}
+	if err := exec.Command(cgpeak, "run", "--memory-max", "12X", "--", "true").Run(); err == nil || err.(*exec.ExitError).ExitCode() != exitUsage {
+		t.Errorf("bad size: %v, want exit %d", err, exitUsage)
+	}
+}
+
+func TestRunOOM(t *testing.T) {
+	cgpeak, touch := build(t)
+	r, code := runJSON(t, cgpeak, "--memory-max", "16M", "--swap-max", "0", "--", touch, "20000")
+	if !r.OOMKilled || code != 128+9 {
+		t.Errorf("want an OOM kill (exit 137): exit %d, events %v", code, r.Events)
+	}
+}
+
+func TestRunLeavesNoCgroup(t *testing.T) {
+	cgpeak, _ := build(t)
+	h, _ := cgroup.FindMemory()
+	var cmds []*exec.Cmd
+	for i := 0; i < 8; i++ {
+		c := exec.Command(cgpeak, "run", "-q", "--", "sh", "-c", "exit 0")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Errorf("parallel run: %v", err)
+		}
+	}
+	ents, _ := os.ReadDir(h.Self)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), cgroup.NamePrefix) {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}

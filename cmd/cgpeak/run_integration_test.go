@@ -124,3 +124,85 @@ func TestRunLeavesNoCgroup(t *testing.T) {
 		}
 	}
 }
+
+func TestInterruptKillsTreeAndCleansUp(t *testing.T) {
+	cgpeak, _ := build(t)
+	h, _ := cgroup.FindMemory()
+	marker := "cgpeak-interrupt-" + strconv.Itoa(os.Getpid())
+	out := filepath.Join(t.TempDir(), "r.json")
+	// A tree: a shell with a background child, both sleeping.
+	c := exec.Command(cgpeak, "run", "--json", "--output", out, "--", "sh", "-c", "sleep 300 & exec sleep 301 # "+marker)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the workload is inside its cgroup.
+	var leaf string
+	for i := 0; i < 200 && leaf == ""; i++ {
+		ents, _ := os.ReadDir(h.Self)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), cgroup.NamePrefix+strconv.Itoa(c.Process.Pid)+"-") {
+				b, _ := os.ReadFile(filepath.Join(h.Self, e.Name(), "cgroup.procs"))
+				if len(strings.Fields(string(b))) >= 2 {
+					leaf = e.Name()
+				}
+			}
+		}
+		if leaf == "" {
+			exec.Command("sleep", "0.02").Run()
+		}
+	}
+	if leaf == "" {
+		t.Fatal("workload never appeared in its cgroup")
+	}
+	_ = c.Process.Signal(os.Interrupt)
+	err := c.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+9 {
+		t.Errorf("cgpeak after SIGINT: %v, want exit 137 (workload killed)", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.Self, leaf)); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s still there: %v", leaf, err)
+	}
+	if o, _ := exec.Command("pgrep", "-f", marker).Output(); len(o) > 0 {
+		t.Errorf("workload processes survive: %s", o)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), `"interrupted": true`) {
+		t.Errorf("report after interrupt: %s %v", b, err)
+	}
+}
+
+func TestStaleCgroupsRemovedLiveOnesKept(t *testing.T) {
+	cgpeak, _ := build(t)
+	h, _ := cgroup.FindMemory()
+	// A pid that is surely dead: a finished child's.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(h.Self, cgroup.NamePrefix+strconv.Itoa(dead.Process.Pid)+"-0-0")
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(stale)
+	// A live cgpeak's leaf: a running cgpeak run.
+	live := exec.Command(cgpeak, "run", "-q", "--", "sleep", "2")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer live.Wait()
+	exec.Command("sleep", "0.3").Run()
+	if err := exec.Command(cgpeak, "run", "-q", "--", "true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale cgroup of dead pid %d not removed", dead.Process.Pid)
+	}
+	ents, _ := os.ReadDir(h.Self)
+	found := false
+	for _, e := range ents {
+		found = found || strings.HasPrefix(e.Name(), cgroup.NamePrefix+strconv.Itoa(live.Process.Pid)+"-")
+	}
+	if !found {
+		t.Error("the leaf of a running cgpeak was removed")
+	}
+}

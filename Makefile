@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test lint
+.PHONY: help build test lint generate check-generated
 help: ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
 build: ## build bin/cgpeak
@@ -11,3 +11,8 @@ test: ## unit and host cgroup integration tests (needs root, gcc)
 lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
+generate: ## regenerate committed objects (the launcher; needs gcc)
+	gcc -Os -static -nostdlib -fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin \
+		-Wl,--build-id=none -s -o launcher/launcher_amd64.bin launcher/launcher.c
+check-generated: generate ## fail when committed objects are stale
+	git diff --exit-code -- launcher/

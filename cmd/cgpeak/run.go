@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/launcher"
 )
 
 type runOpts struct {
@@ -155,32 +157,43 @@ func parseSizeFlag(name, v string) (int64, error) {
 // execute starts the command inside the leaf, waits for it (killing the whole
 // tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
 func execute(leaf *cgroup.Leaf, path string, args []string) (*Report, error) {
-	var cmd *exec.Cmd
+	var cg *os.File
+	var err error
 	if leaf.H.V2 {
-		dir, err := os.Open(leaf.Path)
-		if err != nil {
-			return nil, fmt.Errorf("opening cgroup: %w", err)
-		}
-		defer dir.Close()
-		cmd = exec.Command(path, args[1:]...)
-		// CLONE_INTO_CGROUP: the child is born in the leaf, so no page is charged elsewhere.
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+		cg, err = os.Open(leaf.Path)
 	} else {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("finding cgpeak's own binary: %w", err)
-		}
-		procs, err := os.OpenFile(filepath.Join(leaf.Path, "cgroup.procs"), os.O_WRONLY, 0)
-		if err != nil {
-			return nil, fmt.Errorf("opening cgroup.procs: %w", err)
-		}
-		defer procs.Close()
-		cmd = exec.Command(self, append([]string{shimArg, path}, args[1:]...)...)
-		cmd.ExtraFiles = []*os.File{procs}
+		cg, err = os.OpenFile(filepath.Join(leaf.Path, "cgroup.procs"), os.O_WRONLY, 0)
 	}
-	cmd.Args[0] = args[0]
-	if !leaf.H.V2 {
-		cmd.Args[0] = "cgpeak"
+	if err != nil {
+		return nil, fmt.Errorf("opening the run's cgroup: %w", err)
+	}
+	defer cg.Close()
+
+	var l *launcher.Launch
+	var cmd *exec.Cmd
+	var missing []string
+	if launcher.Available() {
+		if l, err = launcher.Command(leaf.H.V2, cg, path, args); err != nil {
+			return nil, err
+		}
+		cmd = l.Cmd
+	} else {
+		// No launcher for this architecture: start the command from cgpeak
+		// itself, and say that ru_maxrss is inflated by it.
+		missing = append(missing, "exact ru_maxrss: no small launcher for "+runtime.GOARCH+"; ru_maxrss includes cgpeak's own size at exec")
+		if leaf.H.V2 {
+			cmd = exec.Command(path, args[1:]...)
+			cmd.Args[0] = args[0]
+			// CLONE_INTO_CGROUP: the child is born in the leaf, so no page is charged elsewhere.
+			cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+		} else {
+			self, err := os.Executable()
+			if err != nil {
+				return nil, fmt.Errorf("finding cgpeak's own binary: %w", err)
+			}
+			cmd = exec.Command(self, append([]string{shimArg, path}, args...)...)
+			cmd.ExtraFiles = []*os.File{cg}
+		}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 
@@ -189,17 +202,44 @@ func execute(leaf *cgroup.Leaf, path string, args []string) (*Report, error) {
 	defer signal.Stop(sigs)
 
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	if l != nil {
+		err = l.Start()
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	type end struct {
+		ws  syscall.WaitStatus
+		ru  syscall.Rusage
+		err error
+	}
+	done := make(chan end, 1)
+	go func() {
+		if l != nil {
+			r, err := l.Wait()
+			done <- end{r.Status, r.Rusage, err}
+			return
+		}
+		err := cmd.Wait()
+		var e end
+		if cmd.ProcessState != nil {
+			e.ws, _ = cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				e.ru = *ru
+			}
+		} else {
+			e.err = err
+		}
+		done <- e
+	}()
 	interrupted := false
-	var waitErr error
+	var e end
 loop:
 	for {
 		select {
-		case waitErr = <-done:
+		case e = <-done:
 			break loop
 		case <-sigs:
 			interrupted = true
@@ -207,33 +247,31 @@ loop:
 		}
 	}
 	wall := time.Since(start)
-	_ = waitErr
 	// Children the command left behind still count: end them before reading.
 	_ = leaf.Kill()
+	if e.err != nil {
+		return nil, e.err
+	}
 
 	rep := &Report{
 		Command:       args,
 		Cgroup:        leaf.Path,
 		CgroupVersion: 1,
 		WallSeconds:   wall.Seconds(),
+		UserSeconds:   tv(e.ru.Utime),
+		SysSeconds:    tv(e.ru.Stime),
+		MaxRSSBytes:   uint64(e.ru.Maxrss) * 1024,
 		Interrupted:   interrupted,
 	}
 	if leaf.H.V2 {
 		rep.CgroupVersion = 2
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rep.UserSeconds = tv(ru.Utime)
-		rep.SysSeconds = tv(ru.Stime)
-		rep.MaxRSSBytes = uint64(ru.Maxrss) * 1024
-	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
-		switch {
-		case ws.Exited():
-			rep.ExitCode = ws.ExitStatus()
-		case ws.Signaled():
-			rep.Signal = ws.Signal().String()
-			rep.ExitCode = 128 + int(ws.Signal())
-		}
+	switch {
+	case e.ws.Exited():
+		rep.ExitCode = e.ws.ExitStatus()
+	case e.ws.Signaled():
+		rep.Signal = e.ws.Signal().String()
+		rep.ExitCode = 128 + int(e.ws.Signal())
 	}
 	f := leaf.Read()
 	if f.HavePeak {
@@ -244,7 +282,8 @@ loop:
 		v := f.SwapPeakBytes
 		rep.SwapPeakBytes, rep.SwapSource = &v, f.SwapPeakFile
 	}
-	rep.Stat, rep.Events, rep.Missing = f.Stat, f.Events, f.Missing
+	rep.Stat, rep.Events = f.Stat, f.Events
+	rep.Missing = append(missing, f.Missing...)
 	rep.OOMKilled = f.Events["oom_kill"] > 0
 	return rep, nil
 }

@@ -206,3 +206,37 @@ func TestStaleCgroupsRemovedLiveOnesKept(t *testing.T) {
 		t.Error("the leaf of a running cgpeak was removed")
 	}
 }
+
+// ru_maxrss must be the command's own, not cgpeak's: a static program that
+// touches one page stays far below cgpeak's size (GNU time reports about 1 MiB).
+func TestMaxRSSExcludesCgpeak(t *testing.T) {
+	cgpeak, touch := build(t)
+	r, code := runJSON(t, cgpeak, touch, "1")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	t.Logf("touch 1: ru_maxrss %d bytes, user %.3fs", r.MaxRSSBytes, r.UserSeconds)
+	if r.MaxRSSBytes == 0 || r.MaxRSSBytes > 2<<20 {
+		t.Errorf("ru_maxrss %d bytes for a one-page static program: cgpeak's own memory leaked in", r.MaxRSSBytes)
+	}
+}
+
+func TestStdioEnvAndDirPassThrough(t *testing.T) {
+	cgpeak, _ := build(t)
+	dir := t.TempDir()
+	c := exec.Command(cgpeak, "run", "-q", "--", "sh", "-c", `read x; echo "$x|$CGPEAK_T|$(pwd)"; echo err >&2`)
+	c.Dir = dir
+	c.Env = append(os.Environ(), "CGPEAK_T=v 1")
+	c.Stdin = strings.NewReader("hello\n")
+	var stdout, stderr strings.Builder
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "hello|v 1|" + dir + "\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	if stderr.String() != "err\n" {
+		t.Errorf("stderr %q", stderr.String())
+	}
+}

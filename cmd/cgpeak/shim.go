@@ -13,7 +13,7 @@ import (
 const shimArg = "__cgpeak-shim"
 
 func shim(args []string) {
-	if len(args) < 1 {
+	if len(args) < 2 {
 		os.Exit(exitInternal)
 	}
 	procs := os.NewFile(3, "cgroup.procs")
@@ -22,7 +22,7 @@ func shim(args []string) {
 		os.Exit(exitCgroup)
 	}
 	procs.Close()
-	err := syscall.Exec(args[0], args, os.Environ())
+	err := syscall.Exec(args[0], args[1:], os.Environ())
 	fmt.Fprintf(os.Stderr, "cgpeak: exec %s: %v\n", args[0], err)
 	os.Exit(exitNoExec)
 }

@@ -1,0 +1,114 @@
+// Package launcher starts a measured command from a process a few pages in
+// size, inside its cgroup, so ru_maxrss and CPU times are the command's own.
+// See launcher.c for why.
+package launcher
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Available reports whether this architecture has a launcher image.
+func Available() bool { return len(image) > 0 }
+
+var (
+	memfdOnce sync.Once
+	memfd     *os.File
+	memfdErr  error
+)
+
+// binary returns a path to the launcher, executable from any child of this process.
+func binaryPath() (string, error) {
+	memfdOnce.Do(func() {
+		fd, err := unix.MemfdCreate("cgpeak-launcher", unix.MFD_CLOEXEC)
+		if err != nil {
+			memfdErr = fmt.Errorf("creating launcher memfd: %w", err)
+			return
+		}
+		memfd = os.NewFile(uintptr(fd), "cgpeak-launcher")
+		if _, err := memfd.Write(image); err != nil {
+			memfdErr = fmt.Errorf("writing launcher: %w", err)
+		}
+	})
+	if memfdErr != nil {
+		return "", memfdErr
+	}
+	return "/proc/self/fd/" + strconv.Itoa(int(memfd.Fd())), nil
+}
+
+// Result is the command's end as the launcher saw it through wait4.
+type Result struct {
+	Status syscall.WaitStatus
+	Rusage syscall.Rusage
+}
+
+type wire struct {
+	Status int32
+	Err    int32
+	Ru     syscall.Rusage
+}
+
+// Launch is a started launcher.
+type Launch struct {
+	Cmd *exec.Cmd
+	res *os.File
+}
+
+// Command prepares the launcher for path/args. cg is the cgroup directory (v2)
+// or the v1 cgroup.procs file opened for writing.
+func Command(v2 bool, cg *os.File, path string, args []string) (*Launch, error) {
+	bin, err := binaryPath()
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	mode := "1"
+	if v2 {
+		mode = "2"
+	}
+	c := exec.Command(bin, append([]string{mode, path}, args...)...)
+	c.Args[0] = "cgpeak-launcher"
+	c.ExtraFiles = []*os.File{w, cg}
+	return &Launch{Cmd: c, res: r}, nil
+}
+
+// Start starts the launcher.
+func (l *Launch) Start() error {
+	err := l.Cmd.Start()
+	// Our copy of the write end must close so a dead launcher reads as EOF.
+	l.Cmd.ExtraFiles[0].Close()
+	if err != nil {
+		l.res.Close()
+	}
+	return err
+}
+
+// Wait waits for the launcher and returns the command's status and rusage.
+func (l *Launch) Wait() (Result, error) {
+	defer l.res.Close()
+	var w wire
+	rerr := binary.Read(l.res, binary.NativeEndian, &w)
+	werr := l.Cmd.Wait()
+	if rerr != nil {
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			return Result{}, fmt.Errorf("launcher ended without a result: %v", werr)
+		}
+		return Result{}, fmt.Errorf("reading launcher result: %w", rerr)
+	}
+	if w.Err != 0 {
+		return Result{}, fmt.Errorf("starting the command: %w", syscall.Errno(w.Err))
+	}
+	return Result{Status: syscall.WaitStatus(w.Status), Rusage: w.Ru}, nil
+}

@@ -338,7 +338,7 @@ func (l *Leaf) Read() Figures {
 	if v, err := l.readUint(swapName); err == nil {
 		if !l.H.V2 && f.HavePeak {
 			// v1 memsw counts memory+swap; the swap part cannot be split out of peaks taken at different times.
-			f.SwapPeakFile = swapName + " (memory+swap)"
+			f.SwapPeakFile = swapName
 		} else {
 			f.SwapPeakFile = swapName
 		}

@@ -302,7 +302,11 @@ func writeText(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, cgroup v%d; includes per-CPU charge batching)\n", human(*r.PeakBytes), r.PeakSource, r.CgroupVersion)
 	}
 	if r.SwapPeakBytes != nil {
-		fmt.Fprintf(w, "  swap peak                %10s     (%s)\n", human(*r.SwapPeakBytes), r.SwapSource)
+		label := "swap peak               "
+		if r.CgroupVersion == 1 {
+			label = "memory+swap peak        "
+		}
+		fmt.Fprintf(w, "  %s %10s     (%s)\n", label, human(*r.SwapPeakBytes), r.SwapSource)
 	}
 	fmt.Fprintf(w, "  peak RSS, one process    %10s     (ru_maxrss: the largest single process, not the tree)\n", human(r.MaxRSSBytes))
 	if len(r.Stat) > 0 {

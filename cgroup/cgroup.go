@@ -336,12 +336,8 @@ func (l *Leaf) Read() Figures {
 		f.Missing = append(f.Missing, fmt.Sprintf("cgroup peak: %s: %v (memory.peak needs Linux 5.19+)", peakName, err))
 	}
 	if v, err := l.readUint(swapName); err == nil {
-		if !l.H.V2 && f.HavePeak {
-			// v1 memsw counts memory+swap; the swap part cannot be split out of peaks taken at different times.
-			f.SwapPeakFile = swapName
-		} else {
-			f.SwapPeakFile = swapName
-		}
+		// On v1 this is memsw: memory and swap together.
+		f.SwapPeakFile = swapName
 		f.SwapPeakBytes, f.HaveSwapPeak = v, true
 	} else {
 		f.Missing = append(f.Missing, fmt.Sprintf("swap peak: %s: %v", swapName, errShort(err)))

@@ -94,17 +94,6 @@ func runCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: not executable: %v (chmod +x it)\n", cmdArgs[0], err)
 		return exitNoExec
 	}
-	var out io.Writer = os.Stderr
-	if o.output != "" {
-		f, err := os.Create(o.output)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		out = f
-	}
-
 	h, err := cgroup.FindMemory()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
@@ -124,6 +113,18 @@ func runCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
 	}
+	// Opened only once the cgroup exists, so a failed start leaves no empty report file.
+	var out io.Writer = os.Stderr
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		out = f
+	}
+
 
 	rep, err := execute(leaf, path, cmdArgs)
 	if err != nil {

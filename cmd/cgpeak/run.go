@@ -125,7 +125,6 @@ func runCmd(args []string) int {
 		out = f
 	}
 
-
 	rep, err := execute(leaf, path, cmdArgs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)

@@ -105,18 +105,27 @@ type Leaf struct {
 // run tell a live owner from a dead one.
 const NamePrefix = "cgpeak-"
 
-// Parent returns the directory a run's leaf goes in. On v2 the leaf cannot sit
-// beside our own process when +memory is enabled for children (no internal
-// processes), so v2 leaves go under the parent of our cgroup when that is ours
-// to write, else under our cgroup itself when it holds no other process.
-func (h Hierarchy) Parent() string { return h.Self }
+// Parent returns the directory a run's leaf goes in, and whether the memory
+// controller must first be enabled in its cgroup.subtree_control.
+//
+// v1 has no placement rule: the leaf goes under our own cgroup. v2 forbids
+// internal processes: a cgroup holding cgpeak cannot also give memory to a
+// child, so unless we sit in the root (which is exempt) the leaf goes beside
+// our cgroup, whose parent already grants memory when our cgroup has it.
+func (h Hierarchy) Parent() (dir string, enable bool) {
+	if !h.V2 || filepath.Clean(h.Self) == filepath.Clean(h.Mount) {
+		return h.Self, h.V2
+	}
+	b, _ := os.ReadFile(filepath.Join(h.Self, "cgroup.controllers"))
+	return filepath.Dir(h.Self), !has(strings.Fields(string(b)), "memory")
+}
 
-// NewLeaf makes a fresh, uniquely named leaf for one run. On v2 it enables the
-// memory controller in the parent's cgroup.subtree_control first.
+// NewLeaf makes a fresh, uniquely named leaf for one run, enabling the
+// memory controller above it where needed.
 func NewLeaf(h Hierarchy) (*Leaf, error) {
-	parent := h.Parent()
+	parent, enable := h.Parent()
 	CleanStale(parent)
-	if h.V2 {
+	if enable {
 		if err := enableMemory(parent); err != nil {
 			return nil, err
 		}

@@ -1,13 +1,38 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test lint generate check-generated
+.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated
+
+# The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
+# modes, and the packages whose tests need a real kernel.
+KERNELS ?= bookworm trixie-backports
+KERNEL ?= bookworm
+MODES ?= v2 v1
+VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/
 help: ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
 build: ## build bin/cgpeak
 	$(GO) build -o bin/cgpeak ./cmd/cgpeak
-test: ## unit and host cgroup integration tests (needs root, gcc)
-	$(GO) test -v -count=1 ./... 2>&1 | tee /tmp/cgpeak-test.log | grep -E '^(=== RUN|--- |ok|FAIL|PASS|SKIP|\s+\S+_test.go)' ; test $${PIPESTATUS[0]} -eq 0
+test: ## everything: unit and host tests, then the VM suite on each kernel of KERNELS
+	$(MAKE) hosttest
+	$(MAKE) vmtest-all
+hosttest: ## unit and host cgroup integration tests (needs root, gcc)
+	@log=$$(mktemp /tmp/cgpeak-hosttest-XXXXXX.log); \
+	$(GO) test -v -count=1 ./... >$$log 2>&1; rc=$$?; \
+	grep -E '^(\s*--- |ok|FAIL|PASS$$|panic:|\s+\S+_test\.go:)' $$log; \
+	p=$$(grep -cE '^\s*--- PASS' $$log); f=$$(grep -cE '^\s*--- FAIL' $$log); s=$$(grep -cE '^\s*--- SKIP' $$log); \
+	echo "host suite: $$(uname -r): $$((p+f+s)) tests ran: $$p passed, $$f failed, $$s skipped; log $$log"; exit $$rc
+vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
+	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
+vmtest-all: guest bin/vmtest
+	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
+guest: ## static binaries shipped into the VMs
+	@mkdir -p bin/guest
+	CGO_ENABLED=0 $(GO) build -o bin/guest/cgpeak ./cmd/cgpeak
+	gcc -O1 -static -o bin/guest/touchpages testdata/touch/touch.c
+bin/vmtest: FORCE
+	$(GO) build -o bin/vmtest ./cmd/vmtest
+FORCE:
 lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)

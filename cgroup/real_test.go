@@ -61,7 +61,9 @@ func TestLeafLifecycle(t *testing.T) {
 		t.Fatalf("procs in leaf: %v", p)
 	}
 	f := l.Read()
-	if !f.HavePeak || f.PeakBytes == 0 {
+	if !f.HavePeak && h.V2 && strings.Contains(strings.Join(f.Missing, " "), "needs Linux 5.19+") {
+		t.Logf("this kernel has no memory.peak, and Read says so: %v", f.Missing)
+	} else if !f.HavePeak || f.PeakBytes == 0 {
 		t.Errorf("no peak read from a leaf holding processes: %+v", f)
 	}
 	if err := l.Kill(); err != nil {

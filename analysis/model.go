@@ -1,0 +1,277 @@
+// Package analysis replays memory cgroup charge events and reconstructs what
+// the kernel's counter hides: how much of its usage U(t) is pages waiting in
+// each CPU's charge stock S(t), and so the real use U - S and its peak.
+//
+// Pure functions of the events: no root, no BPF, no files, so a saved trace
+// gives the same answer on any machine.
+package analysis
+
+import (
+	"sort"
+)
+
+// Op is what a traced kernel function did to the run's memory counter or to
+// a CPU's stock of pre-charged pages for the run's memcg.
+type Op uint8
+
+const (
+	// OpCharge: try_charge_memcg (try_charge before 5.14) returned for a
+	// request of Pages. With no counter charge on that CPU since its last
+	// request, the stock served it: consume_stock is inlined and unprobeable.
+	OpCharge Op = iota + 1
+	// OpCounterCharge: page_counter_try_charge or page_counter_charge on
+	// &memcg->memory; Pages is the batch actually charged.
+	OpCounterCharge
+	// OpCounterUncharge: page_counter_uncharge on &memcg->memory.
+	OpCounterUncharge
+	// OpRefill: refill_stock put Pages into this CPU's stock.
+	OpRefill
+	// OpDrain: drain_stock gave this CPU's stock back (its counter uncharge
+	// arrives as an OpCounterUncharge of its own).
+	OpDrain
+)
+
+var opNames = map[Op]string{OpCharge: "charge", OpCounterCharge: "counter_charge", OpCounterUncharge: "counter_uncharge", OpRefill: "refill_stock", OpDrain: "drain_stock"}
+
+func (o Op) String() string { return opNames[o] }
+
+// Event is one traced call, for the run's own memcg.
+type Event struct {
+	Time      uint64 // ns, monotonic
+	CPU       int
+	PID, TID  int
+	Comm      string
+	Op        Op
+	Pages     uint64
+	Usage     uint64 // counter usage after the call, pages (counter events only)
+	Watermark uint64 // counter watermark after the call, pages (counter events only)
+	Forced    bool   // page_counter_charge: charged past the limit, no batch
+	Failed    bool   // the charge was refused
+}
+
+// Model replays events in order.
+type Model struct {
+	batch     uint64
+	usage     int64
+	watermark uint64
+	stock     map[int]int64
+	charged   map[int]bool // a counter charge since this CPU's last request
+	real      int64
+	best      Peak
+	atMark    *Snapshot
+	batches   uint64 // counter charges of a whole batch so far
+	cpus      map[int]*CPUStats
+	procs     map[int]*ProcStats
+	totals    Totals
+	events    uint64
+	timeline  []Point
+	keepTL    bool
+	first     uint64
+}
+
+// Peak is the corrected peak: the most pages really in use at once.
+type Peak struct {
+	Pages uint64
+	Time  uint64
+}
+
+// Snapshot breaks the watermark down at the last moment usage stood at it.
+type Snapshot struct {
+	Watermark uint64
+	InUse     uint64
+	Stock     map[int]uint64 // CPU -> pages pre-charged there
+	Batches   uint64         // whole batches charged until then
+	Time      uint64
+}
+
+// CPUStats and ProcStats are charge totals.
+type CPUStats struct {
+	Requests, RequestedPages, FromStock, CounterCharges, CounterPages uint64
+}
+
+type ProcStats struct {
+	Comm                     string
+	Requests, RequestedPages uint64
+}
+
+// Totals over the whole trace.
+type Totals struct {
+	Requests, RequestedPages, FromStock uint64
+	CounterCharges, CounterPages        uint64
+	Forced, ForcedPages, Failed         uint64
+	Uncharges, UnchargedPages           uint64
+	Refills, Drains                     uint64
+	Big                                 uint64 // requests larger than a batch (THP): charged exactly, no surplus
+}
+
+// Point is one step of the timeline, in pages.
+type Point struct {
+	Time      uint64
+	Usage     int64
+	Real      int64
+	Watermark uint64
+	Op        Op
+	CPU       int
+}
+
+// NewModel starts an empty model for a kernel whose charge batch is batch
+// pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
+// step is kept for Result().Timeline.
+func NewModel(batch uint64, timeline bool) *Model {
+	return &Model{batch: batch, stock: map[int]int64{}, charged: map[int]bool{},
+		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, keepTL: timeline}
+}
+
+func (m *Model) cpu(c int) *CPUStats {
+	s := m.cpus[c]
+	if s == nil {
+		s = &CPUStats{}
+		m.cpus[c] = s
+	}
+	return s
+}
+
+func (m *Model) stocked() int64 {
+	var s int64
+	for _, v := range m.stock {
+		s += v
+	}
+	return s
+}
+
+// Apply replays one event.
+func (m *Model) Apply(e Event) {
+	if m.events == 0 {
+		m.first = e.Time
+	}
+	m.events++
+	c := m.cpu(e.CPU)
+	switch e.Op {
+	case OpCounterCharge:
+		if e.Failed {
+			m.totals.Failed++
+			break
+		}
+		m.usage = int64(e.Usage)
+		m.charged[e.CPU] = true
+		c.CounterCharges++
+		c.CounterPages += e.Pages
+		m.totals.CounterCharges++
+		m.totals.CounterPages += e.Pages
+		if e.Forced {
+			m.totals.Forced++
+			m.totals.ForcedPages += e.Pages
+		} else if e.Pages == m.batch {
+			m.batches++
+		}
+		if e.Watermark > m.watermark {
+			m.watermark = e.Watermark
+		}
+	case OpCounterUncharge:
+		m.usage = int64(e.Usage)
+		m.totals.Uncharges++
+		m.totals.UnchargedPages += e.Pages
+	case OpRefill:
+		m.stock[e.CPU] += int64(e.Pages)
+		m.totals.Refills++
+	case OpDrain:
+		m.stock[e.CPU] = 0
+		m.totals.Drains++
+	case OpCharge:
+		if e.Failed {
+			m.totals.Failed++
+			break
+		}
+		m.totals.Requests++
+		m.totals.RequestedPages += e.Pages
+		c.Requests++
+		c.RequestedPages += e.Pages
+		if e.Pages > m.batch {
+			m.totals.Big++
+		}
+		p := m.procs[e.PID]
+		if p == nil {
+			p = &ProcStats{Comm: e.Comm}
+			m.procs[e.PID] = p
+		}
+		p.Requests++
+		p.RequestedPages += e.Pages
+		if !m.charged[e.CPU] {
+			m.stock[e.CPU] -= int64(e.Pages)
+			m.totals.FromStock++
+			c.FromStock++
+		}
+		m.charged[e.CPU] = false
+	}
+	m.real = m.usage - m.stocked()
+	// Between a counter charge and the end of its request, U holds a surplus
+	// not yet in the stock; between drain_stock's entry and its uncharge, U
+	// still holds pages no longer stocked: real use is known at the others.
+	if e.Op != OpCounterCharge && e.Op != OpDrain {
+		if m.real > int64(m.best.Pages) {
+			m.best = Peak{Pages: uint64(m.real), Time: e.Time}
+		}
+		// The watermark is explained at the last moment the counter stood
+		// at it: the most of it that was real use, the rest in stocks.
+		if m.usage == int64(m.watermark) && m.watermark > 0 {
+			s := &Snapshot{Watermark: m.watermark, Stock: map[int]uint64{}, Batches: m.batches, Time: e.Time}
+			for cpu, v := range m.stock {
+				if v > 0 {
+					s.Stock[cpu] = uint64(v)
+				}
+			}
+			if m.real > 0 {
+				s.InUse = uint64(m.real)
+			}
+			m.atMark = s
+		}
+	}
+	if m.keepTL {
+		m.timeline = append(m.timeline, Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
+	}
+}
+
+// Result is what the replay found, in pages.
+type Result struct {
+	Batch         uint64
+	Events        uint64
+	Watermark     uint64 // the counter's own watermark, as traced
+	CorrectedPeak Peak   // max over time of U - S
+	AtWatermark   *Snapshot
+	FinalUsage    int64
+	FinalStock    map[int]uint64
+	Totals        Totals
+	CPUs          map[int]CPUStats
+	Procs         map[int]ProcStats
+	Timeline      []Point
+	StartTime     uint64
+}
+
+// Result summarises the events applied so far.
+func (m *Model) Result() Result {
+	r := Result{Batch: m.batch, Events: m.events, Watermark: m.watermark, CorrectedPeak: m.best,
+		AtWatermark: m.atMark, FinalUsage: m.usage, FinalStock: map[int]uint64{}, Totals: m.totals,
+		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Timeline: m.timeline, StartTime: m.first}
+	for c, v := range m.stock {
+		if v > 0 {
+			r.FinalStock[c] = uint64(v)
+		}
+	}
+	for c, s := range m.cpus {
+		r.CPUs[c] = *s
+	}
+	for p, s := range m.procs {
+		r.Procs[p] = *s
+	}
+	return r
+}
+
+// sortedCPUs lists the CPUs of a stock map in order.
+func sortedCPUs(m map[int]uint64) []int {
+	cpus := make([]int, 0, len(m))
+	for c := range m {
+		cpus = append(cpus, c)
+	}
+	sort.Ints(cpus)
+	return cpus
+}

@@ -1,0 +1,191 @@
+package analysis
+
+import (
+	"strings"
+	"testing"
+)
+
+// kernel simulates the 6.x charge path (mm/memcontrol.c try_charge_memcg,
+// refill_stock, drain_stock) for one memcg with unlimited memory, emitting the
+// events the tracer records, so tests have a ground truth they control.
+type kernel struct {
+	batch     uint64
+	usage     uint64
+	watermark uint64
+	stock     map[int]uint64
+	inUse     uint64 // what the workload really holds
+	maxInUse  uint64
+	events    []Event
+	t         uint64
+}
+
+func newKernel(batch uint64) *kernel { return &kernel{batch: batch, stock: map[int]uint64{}} }
+
+func (k *kernel) emit(e Event) {
+	k.t += 1000
+	e.Time = k.t
+	e.PID, e.TID, e.Comm = 42, 42, "touch"
+	k.events = append(k.events, e)
+}
+
+func (k *kernel) counter(cpu int, nr uint64, forced bool) {
+	k.usage += nr
+	if k.usage > k.watermark {
+		k.watermark = k.usage
+	}
+	k.emit(Event{CPU: cpu, Op: OpCounterCharge, Pages: nr, Usage: k.usage, Watermark: k.watermark, Forced: forced})
+}
+
+func (k *kernel) uncharge(cpu int, nr uint64) {
+	k.usage -= nr
+	k.emit(Event{CPU: cpu, Op: OpCounterUncharge, Pages: nr, Usage: k.usage, Watermark: k.watermark})
+}
+
+func (k *kernel) refill(cpu int, nr uint64) {
+	k.stock[cpu] += nr
+	k.emit(Event{CPU: cpu, Op: OpRefill, Pages: nr})
+	if k.stock[cpu] > k.batch {
+		k.drain(cpu)
+	}
+}
+
+func (k *kernel) drain(cpu int) {
+	n := k.stock[cpu]
+	k.emit(Event{CPU: cpu, Op: OpDrain, Pages: n})
+	if n > 0 {
+		k.uncharge(cpu, n)
+	}
+	k.stock[cpu] = 0
+}
+
+// fault charges nr pages for the workload on cpu.
+func (k *kernel) fault(cpu int, nr uint64) {
+	if k.stock[cpu] >= nr {
+		k.stock[cpu] -= nr
+	} else {
+		b := max(k.batch, nr)
+		k.counter(cpu, b, false)
+		if b > nr {
+			k.refill(cpu, b-nr)
+		}
+	}
+	k.emit(Event{CPU: cpu, Op: OpCharge, Pages: nr})
+	k.inUse += nr
+	k.maxInUse = max(k.maxInUse, k.inUse)
+}
+
+// free returns nr of the workload's pages (folio uncharge: straight to the counter).
+func (k *kernel) free(cpu int, nr uint64) {
+	k.uncharge(cpu, nr)
+	k.inUse -= nr
+}
+
+// freeKmem returns kernel memory: obj_cgroup_uncharge_pages refills the stock.
+func (k *kernel) freeKmem(cpu int, nr uint64) {
+	k.refill(cpu, nr)
+	k.inUse -= nr
+}
+
+func replay(k *kernel) Result {
+	m := NewModel(k.batch, true)
+	for _, e := range k.events {
+		m.Apply(e)
+	}
+	return m.Result()
+}
+
+// One CPU, N sequential faults from an empty stock: the closed form of
+// kernel-notes.md, watermark = B*ceil(N/B), corrected = N, overcount (-N) mod B.
+func TestClosedFormOneCPU(t *testing.T) {
+	for _, batch := range []uint64{32, 64} {
+		for _, n := range []uint64{1, 63, 64, 65, 196, 1000} {
+			k := newKernel(batch)
+			for i := uint64(0); i < n; i++ {
+				k.fault(0, 1)
+			}
+			r := replay(k)
+			wantMark := batch * ((n + batch - 1) / batch)
+			if r.Watermark != wantMark || r.CorrectedPeak.Pages != n {
+				t.Errorf("B=%d N=%d: watermark %d corrected %d, want %d and %d", batch, n, r.Watermark, r.CorrectedPeak.Pages, wantMark, n)
+			}
+			if over := r.Watermark - r.CorrectedPeak.Pages; over != (batch-n%batch)%batch {
+				t.Errorf("B=%d N=%d: overcount %d, want (-N) mod B", batch, n, over)
+			}
+			if r.Totals.Requests != n || r.Totals.FromStock != n-(wantMark/batch) {
+				t.Errorf("B=%d N=%d: %d requests, %d from stock", batch, n, r.Totals.Requests, r.Totals.FromStock)
+			}
+		}
+	}
+}
+
+// The seed experiment's shape: 196 pages on 7.3 read 256 pages in memory.peak.
+func TestExplainSeed(t *testing.T) {
+	k := newKernel(64)
+	for i := 0; i < 196; i++ {
+		k.fault(0, 1)
+	}
+	r := replay(k)
+	got := Explain(r, "memory.peak", 1048576, 4096)
+	want := "memory.peak 1048576 B (256 pages) = 196 pages in use + 60 pages pre-charged in CPU 0's stock (4 batches of 64)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// Random interleavings on several CPUs with frees, kernel-memory frees that
+// refill the stock, stock drains and THP-sized charges: U - S tracks the
+// simulator's real use at every step, and the corrected peak is its maximum.
+func TestRealUseTracksTruth(t *testing.T) {
+	seed := uint64(1)
+	rnd := func(n uint64) uint64 {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return (seed >> 33) % n
+	}
+	for trial := 0; trial < 50; trial++ {
+		k := newKernel(64)
+		m := NewModel(64, false)
+		applied := 0
+		for step := 0; step < 3000; step++ {
+			cpu := int(rnd(4))
+			switch r := rnd(100); {
+			case r < 70:
+				k.fault(cpu, 1)
+			case r < 72:
+				k.fault(cpu, 512)
+			case r < 90 && k.inUse > 8:
+				k.free(cpu, 1+rnd(8))
+			case r < 95 && k.inUse > 2:
+				k.freeKmem(cpu, 1+rnd(2))
+			case r < 97:
+				k.drain(cpu)
+			}
+			for ; applied < len(k.events); applied++ {
+				m.Apply(k.events[applied])
+			}
+			if real := m.Result().FinalUsage - m.stocked(); real != int64(k.inUse) {
+				t.Fatalf("trial %d step %d: U-S = %d, real use %d", trial, step, real, k.inUse)
+			}
+		}
+		r := m.Result()
+		if r.CorrectedPeak.Pages != k.maxInUse {
+			t.Errorf("trial %d: corrected peak %d, real peak %d", trial, r.CorrectedPeak.Pages, k.maxInUse)
+		}
+		if r.CorrectedPeak.Pages > r.Watermark {
+			t.Errorf("trial %d: corrected %d above watermark %d", trial, r.CorrectedPeak.Pages, r.Watermark)
+		}
+		if gap := r.Watermark - r.CorrectedPeak.Pages; gap > 64*4+512 {
+			t.Errorf("trial %d: gap %d beyond batch x CPUs", trial, gap)
+		}
+	}
+}
+
+func TestExplainTwoCPUs(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.fault(1, 1)
+	r := replay(k)
+	got := Explain(r, "memory.peak", 128*4096, 4096)
+	if !strings.Contains(got, "= 2 pages in use + 63 pages pre-charged in CPU 0's stock + 63 pages pre-charged in CPU 1's stock (2 batches of 64)") {
+		t.Errorf("got %q", got)
+	}
+}

@@ -8,7 +8,7 @@ GO ?= go
 KERNELS ?= bookworm trixie-backports
 KERNEL ?= bookworm
 MODES ?= v2 v1
-VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/
+VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/ ./loader/
 help: ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
 build: ## build bin/cgpeak
@@ -36,8 +36,9 @@ FORCE:
 lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
-generate: ## regenerate committed objects (the launcher; needs gcc)
+generate: ## regenerate committed objects (the launcher: gcc; the BPF objects: clang, llvm, linux-libc-dev)
+	$(GO) generate ./bpf/
 	gcc -Os -static -nostdlib -fno-stack-protector -fno-asynchronous-unwind-tables -fno-builtin \
 		-Wl,--build-id=none -s -o launcher/launcher_amd64.bin launcher/launcher.c
 check-generated: generate ## fail when committed objects are stale
-	git diff --exit-code -- launcher/
+	git diff --exit-code -- launcher/ bpf/

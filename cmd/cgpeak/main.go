@@ -13,6 +13,8 @@ var version = "0.1.0-dev"
 const (
 	exitUsage    = 2
 	exitCgroup   = 3
+	exitTrace    = 4 // charge tracing asked for but not possible here
+	exitBadTrace = 5 // a trace file that cannot be read
 	exitNotFound = 127
 	exitNoExec   = 126
 	exitInternal = 125
@@ -33,6 +35,10 @@ func dispatch(args []string) int {
 	switch args[0] {
 	case "run":
 		return runCmd(args[1:])
+	case "explain":
+		return explainCmd(args[1:])
+	case "probe":
+		return probeCmd(args[1:])
 	case "--version", "version":
 		fmt.Println("cgpeak", version)
 		return 0
@@ -49,6 +55,9 @@ func usage() {
 
 Usage:
   cgpeak run [flags] -- CMD [ARGS...]   run CMD in a fresh memory cgroup and report
+                                        (--trace: record every charge with eBPF, explain the peak)
+  cgpeak explain TRACE.jsonl            replay a saved trace offline and explain the peak
+  cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version
 
 Run "cgpeak run --help" for the flags.

@@ -27,6 +27,7 @@ type runOpts struct {
 	memoryMax string
 	swapMax   string
 	quiet     bool
+	trace     traceOpts
 }
 
 // Report is one run's result; JSON field names are stable.
@@ -49,6 +50,7 @@ type Report struct {
 	OOMKilled     bool              `json:"oom_killed"`
 	Interrupted   bool              `json:"interrupted,omitempty"`
 	Missing       []string          `json:"missing,omitempty"`
+	Trace         *TraceReport      `json:"trace,omitempty"`
 }
 
 func runCmd(args []string) int {
@@ -60,6 +62,10 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
 	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
+	fs.BoolVar(&o.trace.on, "trace", false, "trace every memory cgroup charge with eBPF and explain the peak (root; see cgpeak probe)")
+	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (implies --trace)")
+	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
+	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak run [flags] -- CMD [ARGS...]\n\nRuns CMD in a fresh memory cgroup; when it ends, reports wall/user/sys time,\nthe cgroup's peak memory (memory.peak on v2, memory.max_usage_in_bytes on v1),\nru_maxrss and memory.stat. Exits with CMD's exit code (128+signal if killed).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -68,6 +74,13 @@ func runCmd(args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		return exitUsage
+	}
+	o.trace.on = o.trace.on || o.trace.output != ""
+	switch o.trace.backend {
+	case "auto", "fentry", "kprobe":
+	default:
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
 		return exitUsage
 	}
 	cmdArgs := fs.Args()
@@ -125,7 +138,12 @@ func runCmd(args []string) int {
 		out = f
 	}
 
-	rep, err := execute(leaf, path, cmdArgs)
+	rep, err := execute(leaf, path, cmdArgs, o.trace)
+	var te *traceStartError
+	if errors.As(err, &te) {
+		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
+		return exitTrace
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		_ = leaf.Kill()
@@ -156,7 +174,7 @@ func parseSizeFlag(name, v string) (int64, error) {
 
 // execute starts the command inside the leaf, waits for it (killing the whole
 // tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
-func execute(leaf *cgroup.Leaf, path string, args []string) (*Report, error) {
+func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts) (*Report, error) {
 	var cg *os.File
 	var err error
 	if leaf.H.V2 {
@@ -201,6 +219,12 @@ func execute(leaf *cgroup.Leaf, path string, args []string) (*Report, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	var ts *traceSession
+	if topts.on {
+		if ts, err = startTrace(topts, leaf, args); err != nil {
+			return nil, &traceStartError{err}
+		}
+	}
 	start := time.Now()
 	if l != nil {
 		err = l.Start()
@@ -208,6 +232,9 @@ func execute(leaf *cgroup.Leaf, path string, args []string) (*Report, error) {
 		err = cmd.Start()
 	}
 	if err != nil {
+		if ts != nil {
+			ts.abort()
+		}
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
 	type end struct {
@@ -250,6 +277,9 @@ loop:
 	// Children the command left behind still count: end them before reading.
 	_ = leaf.Kill()
 	if e.err != nil {
+		if ts != nil {
+			ts.abort()
+		}
 		return nil, e.err
 	}
 
@@ -285,6 +315,11 @@ loop:
 	rep.Stat, rep.Events = f.Stat, f.Events
 	rep.Missing = append(missing, f.Missing...)
 	rep.OOMKilled = f.Events["oom_kill"] > 0
+	if ts != nil {
+		if rep.Trace, err = ts.stop(f); err != nil {
+			rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
+		}
+	}
 	return rep, nil
 }
 
@@ -329,6 +364,9 @@ func writeText(w io.Writer, r *Report) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.Events[k]))
 		}
 		fmt.Fprintf(w, "  memory events            %s\n", strings.Join(parts, ", "))
+	}
+	if r.Trace != nil {
+		writeTraceText(w, r.Trace)
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)

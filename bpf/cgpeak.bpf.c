@@ -1,0 +1,382 @@
+//go:build ignore
+
+// Memory cgroup charge tracer: every charge request, counter charge and
+// uncharge, and per-CPU stock refill and drain of one memcg, so user space can
+// replay the counter and the stock (analysis/) event by event.
+//
+// Each function has an fentry/fexit and a kprobe/kretprobe program; the
+// loader keeps one set, chosen by a feature probe. Function names are set
+// from Go at attach time (try_charge before 5.14, try_charge_memcg after).
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <asm/ptrace.h>
+#include <stdbool.h>
+#include "headers/bpf_helpers.h"
+#include "headers/bpf_tracing.h"
+#include "headers/bpf_core_read.h"
+#include "headers/memcg.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+enum op {
+	OP_CHARGE = 1,
+	OP_COUNTER_CHARGE,
+	OP_COUNTER_UNCHARGE,
+	OP_REFILL,
+	OP_DRAIN,
+};
+
+enum counter_kind {
+	COUNTER_NONE,
+	COUNTER_MEMORY,
+	COUNTER_MEMSW, /* memsw on v1, swap on v2: one union in struct mem_cgroup */
+};
+
+enum fn {
+	FN_TRY_CHARGE = 1,
+	FN_PC_TRY_CHARGE,
+	FN_PC_CHARGE,
+	FN_PC_UNCHARGE,
+	FN_REFILL_STOCK,
+	FN_DRAIN_STOCK,
+};
+
+#define FLAG_FAILED 1
+#define FLAG_FORCED 2
+
+struct event {
+	__u64 ts;
+	__u64 pages;
+	__u64 usage;
+	__u64 watermark;
+	__u32 cpu;
+	__u32 pid;
+	__u32 tid;
+	__u8 op;
+	__u8 counter;
+	__u8 fn;
+	__u8 flags;
+	char comm[16];
+};
+
+/* Keeps struct event in BTF for bpf2go's Go type. */
+const struct event *unused_event __attribute__((unused));
+
+/* Set from Go before loading. */
+volatile const __u64 target_cgid = 0;
+
+/* The target's struct mem_cgroup, learned from its first charge so that
+ * counter events filter by a pointer compare instead of a chain of reads. */
+__u64 target_memcg = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Set while drain_stock runs on a CPU: a page_counter_uncharge inside it is
+ * the stock going back, which the model must know apart from a free. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} in_drain SEC(".maps");
+
+/* kprobe arguments kept for the kretprobe, per thread and function (the
+ * counter functions run nested inside try_charge_memcg on the same thread). */
+struct args {
+	__u64 a0;
+	__u64 a1;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct args);
+} entry_args SEC(".maps");
+
+static __always_inline bool is_target(struct mem_cgroup *memcg)
+{
+	if (!memcg)
+		return false;
+	if ((__u64)memcg == target_memcg)
+		return true;
+	if (BPF_CORE_READ(memcg, css.cgroup, kn, id) != target_cgid)
+		return false;
+	target_memcg = (__u64)memcg;
+	return true;
+}
+
+static __always_inline __u8 counter_kind(struct page_counter *c)
+{
+	__u64 m = target_memcg;
+
+	if (!m) {
+		/* Not learned yet: fexit of try_charge_memcg comes after the first
+		 * counter charge it makes. Assume c is &memcg->memory and check the
+		 * cgroup id; a counter that is not one reads as some other id. */
+		struct mem_cgroup *memcg = (void *)c - bpf_core_field_offset(struct mem_cgroup, memory);
+		if (!is_target(memcg))
+			return COUNTER_NONE;
+		m = target_memcg;
+	}
+	if ((__u64)c == m + bpf_core_field_offset(struct mem_cgroup, memory))
+		return COUNTER_MEMORY;
+	if (bpf_core_field_exists(struct mem_cgroup, memsw) &&
+	    (__u64)c == m + bpf_core_field_offset(struct mem_cgroup, memsw))
+		return COUNTER_MEMSW;
+	return COUNTER_NONE;
+}
+
+static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u32 k = 0;
+		__u64 *n = bpf_map_lookup_elem(&lost, &k);
+		if (n)
+			(*n)++;
+		return;
+	}
+	__u64 pt = bpf_get_current_pid_tgid();
+	e->ts = bpf_ktime_get_ns();
+	e->pages = pages;
+	e->usage = 0;
+	e->watermark = 0;
+	if (pc) {
+		e->usage = BPF_CORE_READ(pc, usage.counter);
+		e->watermark = BPF_CORE_READ(pc, watermark);
+	}
+	e->cpu = bpf_get_smp_processor_id();
+	e->pid = pt >> 32;
+	e->tid = (__u32)pt;
+	e->op = op;
+	e->counter = counter;
+	e->fn = fn;
+	e->flags = flags;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void on_try_charge(struct mem_cgroup *memcg, __u64 nr, int ret)
+{
+	if (is_target(memcg))
+		emit(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0);
+}
+
+static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
+{
+	__u8 k = counter_kind(c);
+	if (k)
+		emit(OP_COUNTER_CHARGE, fn, k, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, c);
+}
+
+static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
+{
+	__u8 k = counter_kind(c);
+	__u32 z = 0;
+	__u32 *d;
+
+	if (!k)
+		return;
+	d = bpf_map_lookup_elem(&in_drain, &z);
+	if (d && *d && k == COUNTER_MEMORY)
+		emit(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0);
+	emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, c);
+}
+
+static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
+{
+	if (is_target(memcg))
+		emit(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0);
+}
+
+static __always_inline void set_drain(__u32 v)
+{
+	__u32 z = 0;
+	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
+	if (d)
+		*d = v;
+}
+
+/* fentry / fexit */
+
+SEC("fexit/try_charge_memcg")
+int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
+{
+	on_try_charge(memcg, nr, ret);
+	return 0;
+}
+
+SEC("fexit/page_counter_try_charge")
+int BPF_PROG(fexit_pc_try_charge, struct page_counter *c, unsigned long nr, struct page_counter **fail, bool ret)
+{
+	on_counter_charge(FN_PC_TRY_CHARGE, c, nr, ret);
+	return 0;
+}
+
+SEC("fexit/page_counter_charge")
+int BPF_PROG(fexit_pc_charge, struct page_counter *c, unsigned long nr)
+{
+	on_counter_charge(FN_PC_CHARGE, c, nr, true);
+	return 0;
+}
+
+SEC("fexit/page_counter_uncharge")
+int BPF_PROG(fexit_pc_uncharge, struct page_counter *c, unsigned long nr)
+{
+	on_uncharge(c, nr);
+	return 0;
+}
+
+SEC("fentry/refill_stock")
+int BPF_PROG(fentry_refill_stock, struct mem_cgroup *memcg, unsigned int nr)
+{
+	on_refill(memcg, nr);
+	return 0;
+}
+
+SEC("fentry/drain_stock")
+int BPF_PROG(fentry_drain_stock)
+{
+	set_drain(1);
+	return 0;
+}
+
+SEC("fexit/drain_stock")
+int BPF_PROG(fexit_drain_stock)
+{
+	set_drain(0);
+	return 0;
+}
+
+/* kprobe / kretprobe */
+
+static __always_inline __u64 args_key(__u8 fn)
+{
+	return (bpf_get_current_pid_tgid() << 8) | fn;
+}
+
+static __always_inline void save(__u8 fn, __u64 a0, __u64 a1)
+{
+	__u64 k = args_key(fn);
+	struct args a = {.a0 = a0, .a1 = a1};
+	bpf_map_update_elem(&entry_args, &k, &a, BPF_ANY);
+}
+
+static __always_inline struct args *take(__u8 fn, __u64 *key)
+{
+	*key = args_key(fn);
+	return bpf_map_lookup_elem(&entry_args, key);
+}
+
+SEC("kprobe/try_charge_memcg")
+int BPF_KPROBE(kprobe_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr)
+{
+	if (is_target(memcg))
+		save(FN_TRY_CHARGE, (__u64)memcg, nr);
+	return 0;
+}
+
+SEC("kretprobe/try_charge_memcg")
+int BPF_KRETPROBE(kretprobe_try_charge, int ret)
+{
+	__u64 k;
+	struct args *a = take(FN_TRY_CHARGE, &k);
+	if (!a)
+		return 0;
+	emit(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, a->a1, 0);
+	bpf_map_delete_elem(&entry_args, &k);
+	return 0;
+}
+
+SEC("kprobe/page_counter_try_charge")
+int BPF_KPROBE(kprobe_pc_try_charge, struct page_counter *c, unsigned long nr)
+{
+	if (counter_kind(c))
+		save(FN_PC_TRY_CHARGE, (__u64)c, nr);
+	return 0;
+}
+
+SEC("kretprobe/page_counter_try_charge")
+int BPF_KRETPROBE(kretprobe_pc_try_charge, bool ret)
+{
+	__u64 k;
+	struct args *a = take(FN_PC_TRY_CHARGE, &k);
+	if (!a)
+		return 0;
+	on_counter_charge(FN_PC_TRY_CHARGE, (struct page_counter *)a->a0, a->a1, ret);
+	bpf_map_delete_elem(&entry_args, &k);
+	return 0;
+}
+
+SEC("kprobe/page_counter_charge")
+int BPF_KPROBE(kprobe_pc_charge, struct page_counter *c, unsigned long nr)
+{
+	if (counter_kind(c))
+		save(FN_PC_CHARGE, (__u64)c, nr);
+	return 0;
+}
+
+SEC("kretprobe/page_counter_charge")
+int BPF_KRETPROBE(kretprobe_pc_charge)
+{
+	__u64 k;
+	struct args *a = take(FN_PC_CHARGE, &k);
+	if (!a)
+		return 0;
+	on_counter_charge(FN_PC_CHARGE, (struct page_counter *)a->a0, a->a1, true);
+	bpf_map_delete_elem(&entry_args, &k);
+	return 0;
+}
+
+SEC("kprobe/page_counter_uncharge")
+int BPF_KPROBE(kprobe_pc_uncharge, struct page_counter *c, unsigned long nr)
+{
+	if (counter_kind(c))
+		save(FN_PC_UNCHARGE, (__u64)c, nr);
+	return 0;
+}
+
+SEC("kretprobe/page_counter_uncharge")
+int BPF_KRETPROBE(kretprobe_pc_uncharge)
+{
+	__u64 k;
+	struct args *a = take(FN_PC_UNCHARGE, &k);
+	if (!a)
+		return 0;
+	on_uncharge((struct page_counter *)a->a0, a->a1);
+	bpf_map_delete_elem(&entry_args, &k);
+	return 0;
+}
+
+SEC("kprobe/refill_stock")
+int BPF_KPROBE(kprobe_refill_stock, struct mem_cgroup *memcg, unsigned int nr)
+{
+	on_refill(memcg, nr);
+	return 0;
+}
+
+SEC("kprobe/drain_stock")
+int BPF_KPROBE(kprobe_drain_stock)
+{
+	set_drain(1);
+	return 0;
+}
+
+SEC("kretprobe/drain_stock")
+int BPF_KRETPROBE(kretprobe_drain_stock)
+{
+	set_drain(0);
+	return 0;
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/plot"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+// Explanation is `cgpeak explain --json`; byte figures, stable names.
+type Explanation struct {
+	Trace              string                     `json:"trace"`
+	Kernel             string                     `json:"kernel"`
+	Backend            string                     `json:"backend"`
+	BatchPages         uint64                     `json:"batch_pages"`
+	PageSize           uint64                     `json:"page_size"`
+	Events             uint64                     `json:"events"`
+	Lost               uint64                     `json:"lost_events"`
+	Complete           bool                       `json:"complete"` // end line present and nothing lost
+	PeakBytes          *uint64                    `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource         string                     `json:"cgroup_peak_source,omitempty"`
+	WatermarkBytes     uint64                     `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64                     `json:"corrected_peak_bytes"`
+	Explanation        string                     `json:"explanation"`
+	PerCPU             map[int]analysis.CPUStats  `json:"per_cpu"`
+	PerProcess         map[int]analysis.ProcStats `json:"per_process"`
+}
+
+func explainCmd(args []string) int {
+	fs := pflag.NewFlagSet("explain", pflag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the explanation as one JSON object")
+	timeline := fs.Bool("timeline", false, "print the timeline of usage U, real use U-S and the watermark")
+	plotFile := fs.String("plot", "", "write the timeline as an SVG image to FILE")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE.jsonl")
+		return exitUsage
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgpeak: %v\n", err)
+		return exitUsage
+	}
+	defer f.Close()
+	ex, pts, err := explainTrace(f, fs.Arg(0), *timeline || *plotFile != "")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
+		return exitBadTrace
+	}
+	if *plotFile != "" {
+		out, err := os.Create(*plotFile)
+		if err == nil {
+			err = plot.Timeline(out, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			os.Remove(*plotFile)
+			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot: %v\n", err)
+			return exitUsage
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(ex)
+	} else {
+		writeExplanation(os.Stdout, ex)
+		if *timeline {
+			writeTimeline(os.Stdout, pts)
+		}
+	}
+	return 0
+}
+
+// explainTrace streams a trace through the model.
+func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysis.Point, error) {
+	rd, err := trace.NewReader(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := rd.Header
+	m := analysis.NewModel(h.Batch, keepTimeline)
+	var n uint64
+	for {
+		e, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		n++
+		if ev, ok := e.Analysis(); ok {
+			m.Apply(ev)
+		}
+	}
+	res := m.Result()
+	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
+		WatermarkBytes: res.Watermark * h.PageSize, CorrectedPeakBytes: res.CorrectedPeak.Pages * h.PageSize,
+		PerCPU: res.CPUs, PerProcess: res.Procs}
+	var peak uint64
+	label := ""
+	if rd.End != nil {
+		ex.Lost = rd.End.Lost
+		ex.Complete = rd.End.Lost == 0
+		if rd.End.PeakBytes != nil {
+			peak, label = *rd.End.PeakBytes, rd.End.PeakSource
+			ex.PeakBytes, ex.PeakSource = rd.End.PeakBytes, label
+		}
+	}
+	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
+	return ex, res.Timeline, nil
+}
+
+func writeExplanation(w io.Writer, ex *Explanation) {
+	fmt.Fprintf(w, "trace %s: %d events, %s backend, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, ex.Kernel, ex.BatchPages)
+	if !ex.Complete {
+		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", incompleteWhy(ex))
+	}
+	if ex.PeakBytes != nil {
+		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*ex.PeakBytes), ex.PeakSource)
+	}
+	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
+	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes))
+	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
+	for cpu, s := range ex.PerCPU {
+		fmt.Fprintf(w, "  cpu %-3d                  %d requests (%d pages), %d from stock, %d counter charges (%d pages)\n", cpu, s.Requests, s.RequestedPages, s.FromStock, s.CounterCharges, s.CounterPages)
+	}
+	for pid, s := range ex.PerProcess {
+		fmt.Fprintf(w, "  pid %-7d %-12s %d requests, %d pages\n", pid, s.Comm, s.Requests, s.RequestedPages)
+	}
+}
+
+func incompleteWhy(ex *Explanation) string {
+	if ex.Lost > 0 {
+		return fmt.Sprintf("%d events were lost", ex.Lost)
+	}
+	return "the trace has no end line (cut short)"
+}
+
+// writeTimeline prints the steps where U, U - S or the watermark changed.
+func writeTimeline(w io.Writer, pts []analysis.Point) {
+	fmt.Fprintf(w, "\n%12s  %-16s %4s %10s %10s %10s\n", "ms", "event", "cpu", "usage U", "real U-S", "watermark")
+	var last analysis.Point
+	for i, p := range pts {
+		if i > 0 && p.Usage == last.Usage && p.Real == last.Real && p.Watermark == last.Watermark {
+			continue
+		}
+		fmt.Fprintf(w, "%12.3f  %-16s %4d %10d %10d %10d\n", float64(p.Time-pts[0].Time)/1e6, p.Op, p.CPU, p.Usage, p.Real, p.Watermark)
+		last = p
+	}
+	fmt.Fprintln(w, strings.Repeat(" ", 14)+"(pages)")
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/loader"
+)
+
+// backends lists the charge-tracing backends this kernel offers; in the VMs
+// (stock kernels) both must be there.
+func backends(t *testing.T) []string {
+	spec, _ := btf.LoadKernelSpec()
+	var b []string
+	if loader.ProbeFentry(spec).OK {
+		b = append(b, loader.Fentry)
+	}
+	if loader.ProbeKprobe().OK {
+		b = append(b, loader.Kprobe)
+	}
+	if os.Getenv("CGPEAK_VM") != "" && len(b) < 2 {
+		t.Fatalf("the VM kernel should offer fentry and kprobe, got %v", b)
+	}
+	return b
+}
+
+// On both backends, a workload pinned to one CPU touching exactly N pages:
+// the trace's last watermark is memory.peak, every touched page was a
+// charge request, and the saved trace replays offline to the same answer.
+func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
+	bs := backends(t)
+	if len(bs) == 0 {
+		t.Skip("this kernel offers neither fentry nor kprobes (see cgpeak probe); charge tracing is tested in the VMs")
+	}
+	cgpeak, touch := build(t)
+	h, _ := cgroup.FindMemory()
+	page := uint64(os.Getpagesize())
+	for _, b := range bs {
+		for _, n := range []uint64{1, 64, 65, 196, 1000} {
+			t.Run(b+"/"+strconv.FormatUint(n, 10), func(t *testing.T) {
+				tf := filepath.Join(t.TempDir(), "t.jsonl")
+				r, code := runJSON(t, cgpeak, "--backend", b, "--trace-output", tf, "--", "taskset", "-c", "0", touch, strconv.FormatUint(n, 10))
+				if code != 0 || r.Trace == nil {
+					t.Fatalf("exit %d, trace %v, missing %v", code, r.Trace, r.Missing)
+				}
+				tr := r.Trace
+				t.Logf("%s N=%d: %s", b, n, tr.Explanation)
+				if tr.Backend != b || tr.Lost != 0 || !tr.Exact {
+					t.Errorf("backend %s lost %d", tr.Backend, tr.Lost)
+				}
+				if r.PeakBytes != nil && tr.WatermarkBytes != *r.PeakBytes {
+					t.Errorf("traced watermark %d != %s %d", tr.WatermarkBytes, r.PeakSource, *r.PeakBytes)
+				}
+				if r.PeakBytes == nil && h.V2 {
+					t.Logf("no memory.peak on this kernel: the traced watermark %d is the only peak", tr.WatermarkBytes)
+				}
+				if tr.Charges < n {
+					t.Errorf("%d charge requests for %d touched pages", tr.Charges, n)
+				}
+				// The workload's binary, stack and page tables add a few dozen pages.
+				if tr.CorrectedPeakBytes < n*page || tr.CorrectedPeakBytes > (n+96)*page {
+					t.Errorf("corrected peak %d bytes, want %d touched pages plus at most 96", tr.CorrectedPeakBytes, n)
+				}
+				if tr.CorrectedPeakBytes > tr.WatermarkBytes || tr.WatermarkBytes-tr.CorrectedPeakBytes > tr.BatchPages*uint64(runtime.NumCPU())*page {
+					t.Errorf("gap between watermark %d and corrected %d beyond batch x CPUs", tr.WatermarkBytes, tr.CorrectedPeakBytes)
+				}
+				f, err := os.Open(tf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				ex, _, err := explainTrace(f, tf, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || !ex.Complete {
+					t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
+				}
+			})
+		}
+	}
+}
+
+// Where tracing cannot work, --trace fails in one line with its own exit
+// code and leaves no cgroup and no trace file behind.
+func TestTraceErrors(t *testing.T) {
+	cgpeak, _ := build(t)
+	h, err := cgroup.FindMemory()
+	if err != nil {
+		t.Skip(err)
+	}
+	parent, _ := h.Parent()
+	dir := t.TempDir()
+	type tc struct {
+		args []string
+		code int
+	}
+	cases := []tc{{[]string{"--backend", "bogus"}, exitUsage}}
+	if len(backends(t)) == 0 {
+		cases = append(cases, tc{[]string{"--trace"}, exitTrace})
+	} else {
+		cases = append(cases, tc{[]string{"--kernel-btf", filepath.Join(dir, "no-such-btf")}, exitTrace})
+	}
+	for _, k := range cases {
+		args := k.args
+		tf := filepath.Join(dir, "t.jsonl")
+		c := exec.Command(cgpeak, append(append([]string{"run", "--trace-output", tf}, args...), "--", "true")...)
+		out, err := c.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != k.code {
+			t.Errorf("%v: %v, want exit %d", args, err, k.code)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 {
+			t.Errorf("%v: want one line, got %q", args, out)
+		}
+		if _, err := os.Stat(tf); !os.IsNotExist(err) {
+			t.Errorf("%v: trace file left behind", args)
+		}
+		ents, _ := os.ReadDir(parent)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), cgroup.NamePrefix) {
+				t.Errorf("%v: cgroup left behind: %s", args, e.Name())
+			}
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/loader"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+type traceOpts struct {
+	on        bool
+	output    string
+	backend   string
+	kernelBTF string
+	timeline  bool
+	plot      string
+}
+
+// TraceReport is the part of a run's report that comes from traced charges.
+type TraceReport struct {
+	Backend            string   `json:"backend"`
+	Events             uint64   `json:"events"`
+	Lost               uint64   `json:"lost_events"`
+	Exact              bool     `json:"exact"` // no event lost
+	BatchPages         uint64   `json:"batch_pages"`
+	WatermarkBytes     uint64   `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64   `json:"corrected_peak_bytes"`
+	Explanation        string   `json:"explanation"`
+	Output             string   `json:"trace_output,omitempty"`
+	Missing            []string `json:"not_traced,omitempty"`
+	Charges            uint64   `json:"charge_requests"`
+	FromStock          uint64   `json:"served_from_stock"`
+	CounterCharges     uint64   `json:"counter_charges"`
+	Forced             uint64   `json:"forced_charges"`
+	Failed             uint64   `json:"failed_charges"`
+	result             analysis.Result
+	pageSize           uint64
+}
+
+type traceSession struct {
+	o      traceOpts
+	t      *loader.Tracer
+	file   *os.File
+	w      *trace.Writer
+	model  *analysis.Model
+	done   chan error
+	batch  uint64
+	others uint64 // events of the memsw/swap counter
+}
+
+// chargeBatch is MEMCG_CHARGE_BATCH, a #define that no BTF records: 32 pages
+// up to 6.0, 64 from 6.1 (commit 1813e51eece0).
+func chargeBatch(release string) (uint64, string) {
+	var major, minor int
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) >= 2 {
+		major, _ = strconv.Atoi(parts[0])
+		minor, _ = strconv.Atoi(digits(parts[1]))
+	}
+	if major > 6 || major == 6 && minor >= 1 {
+		return 64, "MEMCG_CHARGE_BATCH for Linux " + release + " (64 from 6.1)"
+	}
+	return 32, "MEMCG_CHARGE_BATCH for Linux " + release + " (32 before 6.1)"
+}
+
+func digits(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// startTrace attaches the tracer to the leaf before the workload starts, so
+// its first charge is seen.
+func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string) (*traceSession, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(leaf.Path, &st); err != nil {
+		return nil, fmt.Errorf("reading the run's cgroup id: %w", err)
+	}
+	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF})
+	if err != nil {
+		return nil, fmt.Errorf("charge tracing: %w", err)
+	}
+	rel := kernelRelease()
+	batch, src := chargeBatch(rel)
+	s := &traceSession{o: o, t: t, model: analysis.NewModel(batch, o.timeline || o.plot != ""), done: make(chan error, 1), batch: batch}
+	if o.output != "" {
+		if s.file, err = os.Create(o.output); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("opening --trace-output: %w", err)
+		}
+		fns := map[string]string{}
+		for _, f := range t.Functions {
+			if f.Missing != "" {
+				fns[f.Name] = "missing: " + f.Missing
+			} else {
+				fns[f.Name] = f.Symbol
+			}
+		}
+		ver := 1
+		if leaf.H.V2 {
+			ver = 2
+		}
+		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
+			Backend: t.Backend, Mode: "charges", Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv,
+			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
+		if s.w, err = trace.NewWriter(s.file, h); err != nil {
+			s.abort()
+			return nil, fmt.Errorf("writing --trace-output: %w", err)
+		}
+	}
+	go s.read()
+	return s, nil
+}
+
+func (s *traceSession) read() {
+	counterName := "memsw"
+	for {
+		ev, err := s.t.Read()
+		if err != nil {
+			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
+				err = nil
+			}
+			s.done <- err
+			return
+		}
+		if ev.Counter == "" || ev.Counter == "memory" {
+			s.model.Apply(ev.Event)
+		} else {
+			s.others++
+			ev.Counter = counterName
+		}
+		if s.w != nil {
+			if err := s.w.Write(trace.Event{T: ev.Time, CPU: ev.CPU, PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Op: ev.Op.String(), Fn: ev.Fn,
+				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed}); err != nil {
+				s.done <- fmt.Errorf("writing --trace-output: %w", err)
+				return
+			}
+		}
+	}
+}
+
+// abort detaches and removes a half-written trace file.
+func (s *traceSession) abort() {
+	s.t.Close()
+	if s.file != nil {
+		s.file.Close()
+		os.Remove(s.o.output)
+	}
+}
+
+// stop drains what the kernel still holds, detaches, and explains the run's
+// peak with the cgroup's own figure.
+func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
+	// The workload has exited and its memory is uncharged (exit_mmap runs
+	// before wait4 returns): every event it caused is in the buffer.
+	err := s.t.Flush()
+	if rerr := <-s.done; err == nil {
+		err = rerr
+	}
+	lost, lerr := s.t.Lost()
+	s.t.Close()
+	if err == nil {
+		err = lerr
+	}
+	r := s.model.Result()
+	page := uint64(os.Getpagesize())
+	tr := &TraceReport{Backend: s.t.Backend, Events: r.Events + s.others, Lost: lost, Exact: lost == 0, BatchPages: s.batch,
+		WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page, Output: s.o.output,
+		Missing: s.t.Missing(), Charges: r.Totals.Requests, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
+		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page}
+	var peak uint64
+	if f.HavePeak {
+		peak = f.PeakBytes
+	}
+	tr.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
+	if s.w != nil {
+		end := trace.End{Lost: lost}
+		if f.HavePeak {
+			v := f.PeakBytes
+			end.PeakBytes, end.PeakSource = &v, f.PeakFile
+		} else {
+			end.PeakUnavailable = strings.Join(f.Missing, "; ")
+		}
+		if cerr := s.w.Close(end); cerr != nil && err == nil {
+			err = fmt.Errorf("writing --trace-output: %w", cerr)
+		}
+		s.file.Close()
+	}
+	return tr, err
+}
+
+func writeTraceText(w io.Writer, t *TraceReport) {
+	fmt.Fprintf(w, "  traced charges           %d events (%s backend), %d lost\n", t.Events, t.Backend, t.Lost)
+	exact := ""
+	if !t.Exact {
+		exact = "; INCOMPLETE: events were lost, this is not exact"
+	}
+	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s)\n", human(t.CorrectedPeakBytes), exact)
+	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
+	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
+	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
+		t.Charges, t.FromStock, t.CounterCharges, t.BatchPages, t.Forced, t.Failed)
+	for _, m := range t.Missing {
+		fmt.Fprintf(w, "  not traced: %s\n", m)
+	}
+	if t.Output != "" {
+		fmt.Fprintf(w, "  trace written to         %s\n", t.Output)
+	}
+}
+
+// traceStartError marks a failure to attach, reported with its own exit code.
+type traceStartError struct{ err error }
+
+func (e *traceStartError) Error() string { return e.err.Error() }

@@ -1,0 +1,286 @@
+// Package loader loads cgpeak's charge tracer into the kernel, attaches it
+// with the best backend the kernel allows (fentry/fexit, else
+// kprobe/kretprobe), and reads its events.
+package loader
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/bpf"
+)
+
+// Backends.
+const (
+	Fentry = "fentry"
+	Kprobe = "kprobe"
+	Auto   = "auto"
+)
+
+// function is one traced kernel function and its programs per backend.
+type function struct {
+	name    string   // what the trace calls it
+	symbols []string // kernel names, newest first
+	fentry  []string // programs for the fentry backend
+	kprobe  string
+	kret    string
+	lose    string // what the trace cannot see without it
+}
+
+var functions = []function{
+	{"try_charge_memcg", []string{"try_charge_memcg", "try_charge"}, []string{"fexit_try_charge"}, "kprobe_try_charge", "kretprobe_try_charge",
+		"charge requests: pages served from the per-CPU stock are invisible"},
+	{"page_counter_try_charge", []string{"page_counter_try_charge"}, []string{"fexit_pc_try_charge"}, "kprobe_pc_try_charge", "kretprobe_pc_try_charge",
+		"batched counter charges: the counter's usage and watermark"},
+	{"page_counter_charge", []string{"page_counter_charge"}, []string{"fexit_pc_charge"}, "kprobe_pc_charge", "kretprobe_pc_charge",
+		"forced charges past the limit"},
+	{"page_counter_uncharge", []string{"page_counter_uncharge"}, []string{"fexit_pc_uncharge"}, "kprobe_pc_uncharge", "kretprobe_pc_uncharge",
+		"uncharges: frees and stock drains"},
+	{"refill_stock", []string{"refill_stock"}, []string{"fentry_refill_stock"}, "kprobe_refill_stock", "",
+		"stock refills: the pre-charged surplus of each batch"},
+	{"drain_stock", []string{"drain_stock"}, []string{"fentry_drain_stock", "fexit_drain_stock"}, "kprobe_drain_stock", "kretprobe_drain_stock",
+		"stock drains: a drain looks like a free"},
+}
+
+// Options for Open.
+type Options struct {
+	CgroupID  uint64 // inode of the memcg's directory in the memory hierarchy
+	Backend   string // Auto, Fentry or Kprobe
+	KernelBTF string // BTF file for kernels without /sys/kernel/btf/vmlinux
+}
+
+// Function reports how one kernel function is traced.
+type Function struct {
+	Name    string `json:"name"`
+	Symbol  string `json:"symbol,omitempty"`
+	Missing string `json:"missing,omitempty"` // why it is not traced and what the trace cannot see
+}
+
+// Tracer is an attached charge tracer.
+type Tracer struct {
+	Backend   string
+	Functions []Function
+	coll      *ebpf.Collection
+	links     []link.Link
+	rd        *ringbuf.Reader
+}
+
+// Event is one traced call.
+type Event struct {
+	analysis.Event
+	Fn      string // the traced function
+	Counter string // "memory", or "memsw" (v1) / "swap" (v2) for the other counter of the memcg
+}
+
+var fnNames = map[uint8]string{1: "try_charge_memcg", 2: "page_counter_try_charge", 3: "page_counter_charge", 4: "page_counter_uncharge", 5: "refill_stock", 6: "drain_stock"}
+
+// Open loads and attaches the tracer for one memcg. Nothing stays loaded or
+// attached when it fails.
+func Open(o Options) (t *Tracer, err error) {
+	if o.CgroupID == 0 {
+		return nil, errors.New("no cgroup to trace")
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w (run as root)", err)
+	}
+	kernelTypes, err := loadBTF(o.KernelBTF)
+	if err != nil {
+		return nil, err
+	}
+	backend := o.Backend
+	if backend == "" || backend == Auto {
+		backend = ProbeBackend(kernelTypes)
+		if backend == "" {
+			return nil, errors.New("this kernel allows neither fentry nor kprobe programs: see cgpeak probe")
+		}
+	}
+	if backend != Fentry && backend != Kprobe {
+		return nil, fmt.Errorf("unknown backend %q: use auto, fentry or kprobe", backend)
+	}
+	spec, err := bpf.LoadCgpeak()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded BPF object: %w", err)
+	}
+	if err := spec.Variables["target_cgid"].Set(o.CgroupID); err != nil {
+		return nil, fmt.Errorf("configuring the BPF object: %w", err)
+	}
+	syms, err := kallsyms()
+	if err != nil && backend == Kprobe {
+		return nil, err
+	}
+	t = &Tracer{Backend: backend}
+	keep := map[string]bool{}
+	attachTo := map[string]string{} // program -> symbol
+	for _, f := range functions {
+		sym := ""
+		for _, s := range f.symbols {
+			if backend == Fentry && hasFunc(kernelTypes, s) || backend == Kprobe && syms[s] {
+				sym = s
+				break
+			}
+		}
+		if sym == "" {
+			t.Functions = append(t.Functions, Function{Name: f.name, Missing: "not in this kernel (renamed or inlined): no " + f.lose})
+			continue
+		}
+		t.Functions = append(t.Functions, Function{Name: f.name, Symbol: sym})
+		progs := f.fentry
+		if backend == Kprobe {
+			progs = []string{f.kprobe}
+			if f.kret != "" {
+				progs = append(progs, f.kret)
+			}
+		}
+		for _, p := range progs {
+			keep[p] = true
+			attachTo[p] = sym
+			if backend == Fentry {
+				spec.Programs[p].AttachTo = sym
+			}
+		}
+	}
+	for name := range spec.Programs {
+		if !keep[name] {
+			delete(spec.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("the verifier rejected cgpeak's programs: %+v", ve)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("loading BPF programs: %w (needs root or CAP_BPF+CAP_PERFMON, and lockdown off for %s)", err, backend)
+		}
+		return nil, fmt.Errorf("loading BPF programs: %w", err)
+	}
+	t.coll = coll
+	defer func() {
+		if err != nil {
+			t.Close()
+			t = nil
+		}
+	}()
+	for name, prog := range coll.Programs {
+		var l link.Link
+		switch {
+		case backend == Fentry:
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+		case strings.HasPrefix(name, "kretprobe_"):
+			l, err = link.Kretprobe(attachTo[name], prog, nil)
+		default:
+			l, err = link.Kprobe(attachTo[name], prog, nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("attaching %s to %s: %w", name, attachTo[name], err)
+		}
+		t.links = append(t.links, l)
+	}
+	if t.rd, err = ringbuf.NewReader(coll.Maps["events"]); err != nil {
+		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+	}
+	return t, nil
+}
+
+// Missing lists what the trace cannot see on this kernel.
+func (t *Tracer) Missing() []string {
+	var m []string
+	for _, f := range t.Functions {
+		if f.Missing != "" {
+			m = append(m, f.Name+": "+f.Missing)
+		}
+	}
+	return m
+}
+
+// Read returns the next event; after Flush it returns ringbuf.ErrFlushed
+// once the events already in the buffer are read.
+func (t *Tracer) Read() (Event, error) {
+	rec, err := t.rd.Read()
+	if err != nil {
+		return Event{}, err
+	}
+	return decode(rec.RawSample)
+}
+
+// Flush makes Read return what the buffer holds, then ringbuf.ErrFlushed:
+// the end of a trace once the workload is gone.
+func (t *Tracer) Flush() error { return t.rd.Flush() }
+
+// Lost counts the events the kernel dropped because the ring buffer was full.
+func (t *Tracer) Lost() (uint64, error) {
+	var per []uint64
+	if err := t.coll.Maps["lost"].Lookup(uint32(0), &per); err != nil {
+		return 0, fmt.Errorf("reading the lost-event counter: %w", err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
+}
+
+// Close detaches and unloads everything.
+func (t *Tracer) Close() error {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	if t.rd != nil {
+		t.rd.Close()
+	}
+	if t.coll != nil {
+		t.coll.Close()
+	}
+	return nil
+}
+
+func loadBTF(path string) (*btf.Spec, error) {
+	if path != "" {
+		s, err := btf.LoadSpec(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading --kernel-btf %s: %w", path, err)
+		}
+		return s, nil
+	}
+	s, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("reading kernel BTF: %w (this kernel has no /sys/kernel/btf/vmlinux: pass --kernel-btf FILE)", err)
+	}
+	return s, nil
+}
+
+func hasFunc(s *btf.Spec, name string) bool {
+	var fn *btf.Func
+	return s != nil && s.TypeByName(name, &fn) == nil
+}
+
+// kallsyms lists the kernel's text symbols; a static function that was
+// inlined everywhere has none.
+func kallsyms() (map[string]bool, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return nil, fmt.Errorf("reading /proc/kallsyms: %w", err)
+	}
+	defer f.Close()
+	syms := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 3 && (fs[1] == "t" || fs[1] == "T") {
+			syms[fs[2]] = true
+		}
+	}
+	return syms, sc.Err()
+}

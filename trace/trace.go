@@ -1,0 +1,185 @@
+// Package trace is the saved form of a charge trace: JSON Lines, a header
+// line, one event a line, and an end line (docs/trace-format.md). It is read
+// back as a stream so a trace of any length explains in bounded memory.
+package trace
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cgpeak/cgpeak/analysis"
+)
+
+// Schema is the version of the format; readers refuse newer ones.
+const Schema = 1
+
+// Header is the first line.
+type Header struct {
+	Type          string            `json:"type"` // "header"
+	Schema        int               `json:"schema"`
+	Kernel        string            `json:"kernel"`
+	Batch         uint64            `json:"batch_pages"`
+	BatchSource   string            `json:"batch_source"`
+	CPUs          int               `json:"cpus"`
+	PageSize      uint64            `json:"page_size"`
+	Backend       string            `json:"backend"`
+	Mode          string            `json:"mode"` // "charges": every charge
+	Cgroup        string            `json:"cgroup"`
+	CgroupID      uint64            `json:"cgroup_id"`
+	CgroupVersion int               `json:"cgroup_version"`
+	Command       []string          `json:"command,omitempty"`
+	Functions     map[string]string `json:"functions"` // traced function -> kernel symbol, or "missing: why"
+	Started       string            `json:"started"`   // RFC 3339
+}
+
+// Event is one traced call; page counts in pages, time in ns since boot.
+type Event struct {
+	T         uint64 `json:"t"`
+	CPU       int    `json:"cpu"`
+	PID       int    `json:"pid"`
+	TID       int    `json:"tid"`
+	Comm      string `json:"comm"`
+	Op        string `json:"op"`
+	Fn        string `json:"fn"`
+	Counter   string `json:"counter,omitempty"`
+	Pages     uint64 `json:"pages"`
+	Usage     uint64 `json:"usage,omitempty"`
+	Watermark uint64 `json:"watermark,omitempty"`
+	Forced    bool   `json:"forced,omitempty"`
+	Failed    bool   `json:"failed,omitempty"`
+}
+
+// End is the last line.
+type End struct {
+	Type            string  `json:"type"` // "end"
+	Events          uint64  `json:"events"`
+	Lost            uint64  `json:"lost"`
+	PeakBytes       *uint64 `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource      string  `json:"cgroup_peak_source,omitempty"`
+	PeakUnavailable string  `json:"cgroup_peak_unavailable,omitempty"`
+}
+
+var ops = map[string]analysis.Op{}
+
+func init() {
+	for _, o := range []analysis.Op{analysis.OpCharge, analysis.OpCounterCharge, analysis.OpCounterUncharge, analysis.OpRefill, analysis.OpDrain} {
+		ops[o.String()] = o
+	}
+}
+
+// Writer writes a trace.
+type Writer struct {
+	w   *bufio.Writer
+	enc *json.Encoder
+	n   uint64
+}
+
+// NewWriter writes the header.
+func NewWriter(w io.Writer, h Header) (*Writer, error) {
+	h.Type, h.Schema = "header", Schema
+	bw := bufio.NewWriterSize(w, 1<<16)
+	tw := &Writer{w: bw, enc: json.NewEncoder(bw)}
+	return tw, tw.enc.Encode(h)
+}
+
+// Write adds an event.
+func (w *Writer) Write(e Event) error {
+	w.n++
+	return w.enc.Encode(e)
+}
+
+// Close writes the end line and flushes.
+func (w *Writer) Close(end End) error {
+	end.Type, end.Events = "end", w.n
+	if err := w.enc.Encode(end); err != nil {
+		return err
+	}
+	return w.w.Flush()
+}
+
+// Reader reads a trace line by line.
+type Reader struct {
+	sc     *bufio.Scanner
+	line   int
+	Header Header
+	End    *End // set once the end line was read
+}
+
+// NewReader reads and checks the header.
+func NewReader(r io.Reader) (*Reader, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	rd := &Reader{sc: sc}
+	if !sc.Scan() {
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("line 1: %w", err)
+		}
+		return nil, errors.New("line 1: empty trace: want a header line")
+	}
+	rd.line = 1
+	if err := json.Unmarshal(sc.Bytes(), &rd.Header); err != nil || rd.Header.Type != "header" {
+		return nil, fmt.Errorf("line 1: not a cgpeak trace header (%v)", err)
+	}
+	if rd.Header.Schema > Schema {
+		return nil, fmt.Errorf("line 1: trace schema %d is newer than this cgpeak's %d: upgrade cgpeak", rd.Header.Schema, Schema)
+	}
+	if rd.Header.Batch == 0 || rd.Header.PageSize == 0 {
+		return nil, errors.New("line 1: header lacks batch_pages or page_size")
+	}
+	return rd, nil
+}
+
+// Next returns the next event, io.EOF at the end.
+func (r *Reader) Next() (Event, error) {
+	for r.sc.Scan() {
+		r.line++
+		b := r.sc.Bytes()
+		if len(b) == 0 {
+			continue
+		}
+		if r.End != nil {
+			return Event{}, fmt.Errorf("line %d: data after the end line", r.line)
+		}
+		var e Event
+		var probe struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(b, &probe); err != nil {
+			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+		}
+		if probe.Type == "end" {
+			r.End = &End{}
+			if err := json.Unmarshal(b, r.End); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			continue
+		}
+		if probe.Type != "" {
+			return Event{}, fmt.Errorf("line %d: unexpected %q line", r.line, probe.Type)
+		}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+		}
+		if _, ok := ops[e.Op]; !ok {
+			return Event{}, fmt.Errorf("line %d: unknown op %q", r.line, e.Op)
+		}
+		return e, nil
+	}
+	if err := r.sc.Err(); err != nil {
+		return Event{}, fmt.Errorf("line %d: %w", r.line+1, err)
+	}
+	return Event{}, io.EOF
+}
+
+// Analysis converts an event for the model; ok is false for events of the
+// memcg's other counter (memsw/swap), which the model of memory leaves out.
+func (e Event) Analysis() (ev analysis.Event, ok bool) {
+	if e.Counter != "" && e.Counter != "memory" {
+		return ev, false
+	}
+	return analysis.Event{Time: e.T, CPU: e.CPU, PID: e.PID, TID: e.TID, Comm: e.Comm, Op: ops[e.Op],
+		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed}, true
+}

@@ -1,0 +1,93 @@
+package trace
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{Kernel: "6.1.0", Batch: 64, PageSize: 4096, Backend: "fentry", Mode: "charges"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []Event{
+		{T: 1, CPU: 0, PID: 7, TID: 7, Comm: "a", Op: "counter_charge", Fn: "page_counter_try_charge", Counter: "memory", Pages: 64, Usage: 64, Watermark: 64},
+		{T: 2, CPU: 0, PID: 7, TID: 7, Comm: "a", Op: "refill_stock", Fn: "refill_stock", Pages: 63},
+		{T: 3, CPU: 0, PID: 7, TID: 7, Comm: "a", Op: "charge", Fn: "try_charge_memcg", Pages: 1},
+		{T: 4, CPU: 1, PID: 7, TID: 8, Comm: "a", Op: "counter_charge", Fn: "page_counter_try_charge", Counter: "memsw", Pages: 64, Usage: 64, Watermark: 64},
+	}
+	for _, e := range in {
+		if err := w.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peak := uint64(262144)
+	if err := w.Close(End{Lost: 2, PeakBytes: &peak, PeakSource: "memory.peak"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Header.Schema != Schema || r.Header.Batch != 64 {
+		t.Errorf("header %+v", r.Header)
+	}
+	var out []Event
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	if len(out) != len(in) || out[0] != in[0] || out[3] != in[3] {
+		t.Errorf("events differ: %+v", out)
+	}
+	if r.End == nil || r.End.Events != 4 || r.End.Lost != 2 || *r.End.PeakBytes != peak {
+		t.Errorf("end %+v", r.End)
+	}
+	if _, ok := out[3].Analysis(); ok {
+		t.Error("a memsw event reached the memory model")
+	}
+	if ev, ok := out[0].Analysis(); !ok || ev.Op.String() != "counter_charge" || ev.Usage != 64 {
+		t.Errorf("analysis event %+v", ev)
+	}
+}
+
+// A malformed trace fails with the number of the bad line.
+func TestMalformed(t *testing.T) {
+	head := `{"type":"header","schema":1,"batch_pages":64,"page_size":4096}` + "\n"
+	for _, c := range []struct{ trace, want string }{
+		{"", "line 1: empty trace"},
+		{"{not json\n", "line 1: not a cgpeak trace header"},
+		{`{"type":"header","schema":99,"batch_pages":64,"page_size":4096}` + "\n", "newer than"},
+		{`{"type":"header","schema":1}` + "\n", "lacks batch_pages"},
+		{head + `{"t":1,"op":"charge","pages":1}` + "\n{oops\n", "line 3:"},
+		{head + `{"t":1,"op":"teleport","pages":1}` + "\n", `line 2: unknown op "teleport"`},
+		{head + `{"type":"end","events":0}` + "\n" + `{"t":1,"op":"charge"}` + "\n", "line 3: data after the end line"},
+	} {
+		r, err := NewReader(strings.NewReader(c.trace))
+		for err == nil {
+			_, err = r.Next()
+		}
+		if err == io.EOF || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.trace, err, c.want)
+		}
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	f.Add(`{"type":"header","schema":1,"batch_pages":64,"page_size":4096}` + "\n" + `{"t":1,"op":"charge","pages":1}` + "\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := NewReader(strings.NewReader(s))
+		for i := 0; err == nil && i < 10000; i++ {
+			_, err = r.Next()
+		}
+	})
+}

@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated
+.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated bench
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -26,6 +26,8 @@ vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookw
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
 vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
+bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (docs/bench.md)
+	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
 guest: ## static binaries shipped into the VMs
 	@mkdir -p bin/guest
 	CGO_ENABLED=0 $(GO) build -o bin/guest/cgpeak ./cmd/cgpeak

@@ -55,7 +55,10 @@ type Model struct {
 	usage     int64
 	watermark uint64
 	stock     map[int]int64
-	charged   map[int]bool // a counter charge since this CPU's last request
+	charged   map[int]bool  // a counter charge since this CPU's last request
+	before    map[int]int64 // the CPU's stock when that counter charge came
+	attached  bool          // tracing began on a running cgroup
+	known     map[int]bool  // attached: this CPU's stock is known (empty once, or drained)
 	real      int64
 	best      Peak
 	atMark    *Snapshot
@@ -102,6 +105,12 @@ type Totals struct {
 	Uncharges, UnchargedPages           uint64
 	Refills, Drains                     uint64
 	Big                                 uint64 // requests larger than a batch (THP): charged exactly, no surplus
+	// Resyncs counts the times the replay contradicted the kernel and
+	// followed the kernel: a request charged to the counter while the
+	// replayed stock could have served it (a drain the trace did not see),
+	// or a stock served below zero (a refill it did not see). ResyncPages
+	// is how far the stock was moved. Either means the trace missed events.
+	Resyncs, ResyncPages uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -118,9 +127,16 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
 // step is kept for Result().Timeline.
 func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[int]int64{}, charged: map[int]bool{},
+	return &Model{batch: batch, stock: map[int]int64{}, charged: map[int]bool{}, before: map[int]int64{}, known: map[int]bool{},
 		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, keepTL: timeline}
 }
+
+// Attached says the trace began on a running cgroup: pages stocked before
+// then are unknown, so serving from them is no contradiction, and a CPU's
+// stock is only known once it was seen empty (a request charged to the
+// counter) or drained. Until then U - S can exceed real use by up to a
+// batch per such CPU.
+func (m *Model) Attached() { m.attached = true }
 
 func (m *Model) cpu(c int) *CPUStats {
 	s := m.cpus[c]
@@ -153,6 +169,9 @@ func (m *Model) Apply(e Event) {
 			break
 		}
 		m.usage = int64(e.Usage)
+		if !m.charged[e.CPU] {
+			m.before[e.CPU] = m.stock[e.CPU]
+		}
 		m.charged[e.CPU] = true
 		c.CounterCharges++
 		c.CounterPages += e.Pages
@@ -176,6 +195,7 @@ func (m *Model) Apply(e Event) {
 		m.totals.Refills++
 	case OpDrain:
 		m.stock[e.CPU] = 0
+		m.known[e.CPU] = true
 		m.totals.Drains++
 	case OpCharge:
 		if e.Failed {
@@ -191,15 +211,30 @@ func (m *Model) Apply(e Event) {
 		}
 		p := m.procs[e.PID]
 		if p == nil {
-			p = &ProcStats{Comm: e.Comm}
+			p = &ProcStats{}
 			m.procs[e.PID] = p
 		}
+		p.Comm = e.Comm // the latest name: what the process exec'd last
 		p.Requests++
 		p.RequestedPages += e.Pages
 		if !m.charged[e.CPU] {
 			m.stock[e.CPU] -= int64(e.Pages)
 			m.totals.FromStock++
 			c.FromStock++
+			if m.stock[e.CPU] < 0 {
+				if !m.attached || m.known[e.CPU] {
+					m.resync(uint64(-m.stock[e.CPU]))
+				}
+				m.stock[e.CPU] = 0
+			}
+		} else if b := m.before[e.CPU]; b >= int64(e.Pages) && e.Pages <= m.batch {
+			// consume_stock would have served this request from b pages:
+			// the kernel's stock was lower, drained by a call not traced.
+			m.resync(uint64(b))
+			m.stock[e.CPU] -= b
+		}
+		if m.charged[e.CPU] {
+			m.known[e.CPU] = true
 		}
 		m.charged[e.CPU] = false
 	}
@@ -229,6 +264,11 @@ func (m *Model) Apply(e Event) {
 	if m.keepTL {
 		m.timeline = append(m.timeline, Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
 	}
+}
+
+func (m *Model) resync(pages uint64) {
+	m.totals.Resyncs++
+	m.totals.ResyncPages += pages
 }
 
 // Result is what the replay found, in pages.

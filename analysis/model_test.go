@@ -167,6 +167,9 @@ func TestRealUseTracksTruth(t *testing.T) {
 			}
 		}
 		r := m.Result()
+		if r.Totals.Resyncs != 0 {
+			t.Errorf("trial %d: %d resyncs on a full trace", trial, r.Totals.Resyncs)
+		}
 		if r.CorrectedPeak.Pages != k.maxInUse {
 			t.Errorf("trial %d: corrected peak %d, real peak %d", trial, r.CorrectedPeak.Pages, k.maxInUse)
 		}
@@ -187,5 +190,74 @@ func TestExplainTwoCPUs(t *testing.T) {
 	got := Explain(r, "memory.peak", 128*4096, 4096)
 	if !strings.Contains(got, "= 2 pages in use + 63 pages pre-charged in CPU 0's stock + 63 pages pre-charged in CPU 1's stock (2 batches of 64)") {
 		t.Errorf("got %q", got)
+	}
+}
+
+// A drain the probes missed (its drain and uncharge events never arrive):
+// the next request charged to the counter proves the stock was empty, so
+// the replay follows the kernel, counts the contradiction, and U - S is real
+// use again; without it, the phantom stock would hide real use for good.
+func TestUnseenDrainResyncs(t *testing.T) {
+	k := newKernel(64)
+	for i := 0; i < 20; i++ {
+		k.fault(0, 1)
+	}
+	n := len(k.events)
+	k.drain(0)
+	k.events = k.events[:n] // unseen
+	for i := 0; i < 100; i++ {
+		k.fault(0, 1)
+	}
+	r := replay(k)
+	if r.Totals.Resyncs != 1 || r.Totals.ResyncPages != 44 {
+		t.Errorf("%d resyncs of %d pages, want 1 of the 44 stocked pages", r.Totals.Resyncs, r.Totals.ResyncPages)
+	}
+	if real := r.FinalUsage - int64(r.FinalStock[0]); real != int64(k.inUse) || r.CorrectedPeak.Pages != k.maxInUse {
+		t.Errorf("U-S %d, corrected %d; real use %d, peak %d", real, r.CorrectedPeak.Pages, k.inUse, k.maxInUse)
+	}
+}
+
+// A refill the probes missed: serving from a stock the replay thinks empty
+// would count phantom use; the stock is held at zero and the miss counted.
+func TestUnseenRefillResyncs(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.events = k.events[:1] // the counter charge, without its refill or end
+	k.emit(Event{CPU: 0, Op: OpCharge, Pages: 1})
+	k.fault(0, 1)
+	r := replay(k)
+	if r.Totals.Resyncs != 1 || r.FinalStock[0] != 0 {
+		t.Errorf("%d resyncs, stock %v; want 1 and an empty stock", r.Totals.Resyncs, r.FinalStock)
+	}
+}
+
+// Tracing a running cgroup: requests served from stock charged before the
+// trace began are no contradiction, and once the stock runs dry and the
+// counter is charged, U - S is real use minus what was in use before.
+func TestAttachedMidRun(t *testing.T) {
+	k := newKernel(64)
+	for i := 0; i < 30; i++ {
+		k.fault(0, 1)
+	}
+	before := k.inUse
+	k.events = nil // tracing starts here, 34 pages left in CPU 0's stock
+	for i := 0; i < 100; i++ {
+		k.fault(0, 1)
+	}
+	m := NewModel(64, false)
+	m.Attached()
+	for _, e := range k.events {
+		m.Apply(e)
+	}
+	r := m.Result()
+	if r.Totals.Resyncs != 0 {
+		t.Errorf("%d resyncs for stock charged before tracing", r.Totals.Resyncs)
+	}
+	if real := r.FinalUsage - int64(r.FinalStock[0]); real != int64(k.inUse) || r.CorrectedPeak.Pages != k.maxInUse {
+		t.Errorf("U-S %d corrected %d, want %d (%d of them before tracing)", real, r.CorrectedPeak.Pages, k.inUse, before)
+	}
+	// The same events replayed as a whole trace are a contradiction.
+	if replay(k).Totals.Resyncs == 0 {
+		t.Error("a full trace serving from a stock it never saw filled should resync")
 	}
 }

@@ -95,7 +95,8 @@ func join(m Mount, p string) string {
 	return filepath.Join(m.Point, rel)
 }
 
-// Leaf is one run's cgroup.
+// Leaf is one cgroup cgpeak measures: a run's own fresh leaf, or one found
+// by Existing or OfPID.
 type Leaf struct {
 	H    Hierarchy
 	Path string
@@ -377,4 +378,52 @@ func errShort(err error) string {
 		return "not offered by this kernel (no swap accounting)"
 	}
 	return err.Error()
+}
+
+// Existing finds a cgroup someone else made (a container, a service) in the
+// memory hierarchy: a directory under its mount, or a path relative to it as
+// /proc/PID/cgroup prints it.
+func Existing(path string) (*Leaf, error) {
+	h, err := FindMemory()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Clean(path)
+	if !filepath.IsAbs(dir) || !strings.HasPrefix(dir+"/", filepath.Clean(h.Mount)+"/") {
+		dir = filepath.Join(h.Mount, path)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+		return nil, fmt.Errorf("no cgroup %s in the memory hierarchy at %s: give its directory or its path relative to %s", path, h.Mount, h.Mount)
+	}
+	return &Leaf{H: h, Path: dir}, nil
+}
+
+// OfPID finds the memory cgroup a running process belongs to.
+func OfPID(pid int) (*Leaf, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading mountinfo: %w", err)
+	}
+	pc, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no process %d: give the pid of a running process", pid)
+		}
+		return nil, fmt.Errorf("reading the cgroup of process %d: %w", pid, err)
+	}
+	mounts, err := ParseMountinfo(bytes.NewReader(mi))
+	if err != nil {
+		return nil, err
+	}
+	members, err := ParseProcCgroup(bytes.NewReader(pc))
+	if err != nil {
+		return nil, err
+	}
+	h, err := locate(mounts, members, func(dir string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	return &Leaf{H: h, Path: h.Self}, nil
 }

@@ -231,6 +231,37 @@ func (t *Tracer) Lost() (uint64, error) {
 	return n, nil
 }
 
+// Missed counts the calls of traced functions whose program did not run:
+// kprobes the kernel skipped (another probe was running on that CPU, or no
+// kretprobe instance was free) and programs skipped to avoid recursion. Each
+// is an event the trace lacks, so the caller must treat it like a lost one.
+// The counters exist from Linux 5.12 (programs) and 6.7 (kprobe links);
+// older kernels report 0 for what they cannot count.
+func (t *Tracer) Missed() (map[string]uint64, error) {
+	m := map[string]uint64{}
+	for name, p := range t.coll.Programs {
+		st, err := p.Stats()
+		if err != nil {
+			return nil, fmt.Errorf("reading the statistics of %s: %w", name, err)
+		}
+		if st.RecursionMisses > 0 {
+			m[name] += st.RecursionMisses
+		}
+	}
+	for _, l := range t.links {
+		info, err := l.Info()
+		if err != nil {
+			continue
+		}
+		if pe := info.PerfEvent(); pe != nil {
+			if kp := pe.Kprobe(); kp != nil && kp.Missed > 0 {
+				m[kp.Function] += kp.Missed
+			}
+		}
+	}
+	return m, nil
+}
+
 // Close detaches and unloads everything.
 func (t *Tracer) Close() error {
 	for _, l := range t.links {

@@ -31,8 +31,9 @@ type Header struct {
 	CgroupID      uint64            `json:"cgroup_id"`
 	CgroupVersion int               `json:"cgroup_version"`
 	Command       []string          `json:"command,omitempty"`
-	Functions     map[string]string `json:"functions"` // traced function -> kernel symbol, or "missing: why"
-	Started       string            `json:"started"`   // RFC 3339
+	Attached      bool              `json:"attached,omitempty"` // tracing began on a running cgroup
+	Functions     map[string]string `json:"functions"`          // traced function -> kernel symbol, or "missing: why"
+	Started       string            `json:"started"`            // RFC 3339
 }
 
 // Event is one traced call; page counts in pages, time in ns since boot.
@@ -54,12 +55,13 @@ type Event struct {
 
 // End is the last line.
 type End struct {
-	Type            string  `json:"type"` // "end"
-	Events          uint64  `json:"events"`
-	Lost            uint64  `json:"lost"`
-	PeakBytes       *uint64 `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource      string  `json:"cgroup_peak_source,omitempty"`
-	PeakUnavailable string  `json:"cgroup_peak_unavailable,omitempty"`
+	Type            string            `json:"type"` // "end"
+	Events          uint64            `json:"events"`
+	Lost            uint64            `json:"lost"`
+	Missed          map[string]uint64 `json:"missed,omitempty"`
+	PeakBytes       *uint64           `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
+	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
 }
 
 var ops = map[string]analysis.Op{}
@@ -144,6 +146,13 @@ func (r *Reader) Next() (Event, error) {
 			return Event{}, fmt.Errorf("line %d: data after the end line", r.line)
 		}
 		var e Event
+		if fastEvent(b, &e) {
+			if _, ok := ops[e.Op]; !ok {
+				return Event{}, fmt.Errorf("line %d: unknown op %q", r.line, e.Op)
+			}
+			return e, nil
+		}
+		e = Event{}
 		var probe struct {
 			Type string `json:"type"`
 		}
@@ -183,3 +192,6 @@ func (e Event) Analysis() (ev analysis.Event, ok bool) {
 	return analysis.Event{Time: e.T, CPU: e.CPU, PID: e.PID, TID: e.TID, Comm: e.Comm, Op: ops[e.Op],
 		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed}, true
 }
+
+// Events counts the events written so far.
+func (w *Writer) Events() uint64 { return w.n }

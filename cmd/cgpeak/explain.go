@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -24,7 +25,11 @@ type Explanation struct {
 	PageSize           uint64                     `json:"page_size"`
 	Events             uint64                     `json:"events"`
 	Lost               uint64                     `json:"lost_events"`
-	Complete           bool                       `json:"complete"` // end line present and nothing lost
+	Missed             map[string]uint64          `json:"missed_calls,omitempty"`
+	Resyncs            uint64                     `json:"resyncs"`
+	ResyncPages        uint64                     `json:"resync_pages"`
+	Complete           bool                       `json:"complete"` // end line present, nothing lost, missed or resynced
+	Incomplete         []string                   `json:"incomplete,omitempty"`
 	PeakBytes          *uint64                    `json:"cgroup_peak_bytes,omitempty"`
 	PeakSource         string                     `json:"cgroup_peak_source,omitempty"`
 	WatermarkBytes     uint64                     `json:"traced_watermark_bytes"`
@@ -99,6 +104,9 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 	}
 	h := rd.Header
 	m := analysis.NewModel(h.Batch, keepTimeline)
+	if h.Attached {
+		m.Attached()
+	}
 	var n uint64
 	for {
 		e, err := rd.Next()
@@ -116,17 +124,20 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 	res := m.Result()
 	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
 		WatermarkBytes: res.Watermark * h.PageSize, CorrectedPeakBytes: res.CorrectedPeak.Pages * h.PageSize,
-		PerCPU: res.CPUs, PerProcess: res.Procs}
+		PerCPU: res.CPUs, PerProcess: res.Procs, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
 	var peak uint64
 	label := ""
-	if rd.End != nil {
-		ex.Lost = rd.End.Lost
-		ex.Complete = rd.End.Lost == 0
+	if rd.End == nil {
+		ex.Incomplete = []string{"the trace has no end line (cut short)"}
+	} else {
+		ex.Lost, ex.Missed = rd.End.Lost, rd.End.Missed
 		if rd.End.PeakBytes != nil {
 			peak, label = *rd.End.PeakBytes, rd.End.PeakSource
 			ex.PeakBytes, ex.PeakSource = rd.End.PeakBytes, label
 		}
 	}
+	ex.Incomplete = append(ex.Incomplete, incompleteReasons(ex.Lost, ex.Missed, res.Totals)...)
+	ex.Complete = len(ex.Incomplete) == 0
 	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
 	return ex, res.Timeline, nil
 }
@@ -134,7 +145,7 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 func writeExplanation(w io.Writer, ex *Explanation) {
 	fmt.Fprintf(w, "trace %s: %d events, %s backend, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, ex.Kernel, ex.BatchPages)
 	if !ex.Complete {
-		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", incompleteWhy(ex))
+		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
 	}
 	if ex.PeakBytes != nil {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*ex.PeakBytes), ex.PeakSource)
@@ -142,19 +153,35 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
 	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
-	for cpu, s := range ex.PerCPU {
+	for _, cpu := range sortedKeys(ex.PerCPU) {
+		s := ex.PerCPU[cpu]
 		fmt.Fprintf(w, "  cpu %-3d                  %d requests (%d pages), %d from stock, %d counter charges (%d pages)\n", cpu, s.Requests, s.RequestedPages, s.FromStock, s.CounterCharges, s.CounterPages)
 	}
-	for pid, s := range ex.PerProcess {
+	for _, pid := range sortedKeys(ex.PerProcess) {
+		s := ex.PerProcess[pid]
 		fmt.Fprintf(w, "  pid %-7d %-12s %d requests, %d pages\n", pid, s.Comm, s.Requests, s.RequestedPages)
 	}
 }
 
-func incompleteWhy(ex *Explanation) string {
-	if ex.Lost > 0 {
-		return fmt.Sprintf("%d events were lost", ex.Lost)
+// incompleteReasons says why a trace is not a full record of the charges,
+// so no figure derived from it is presented as exact.
+func incompleteReasons(lost uint64, missed map[string]uint64, t analysis.Totals) []string {
+	var why []string
+	if lost > 0 {
+		why = append(why, fmt.Sprintf("%d events were lost (ring buffer full)", lost))
 	}
-	return "the trace has no end line (cut short)"
+	var fns []string
+	for fn, n := range missed {
+		fns = append(fns, fmt.Sprintf("%s %d", fn, n))
+	}
+	sort.Strings(fns)
+	if len(fns) > 0 {
+		why = append(why, "the kernel skipped probes on traced functions (calls for any cgroup: "+strings.Join(fns, ", ")+")")
+	}
+	if t.Resyncs > 0 {
+		why = append(why, fmt.Sprintf("the replay contradicted the kernel %s and followed it (%d pages of stock moved): the trace missed calls", times(t.Resyncs), t.ResyncPages))
+	}
+	return why
 }
 
 // writeTimeline prints the steps where U, U - S or the watermark changed.
@@ -169,4 +196,20 @@ func writeTimeline(w io.Writer, pts []analysis.Point) {
 		last = p
 	}
 	fmt.Fprintln(w, strings.Repeat(" ", 14)+"(pages)")
+}
+
+func sortedKeys[V any](m map[int]V) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	return keys
+}
+
+func times(n uint64) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }

@@ -35,6 +35,8 @@ func dispatch(args []string) int {
 	switch args[0] {
 	case "run":
 		return runCmd(args[1:])
+	case "trace":
+		return traceCmd(args[1:])
 	case "explain":
 		return explainCmd(args[1:])
 	case "probe":
@@ -56,6 +58,8 @@ func usage() {
 Usage:
   cgpeak run [flags] -- CMD [ARGS...]   run CMD in a fresh memory cgroup and report
                                         (--trace: record every charge with eBPF, explain the peak)
+  cgpeak trace --cgroup PATH | --pid PID [--duration D]
+                                        trace a running cgroup's charges until Ctrl-C
   cgpeak explain TRACE.jsonl            replay a saved trace offline and explain the peak
   cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version

@@ -77,9 +77,7 @@ func runCmd(args []string) int {
 		return exitUsage
 	}
 	o.trace.on = o.trace.on || o.trace.output != ""
-	switch o.trace.backend {
-	case "auto", "fentry", "kprobe":
-	default:
+	if !validBackend(o.trace.backend) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
 		return exitUsage
 	}
@@ -221,7 +219,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts) (*R
 
 	var ts *traceSession
 	if topts.on {
-		if ts, err = startTrace(topts, leaf, args); err != nil {
+		if ts, err = startTrace(topts, leaf, args, false); err != nil {
 			return nil, &traceStartError{err}
 		}
 	}

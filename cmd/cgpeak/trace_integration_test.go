@@ -32,14 +32,20 @@ func backends(t *testing.T) []string {
 	return b
 }
 
-// On both backends, a workload pinned to one CPU touching exactly N pages:
-// the trace's last watermark is memory.peak, every touched page was a
-// charge request, and the saved trace replays offline to the same answer.
-func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
+// tracingBackends skips a test where no backend can exist.
+func tracingBackends(t *testing.T) []string {
 	bs := backends(t)
 	if len(bs) == 0 {
 		t.Skip("this kernel offers neither fentry nor kprobes (see cgpeak probe); charge tracing is tested in the VMs")
 	}
+	return bs
+}
+
+// On both backends, a workload pinned to one CPU touching exactly N pages:
+// the trace's last watermark is memory.peak, every touched page was a
+// charge request, and the saved trace replays offline to the same answer.
+func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
+	bs := tracingBackends(t)
 	cgpeak, touch := build(t)
 	h, _ := cgroup.FindMemory()
 	page := uint64(os.Getpagesize())
@@ -53,8 +59,17 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 				}
 				tr := r.Trace
 				t.Logf("%s N=%d: %s", b, n, tr.Explanation)
-				if tr.Backend != b || tr.Lost != 0 || !tr.Exact {
+				if tr.Backend != b || tr.Lost != 0 {
 					t.Errorf("backend %s lost %d", tr.Backend, tr.Lost)
+				}
+				// Probes can miss calls (kprobes skip while another runs on the
+				// CPU); the replay then follows the kernel and says so. Allowed,
+				// but never silently: an inexact trace must give its reasons.
+				if tr.Exact != (len(tr.Incomplete) == 0) || !tr.Exact && tr.Missed == nil && tr.Resyncs == 0 {
+					t.Errorf("exact %v with reasons %v", tr.Exact, tr.Incomplete)
+				}
+				if !tr.Exact {
+					t.Logf("%s N=%d: not exact: %v", b, n, tr.Incomplete)
 				}
 				if r.PeakBytes != nil && tr.WatermarkBytes != *r.PeakBytes {
 					t.Errorf("traced watermark %d != %s %d", tr.WatermarkBytes, r.PeakSource, *r.PeakBytes)
@@ -81,7 +96,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || !ex.Complete {
+				if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Complete != tr.Exact {
 					t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
 				}
 			})

@@ -32,34 +32,39 @@ type traceOpts struct {
 
 // TraceReport is the part of a run's report that comes from traced charges.
 type TraceReport struct {
-	Backend            string   `json:"backend"`
-	Events             uint64   `json:"events"`
-	Lost               uint64   `json:"lost_events"`
-	Exact              bool     `json:"exact"` // no event lost
-	BatchPages         uint64   `json:"batch_pages"`
-	WatermarkBytes     uint64   `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64   `json:"corrected_peak_bytes"`
-	Explanation        string   `json:"explanation"`
-	Output             string   `json:"trace_output,omitempty"`
-	Missing            []string `json:"not_traced,omitempty"`
-	Charges            uint64   `json:"charge_requests"`
-	FromStock          uint64   `json:"served_from_stock"`
-	CounterCharges     uint64   `json:"counter_charges"`
-	Forced             uint64   `json:"forced_charges"`
-	Failed             uint64   `json:"failed_charges"`
+	Backend            string            `json:"backend"`
+	Events             uint64            `json:"events"`
+	Lost               uint64            `json:"lost_events"`
+	Missed             map[string]uint64 `json:"missed_calls,omitempty"`
+	Resyncs            uint64            `json:"resyncs"`
+	Exact              bool              `json:"exact"` // no event lost, missed or resynced
+	Incomplete         []string          `json:"incomplete,omitempty"`
+	Attached           bool              `json:"attached,omitempty"` // began on a running cgroup: figures cover the traced window
+	BatchPages         uint64            `json:"batch_pages"`
+	WatermarkBytes     uint64            `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64            `json:"corrected_peak_bytes"`
+	Explanation        string            `json:"explanation"`
+	Output             string            `json:"trace_output,omitempty"`
+	Missing            []string          `json:"not_traced,omitempty"`
+	Charges            uint64            `json:"charge_requests"`
+	FromStock          uint64            `json:"served_from_stock"`
+	CounterCharges     uint64            `json:"counter_charges"`
+	Forced             uint64            `json:"forced_charges"`
+	Failed             uint64            `json:"failed_charges"`
 	result             analysis.Result
 	pageSize           uint64
 }
 
 type traceSession struct {
-	o      traceOpts
-	t      *loader.Tracer
-	file   *os.File
-	w      *trace.Writer
-	model  *analysis.Model
-	done   chan error
-	batch  uint64
-	others uint64 // events of the memsw/swap counter
+	o        traceOpts
+	t        *loader.Tracer
+	file     *os.File
+	w        *trace.Writer
+	model    *analysis.Model
+	done     chan error
+	batch    uint64
+	others   uint64 // events of the memsw/swap counter
+	attached bool
 }
 
 // chargeBatch is MEMCG_CHARGE_BATCH, a #define that no BTF records: 32 pages
@@ -95,7 +100,10 @@ func kernelRelease() string {
 
 // startTrace attaches the tracer to the leaf before the workload starts, so
 // its first charge is seen.
-func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string) (*traceSession, error) {
+//
+// attached: the cgroup was running before (cgpeak trace), so usage and stocks
+// from before are not in the trace.
+func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*traceSession, error) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(leaf.Path, &st); err != nil {
 		return nil, fmt.Errorf("reading the run's cgroup id: %w", err)
@@ -107,6 +115,10 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string) (*traceSession, e
 	rel := kernelRelease()
 	batch, src := chargeBatch(rel)
 	s := &traceSession{o: o, t: t, model: analysis.NewModel(batch, o.timeline || o.plot != ""), done: make(chan error, 1), batch: batch}
+	if attached {
+		s.model.Attached()
+		s.attached = true
+	}
 	if o.output != "" {
 		if s.file, err = os.Create(o.output); err != nil {
 			t.Close()
@@ -125,7 +137,7 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string) (*traceSession, e
 			ver = 2
 		}
 		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
-			Backend: t.Backend, Mode: "charges", Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv,
+			Backend: t.Backend, Mode: "charges", Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached,
 			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.abort()
@@ -182,23 +194,29 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 		err = rerr
 	}
 	lost, lerr := s.t.Lost()
+	missed, merr := s.t.Missed()
+	if lerr == nil {
+		lerr = merr
+	}
 	s.t.Close()
 	if err == nil {
 		err = lerr
 	}
 	r := s.model.Result()
 	page := uint64(os.Getpagesize())
-	tr := &TraceReport{Backend: s.t.Backend, Events: r.Events + s.others, Lost: lost, Exact: lost == 0, BatchPages: s.batch,
+	tr := &TraceReport{Backend: s.t.Backend, Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.attached, BatchPages: s.batch,
 		WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page, Output: s.o.output,
 		Missing: s.t.Missing(), Charges: r.Totals.Requests, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
 		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page}
+	tr.Incomplete = incompleteReasons(lost, missed, r.Totals)
+	tr.Exact = len(tr.Incomplete) == 0
 	var peak uint64
 	if f.HavePeak {
 		peak = f.PeakBytes
 	}
 	tr.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
 	if s.w != nil {
-		end := trace.End{Lost: lost}
+		end := trace.End{Lost: lost, Missed: missed}
 		if f.HavePeak {
 			v := f.PeakBytes
 			end.PeakBytes, end.PeakSource = &v, f.PeakFile
@@ -217,9 +235,13 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	fmt.Fprintf(w, "  traced charges           %d events (%s backend), %d lost\n", t.Events, t.Backend, t.Lost)
 	exact := ""
 	if !t.Exact {
-		exact = "; INCOMPLETE: events were lost, this is not exact"
+		exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
 	}
-	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s)\n", human(t.CorrectedPeakBytes), exact)
+	window := ""
+	if t.Attached {
+		window = " while traced"
+	}
+	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", human(t.CorrectedPeakBytes), window, exact)
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",

@@ -1,14 +1,41 @@
 // touch: maps N anonymous pages and writes one byte to each, so exactly N
 // pages are faulted in; the ground truth for peak-memory tests.
+//
+// touch N [CGROUP_DIR]: first moves itself into CGROUP_DIR (writing its pid
+// to cgroup.procs), as a workload that places itself does. With TOUCH_WAIT
+// set in the environment it then prints "ready" and waits for a line on stdin
+// before touching, so a tracer can attach to a process already running.
+// TOUCH_ROUNDS=R repeats map, touch, unmap R times: a churn of fresh pages
+// charged and uncharged again (the benchmark's second workload).
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
 	long n = argc > 1 ? atol(argv[1]) : 0;
 	long ps = sysconf(_SC_PAGESIZE);
-	char *p = mmap(0, n * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (n && p == MAP_FAILED) return 99;
-	if (n) madvise(p, n * ps, MADV_NOHUGEPAGE);
-	for (long i = 0; i < n; i++) p[i * ps] = 1;
+	if (argc > 2) {
+		char path[4096], pid[32];
+		snprintf(path, sizeof path, "%s/cgroup.procs", argv[2]);
+		int fd = open(path, O_WRONLY);
+		int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+		if (fd < 0 || write(fd, pid, len) != len) return 98;
+		close(fd);
+	}
+	if (getenv("TOUCH_WAIT")) {
+		char c;
+		write(1, "ready\n", 6);
+		if (read(0, &c, 1) != 1) return 97;
+	}
+	long rounds = getenv("TOUCH_ROUNDS") ? atol(getenv("TOUCH_ROUNDS")) : 1;
+	for (long r = 0; r < rounds; r++) {
+		char *p = mmap(0, n * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (n && p == MAP_FAILED) return 99;
+		if (n) madvise(p, n * ps, MADV_NOHUGEPAGE);
+		for (long i = 0; i < n; i++) p[i * ps] = 1;
+		if (r + 1 < rounds) munmap(p, n * ps);
+	}
 	return 0;
 }

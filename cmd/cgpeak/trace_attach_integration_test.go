@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cgpeak/cgpeak/cgroup"
+)
+
+// A workload that moved itself into a cgroup and is already running is
+// traced by cgpeak trace, found by --pid or by --cgroup: the trace sees every
+// page it touches after tracing began, the kernel's watermark equals the
+// cgroup's peak file, and the trace ends on Ctrl-C or when the cgroup goes.
+func TestTraceRunningWorkload(t *testing.T) {
+	bs := tracingBackends(t)
+	cgpeak, touch := build(t)
+	h, err := cgroup.FindMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	page := uint64(os.Getpagesize())
+	for _, b := range bs {
+		for _, by := range []string{"pid", "cgroup"} {
+			t.Run(b+"/"+by, func(t *testing.T) {
+				dir := filepath.Join(h.Mount, fmt.Sprintf("attach-test-%d-%s-%s", os.Getpid(), b, by))
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				defer os.Remove(dir)
+				w := exec.Command("taskset", "-c", "0", touch, strconv.Itoa(n), dir)
+				w.Env = append(os.Environ(), "TOUCH_WAIT=1")
+				in, _ := w.StdinPipe()
+				out, _ := w.StdoutPipe()
+				if err := w.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer w.Process.Kill()
+				if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+					t.Fatalf("workload said %q", line)
+				}
+
+				rep := filepath.Join(t.TempDir(), "r.json")
+				args := []string{"trace", "--backend", b, "--json", "--output", rep, "--trace-output", filepath.Join(t.TempDir(), "t.jsonl")}
+				if by == "pid" {
+					args = append(args, "--pid", strconv.Itoa(w.Process.Pid))
+				} else {
+					args = append(args, "--cgroup", strings.TrimPrefix(dir, h.Mount))
+				}
+				tr := exec.Command(cgpeak, args...)
+				errs, _ := tr.StderrPipe()
+				if err := tr.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer tr.Process.Kill()
+				if line, _ := bufio.NewReader(errs).ReadString('\n'); !strings.Contains(line, "tracing "+dir) {
+					t.Fatalf("cgpeak trace said %q", line)
+				}
+				in.Write([]byte("go\n"))
+				if err := w.Wait(); err != nil {
+					t.Fatalf("workload: %v", err)
+				}
+				if by == "pid" {
+					tr.Process.Signal(syscall.SIGINT)
+				} else {
+					// Ends by itself when the cgroup goes away.
+					for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				done := make(chan error, 1)
+				go func() { done <- tr.Wait() }()
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatalf("cgpeak trace: %v", err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatal("cgpeak trace did not end")
+				}
+				var r TraceCmdReport
+				b2, _ := os.ReadFile(rep)
+				if err := json.Unmarshal(b2, &r); err != nil || r.Trace == nil {
+					t.Fatalf("report %s: %v", b2, err)
+				}
+				x := r.Trace
+				t.Logf("%s --%s: ended by %s; %s", b, by, r.Ended, x.Explanation)
+				wantEnd := map[string]string{"pid": "signal", "cgroup": "cgroup removed"}[by]
+				if r.Ended != wantEnd || !x.Attached || x.Lost != 0 {
+					t.Errorf("ended %q attached %v lost %d", r.Ended, x.Attached, x.Lost)
+				}
+				if x.Charges < n {
+					t.Errorf("%d charge requests traced for %d touched pages", x.Charges, n)
+				}
+				if x.CorrectedPeakBytes < n*page || x.CorrectedPeakBytes > x.WatermarkBytes {
+					t.Errorf("corrected peak %d outside [%d pages, watermark %d]", x.CorrectedPeakBytes, n, x.WatermarkBytes)
+				}
+				if by == "pid" && r.PeakBytes != nil && *r.PeakBytes != x.WatermarkBytes {
+					t.Errorf("traced watermark %d != %s %d", x.WatermarkBytes, r.PeakSource, *r.PeakBytes)
+				}
+			})
+		}
+	}
+}
+
+// cgpeak trace refuses bad targets in one line with its own exit code.
+func TestTraceCmdErrors(t *testing.T) {
+	cgpeak, _ := build(t)
+	for _, k := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{}, exitUsage},
+		{[]string{"--pid", "1", "--cgroup", "/"}, exitUsage},
+		{[]string{"--pid", "-3"}, exitUsage},
+		{[]string{"--pid", "1", "--backend", "bogus"}, exitUsage},
+		{[]string{"--pid", "1", "extra"}, exitUsage},
+		{[]string{"--pid", "999999999"}, exitCgroup},
+		{[]string{"--cgroup", "no-such-cgroup-here"}, exitCgroup},
+	} {
+		out, err := exec.Command(cgpeak, append([]string{"trace"}, k.args...)...).CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != k.code {
+			t.Errorf("%v: %v, want exit %d", k.args, err, k.code)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
+			t.Errorf("%v: want one line, got %q", k.args, out)
+		}
+	}
+}

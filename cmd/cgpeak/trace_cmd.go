@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cgpeak/cgpeak/cgroup"
+)
+
+// TraceCmdReport is `cgpeak trace --json`.
+type TraceCmdReport struct {
+	Cgroup        string       `json:"cgroup"`
+	CgroupVersion int          `json:"cgroup_version"`
+	Seconds       float64      `json:"traced_seconds"`
+	Ended         string       `json:"ended"` // "duration", "signal" or "cgroup removed"
+	StartBytes    *uint64      `json:"start_usage_bytes,omitempty"`
+	PeakBytes     *uint64      `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource    string       `json:"cgroup_peak_source,omitempty"`
+	CurrentBytes  *uint64      `json:"end_usage_bytes,omitempty"`
+	UsageSource   string       `json:"usage_source,omitempty"`
+	Trace         *TraceReport `json:"trace"`
+	Missing       []string     `json:"missing,omitempty"`
+}
+
+func traceCmd(args []string) int {
+	fs := pflag.NewFlagSet("trace", pflag.ContinueOnError)
+	var o traceOpts
+	cg := fs.String("cgroup", "", "trace this running cgroup: its directory, or its path relative to the memory hierarchy's mount")
+	pid := fs.Int("pid", 0, "trace the memory cgroup this running process belongs to")
+	dur := fs.Duration("duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the cgroup goes away")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	out := fs.String("output", "", "write the report to FILE instead of stderr")
+	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
+	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
+	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
+	fs.Usage = func() {
+		fmt.Fprint(os.Stderr, "Usage: cgpeak trace (--cgroup PATH | --pid PID) [flags]\n\nAttaches the charge tracer to a running memory cgroup (a container, a service)\nuntil Ctrl-C, SIGTERM, --duration or the cgroup's removal, then explains what\nthe trace saw. Needs root (see cgpeak probe).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(os.Stderr, "cgpeak: trace takes no command (%q): to run one, use cgpeak run --trace -- CMD\n", fs.Arg(0))
+		return exitUsage
+	case (*cg == "") == (*pid == 0):
+		fmt.Fprintln(os.Stderr, "cgpeak: trace needs exactly one of --cgroup PATH or --pid PID")
+		return exitUsage
+	case *pid < 0:
+		fmt.Fprintf(os.Stderr, "cgpeak: --pid %d: give the pid of a running process\n", *pid)
+		return exitUsage
+	case *dur < 0:
+		fmt.Fprintln(os.Stderr, "cgpeak: --duration must be positive, e.g. 30s")
+		return exitUsage
+	}
+	if !validBackend(o.backend) {
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.backend)
+		return exitUsage
+	}
+	var target *cgroup.Leaf
+	var err error
+	if *pid != 0 {
+		target, err = cgroup.OfPID(*pid)
+	} else {
+		target, err = cgroup.Existing(*cg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+	var w io.Writer = os.Stderr
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		w = f
+	}
+	// Signals are caught before attaching, so Ctrl-C at any moment detaches.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	rep := &TraceCmdReport{Cgroup: target.Path, CgroupVersion: 1}
+	if target.H.V2 {
+		rep.CgroupVersion = 2
+	}
+	start := target.Read()
+	ts, err := startTrace(o, target, nil, true)
+	if err != nil {
+		if *out != "" {
+			os.Remove(*out)
+		}
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitTrace
+	}
+	began := time.Now()
+	fmt.Fprintf(os.Stderr, "cgpeak: tracing %s (%s backend); stop with Ctrl-C\n", target.Path, ts.t.Backend)
+	if start.CurrentBytes > 0 {
+		v := start.CurrentBytes
+		rep.StartBytes = &v
+	}
+	var timeout <-chan time.Time
+	if *dur > 0 {
+		timeout = time.After(*dur)
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-sig:
+			rep.Ended = "signal"
+			break wait
+		case <-timeout:
+			rep.Ended = "duration"
+			break wait
+		case <-tick.C:
+			if _, err := os.Stat(filepath.Join(target.Path, "cgroup.procs")); err != nil {
+				rep.Ended = "cgroup removed"
+				break wait
+			}
+		}
+	}
+	rep.Seconds = time.Since(began).Seconds()
+	var f cgroup.Figures
+	if rep.Ended == "cgroup removed" {
+		rep.Missing = append(rep.Missing, "cgroup figures: the cgroup was removed before tracing ended")
+	} else {
+		f = target.Read()
+		rep.Missing = append(rep.Missing, f.Missing...)
+		if f.HavePeak {
+			v := f.PeakBytes
+			rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
+		}
+		v := f.CurrentBytes
+		rep.CurrentBytes = &v
+	}
+	rep.UsageSource = "memory.current"
+	if !target.H.V2 {
+		rep.UsageSource = "memory.usage_in_bytes"
+	}
+	tr, err := ts.stop(f)
+	rep.Trace = tr
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitTrace
+	}
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		writeTraceCmdText(w, rep)
+	}
+	return 0
+}
+
+func validBackend(b string) bool { return b == "auto" || b == "fentry" || b == "kprobe" }
+
+func writeTraceCmdText(w io.Writer, r *TraceCmdReport) {
+	fmt.Fprintf(w, "cgpeak trace: %s (cgroup v%d)\n", r.Cgroup, r.CgroupVersion)
+	fmt.Fprintf(w, "  traced for               %10.3f s     (until %s)\n", r.Seconds, r.Ended)
+	if r.StartBytes != nil {
+		fmt.Fprintf(w, "  usage when tracing began %10s     (%s; its stocks and history are not in the trace)\n", human(*r.StartBytes), r.UsageSource)
+	}
+	if r.CurrentBytes != nil {
+		fmt.Fprintf(w, "  usage when tracing ended %10s     (%s)\n", human(*r.CurrentBytes), r.UsageSource)
+	}
+	if r.PeakBytes != nil {
+		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s: since the cgroup was made or last reset, not only while traced)\n", human(*r.PeakBytes), r.PeakSource)
+	}
+	if r.Trace != nil {
+		writeTraceText(w, r.Trace)
+	}
+	for _, m := range r.Missing {
+		fmt.Fprintf(w, "  missing: %s\n", m)
+	}
+}

@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated bench
+.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -28,6 +28,13 @@ vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (docs/bench.md)
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
+	@$(MAKE) -s bench-explain
+bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by cgpeak run (root)
+	@$(GO) build -o bin/gentrace ./bench/gentrace
+	@f=$$(mktemp --suffix=.jsonl); trap 'rm -f $$f' EXIT; bin/gentrace -events 10000000 > $$f && \
+	bin/cgpeak run --json --output $$f.json -- bin/cgpeak explain $$f > /dev/null && \
+	sed -n 's/.*"\(wall_seconds\|cgroup_peak_bytes\|ru_maxrss_bytes\)": *\([0-9.]*\).*/\1 \2/p' $$f.json | tr '\n' ' ' | \
+	awk '{ printf "bench: explain 10000000 events (%s MB trace): wall %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', $$2, $$6/1048576, $$4/1048576 }'; rm -f $$f.json
 guest: ## static binaries shipped into the VMs
 	@mkdir -p bin/guest
 	CGO_ENABLED=0 $(GO) build -o bin/guest/cgpeak ./cmd/cgpeak

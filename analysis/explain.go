@@ -29,6 +29,10 @@ func Explain(r Result, label string, peakBytes, pageSize uint64) string {
 		fmt.Fprintf(&b, " + %d pages pre-charged in CPU %d's stock", s.Stock[c], c)
 		stocked += s.Stock[c]
 	}
+	if len(s.Stock) == 0 && s.StockTotal > 0 {
+		fmt.Fprintf(&b, " + %d pages pre-charged in per-CPU stocks", s.StockTotal)
+		stocked = s.StockTotal
+	}
 	if s.Batches > 0 {
 		plural := "es"
 		if s.Batches == 1 {

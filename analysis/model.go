@@ -47,6 +47,27 @@ type Event struct {
 	Watermark uint64 // counter watermark after the call, pages (counter events only)
 	Forced    bool   // page_counter_charge: charged past the limit, no batch
 	Failed    bool   // the charge was refused
+	Kind      string // charge requests: what for (user, thp, page_tables, kernel_stack, slab, ...), "" if unknown
+	Caller    string // charge requests for kernel memory: the kernel function that asked
+	Consumed  uint64 // summary traces: pages this CPU's stock served, unreported, since its previous event
+}
+
+// Summary is what the kernel side kept per CPU in a summary trace, where
+// requests served from a stock are counted there instead of recorded.
+type Summary struct {
+	CPUs map[int]SummaryCPU `json:"cpus"`
+}
+
+// SummaryCPU is one CPU's share; real use in pages, times in ns.
+type SummaryCPU struct {
+	FromStock      uint64 `json:"from_stock"`       // requests served from the stock
+	FromStockPages uint64 `json:"from_stock_pages"` // their pages
+	Pending        uint64 `json:"pending"`          // of those, pages no event reported
+	MaxReal        int64  `json:"max_real"`         // most pages in real use seen at a request's end
+	MaxRealTime    uint64 `json:"max_real_t"`
+	Watermark      uint64 `json:"watermark"`      // watermark at the last request ending at it
+	WatermarkReal  int64  `json:"watermark_real"` // real use then
+	WatermarkTime  uint64 `json:"watermark_t"`
 }
 
 // Model replays events in order.
@@ -65,6 +86,7 @@ type Model struct {
 	batches   uint64 // counter charges of a whole batch so far
 	cpus      map[int]*CPUStats
 	procs     map[int]*ProcStats
+	kinds     map[string]*KindStats
 	totals    Totals
 	events    uint64
 	timeline  []Point
@@ -83,6 +105,9 @@ type Snapshot struct {
 	Watermark uint64
 	InUse     uint64
 	Stock     map[int]uint64 // CPU -> pages pre-charged there
+	// StockTotal: summary traces know the stocks' sum at that moment, not
+	// each CPU's share (Stock is then empty).
+	StockTotal uint64
 	Batches   uint64         // whole batches charged until then
 	Time      uint64
 }
@@ -90,6 +115,13 @@ type Snapshot struct {
 // CPUStats and ProcStats are charge totals.
 type CPUStats struct {
 	Requests, RequestedPages, FromStock, CounterCharges, CounterPages uint64
+}
+
+// KindStats counts the charge requests of one kind, and for kernel memory
+// the kernel functions that made them.
+type KindStats struct {
+	Requests, Pages uint64
+	Callers         map[string]uint64 `json:",omitempty"` // function -> pages
 }
 
 type ProcStats struct {
@@ -128,7 +160,7 @@ type Point struct {
 // step is kept for Result().Timeline.
 func NewModel(batch uint64, timeline bool) *Model {
 	return &Model{batch: batch, stock: map[int]int64{}, charged: map[int]bool{}, before: map[int]int64{}, known: map[int]bool{},
-		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, keepTL: timeline}
+		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, keepTL: timeline}
 }
 
 // Attached says the trace began on a running cgroup: pages stocked before
@@ -162,6 +194,9 @@ func (m *Model) Apply(e Event) {
 	}
 	m.events++
 	c := m.cpu(e.CPU)
+	if e.Consumed > 0 {
+		m.stock[e.CPU] = max(m.stock[e.CPU]-int64(e.Consumed), 0)
+	}
 	switch e.Op {
 	case OpCounterCharge:
 		if e.Failed {
@@ -217,6 +252,21 @@ func (m *Model) Apply(e Event) {
 		p.Comm = e.Comm // the latest name: what the process exec'd last
 		p.Requests++
 		p.RequestedPages += e.Pages
+		if e.Kind != "" {
+			k := m.kinds[e.Kind]
+			if k == nil {
+				k = &KindStats{}
+				m.kinds[e.Kind] = k
+			}
+			k.Requests++
+			k.Pages += e.Pages
+			if e.Caller != "" {
+				if k.Callers == nil {
+					k.Callers = map[string]uint64{}
+				}
+				k.Callers[e.Caller] += e.Pages
+			}
+		}
 		if !m.charged[e.CPU] {
 			m.stock[e.CPU] -= int64(e.Pages)
 			m.totals.FromStock++
@@ -266,6 +316,45 @@ func (m *Model) Apply(e Event) {
 	}
 }
 
+// ApplySummary adds what the kernel side kept in a summary trace, once its
+// events are applied: the requests served from stocks, the stock consumption
+// no event reported, and real use measured at every request's end, which the
+// events alone cannot give.
+func (m *Model) ApplySummary(s Summary) {
+	// Requests served from stocks carry no process: per-process totals
+	// would count only those charged to the counter.
+	m.procs = map[int]*ProcStats{}
+	var at *SummaryCPU
+	for cpu, sc := range s.CPUs {
+		c := m.cpu(cpu)
+		c.Requests += sc.FromStock
+		c.RequestedPages += sc.FromStockPages
+		c.FromStock += sc.FromStock
+		m.totals.Requests += sc.FromStock
+		m.totals.RequestedPages += sc.FromStockPages
+		m.totals.FromStock += sc.FromStock
+		m.stock[cpu] = max(m.stock[cpu]-int64(sc.Pending), 0)
+		if sc.MaxReal > int64(m.best.Pages) {
+			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
+		}
+		if sc.Watermark > 0 && (at == nil || sc.Watermark > at.Watermark || sc.Watermark == at.Watermark && sc.WatermarkTime > at.WatermarkTime) {
+			sc := sc
+			at = &sc
+		}
+	}
+	if at != nil && at.Watermark == m.watermark && (m.atMark == nil || at.WatermarkTime >= m.atMark.Time) {
+		snap := &Snapshot{Watermark: at.Watermark, Time: at.WatermarkTime, Stock: map[int]uint64{}}
+		if m.atMark != nil {
+			snap.Batches = m.atMark.Batches
+		}
+		if at.WatermarkReal > 0 {
+			snap.InUse = uint64(at.WatermarkReal)
+		}
+		snap.StockTotal = at.Watermark - snap.InUse
+		m.atMark = snap
+	}
+}
+
 func (m *Model) resync(pages uint64) {
 	m.totals.Resyncs++
 	m.totals.ResyncPages += pages
@@ -283,6 +372,7 @@ type Result struct {
 	Totals        Totals
 	CPUs          map[int]CPUStats
 	Procs         map[int]ProcStats
+	Kinds         map[string]KindStats // charge requests by what they were for (traces that record it)
 	Timeline      []Point
 	StartTime     uint64
 }
@@ -291,7 +381,10 @@ type Result struct {
 func (m *Model) Result() Result {
 	r := Result{Batch: m.batch, Events: m.events, Watermark: m.watermark, CorrectedPeak: m.best,
 		AtWatermark: m.atMark, FinalUsage: m.usage, FinalStock: map[int]uint64{}, Totals: m.totals,
-		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Timeline: m.timeline, StartTime: m.first}
+		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, Timeline: m.timeline, StartTime: m.first}
+	for k, v := range m.kinds {
+		r.Kinds[k] = *v
+	}
 	for c, v := range m.stock {
 		if v > 0 {
 			r.FinalStock[c] = uint64(v)

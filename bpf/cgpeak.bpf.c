@@ -58,6 +58,10 @@ struct event {
 	__u8 fn;
 	__u8 flags;
 	char comm[16];
+	__u64 stack; /* charge requests: key of the kernel stack in stacks, 0 if none */
+	__u32 gfp;   /* charge requests: the gfp mask */
+	__u32 consumed; /* summary mode: pages this CPU's stock served to requests
+			 * not emitted, since its previous event */
 };
 
 /* Keeps struct event in BTF for bpf2go's Go type. */
@@ -65,10 +69,15 @@ const struct event *unused_event __attribute__((unused));
 
 /* Set from Go before loading. */
 volatile const __u64 target_cgid = 0;
+/* Summary mode: requests served from the stock are not emitted; the per-CPU
+ * stock, real use and its peak are kept here instead (struct cpu_state). */
+volatile const __u8 summary = 0;
 
 /* The target's struct mem_cgroup, learned from its first charge so that
  * counter events filter by a pointer compare instead of a chain of reads. */
 __u64 target_memcg = 0;
+
+#define WAKEUP_BYTES (256 << 10)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -81,6 +90,66 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/* Summary mode, per CPU. Real use is the counter's usage minus the pages in
+ * all stocks (stock_total), measured where a request ends; its peak, and the
+ * real use at the last moment usage stood at the watermark, are kept per CPU
+ * and combined in user space. */
+struct cpu_state {
+	__s64 stock;      /* pages in this CPU's stock for the target */
+	__u64 requests;   /* requests served from the stock (not emitted) */
+	__u64 pages;
+	__u64 pending;    /* pages of those not yet reported in an event */
+	__s64 max_real;
+	__u64 max_real_ts;
+	__u64 wm;         /* watermark at the last request that ended at it */
+	__s64 wm_real;
+	__u64 wm_ts;
+	__u64 charged;    /* a counter charge since this CPU's last request */
+};
+
+/* Keeps struct cpu_state in BTF for bpf2go's Go type. */
+const struct cpu_state *unused_cpu_state __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_state);
+} states SEC(".maps");
+
+__s64 stock_total = 0;
+
+static __always_inline struct cpu_state *state(void)
+{
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&states, &z);
+}
+
+/* Kernel stacks of charge requests, so user space can name what each was
+ * for (anon or file pages, page tables, a kernel stack, slab...): the gfp mask
+ * cannot tell, anon faults charge with GFP_KERNEL like kernel memory does.
+ * Keyed by a 64-bit hash of the frames, so two stacks never share a slot (a
+ * STACK_TRACE map's bucket ids collide, and a collision loses a stack). A
+ * fault path has only a few distinct stacks. */
+#define STACK_DEPTH 24
+struct stack_buf {
+	__u64 ips[STACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_buf);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct stack_buf);
+} stacks SEC(".maps");
 
 /* Set while drain_stock runs on a CPU: a page_counter_uncharge inside it is
  * the stock going back, which the model must know apart from a free. */
@@ -138,7 +207,7 @@ static __always_inline __u8 counter_kind(struct page_counter *c)
 	return COUNTER_NONE;
 }
 
-static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc)
+static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -164,19 +233,55 @@ static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u
 	e->counter = counter;
 	e->fn = fn;
 	e->flags = flags;
+	e->gfp = gfp;
+	e->stack = stack;
+	e->consumed = 0;
+	if (summary) {
+		struct cpu_state *st = state();
+		if (st) {
+			e->consumed = st->pending;
+			st->pending = 0;
+		}
+	}
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	/* A wakeup per event would cost the workload an IPI and a reader context
+	 * switch per page fault; wake the reader only once a batch has piled up
+	 * (it also polls on a short deadline, and flushes at the end). */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void on_try_charge(struct mem_cgroup *memcg, __u64 nr, int ret)
+static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc)
 {
-	if (is_target(memcg))
-		emit(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0);
+	emit_req(op, fn, counter, flags, pages, pc, 0, 0);
+}
+
+static __always_inline __u64 req_stack(void *ctx)
+{
+	__u32 z = 0;
+	struct stack_buf *b = bpf_map_lookup_elem(&scratch, &z);
+	__u64 h = 14695981039346656037ULL; /* FNV-1a over the frames */
+
+	if (!b || bpf_get_stack(ctx, b->ips, sizeof(b->ips), 0) <= 0)
+		return 0;
+	for (int i = 0; i < STACK_DEPTH; i++) {
+		h ^= b->ips[i];
+		h *= 1099511628211ULL;
+	}
+	if (!h)
+		h = 1;
+	if (!bpf_map_lookup_elem(&stacks, &h))
+		bpf_map_update_elem(&stacks, &h, b, BPF_NOEXIST);
+	return h;
 }
 
 static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
 {
 	__u8 k = counter_kind(c);
+	if (summary && k == COUNTER_MEMORY && ok) {
+		struct cpu_state *st = state();
+		if (st)
+			st->charged = 1;
+	}
 	if (k)
 		emit(OP_COUNTER_CHARGE, fn, k, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, c);
 }
@@ -190,15 +295,74 @@ static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
 	if (!k)
 		return;
 	d = bpf_map_lookup_elem(&in_drain, &z);
-	if (d && *d && k == COUNTER_MEMORY)
+	if (d && *d && k == COUNTER_MEMORY) {
+		if (summary) {
+			struct cpu_state *st = state();
+			if (st) {
+				__sync_fetch_and_add(&stock_total, -st->stock);
+				st->stock = 0;
+			}
+		}
 		emit(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0);
+	}
 	emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, c);
 }
 
 static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 {
-	if (is_target(memcg))
-		emit(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0);
+	if (!is_target(memcg))
+		return;
+	if (summary) {
+		struct cpu_state *st = state();
+		if (st) {
+			st->stock += nr;
+			__sync_fetch_and_add(&stock_total, nr);
+		}
+	}
+	emit(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0);
+}
+
+/* A request for the target ended. In summary mode one served from the stock
+ * is counted here instead of emitted; either way real use is measured. */
+static __always_inline void on_request(void *ctx, struct mem_cgroup *memcg, __u32 gfp, __u64 nr, int ret, __u64 stack)
+{
+	struct cpu_state *st;
+
+	if (!summary) {
+		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, stack);
+		return;
+	}
+	st = state();
+	if (!st)
+		return;
+	if (ret || st->charged) {
+		st->charged = 0;
+		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, 0);
+		if (ret)
+			return;
+	} else {
+		__s64 d = st->stock < (__s64)nr ? st->stock : (__s64)nr;
+		if (d > 0) {
+			st->stock -= d;
+			__sync_fetch_and_add(&stock_total, -d);
+		}
+		st->requests++;
+		st->pages += nr;
+		st->pending += nr;
+	}
+	__s64 usage = BPF_CORE_READ(memcg, memory.usage.counter);
+	__u64 wm = BPF_CORE_READ(memcg, memory.watermark);
+	__s64 real = usage - stock_total;
+	__u64 now = bpf_ktime_get_ns();
+	if (real > st->max_real) {
+		st->max_real = real;
+		st->max_real_ts = now;
+	}
+	if ((__u64)usage == wm && wm >= st->wm) {
+		st->wm = wm;
+		st->wm_real = real;
+		st->wm_ts = now;
+	}
 }
 
 static __always_inline void set_drain(__u32 v)
@@ -214,7 +378,8 @@ static __always_inline void set_drain(__u32 v)
 SEC("fexit/try_charge_memcg")
 int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
 {
-	on_try_charge(memcg, nr, ret);
+	if (is_target(memcg))
+		on_request(ctx, memcg, gfp, nr, ret, summary ? 0 : req_stack(ctx));
 	return 0;
 }
 
@@ -283,8 +448,9 @@ static __always_inline struct args *take(__u8 fn, __u64 *key)
 SEC("kprobe/try_charge_memcg")
 int BPF_KPROBE(kprobe_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr)
 {
+	/* The stack is taken on entry: unwinding from a kretprobe is less sure. */
 	if (is_target(memcg))
-		save(FN_TRY_CHARGE, (__u64)memcg, nr);
+		save(FN_TRY_CHARGE, summary ? 0 : req_stack(ctx), (__u64)nr | (__u64)gfp << 32);
 	return 0;
 }
 
@@ -295,7 +461,7 @@ int BPF_KRETPROBE(kretprobe_try_charge, int ret)
 	struct args *a = take(FN_TRY_CHARGE, &k);
 	if (!a)
 		return 0;
-	emit(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, a->a1, 0);
+	on_request(ctx, (struct mem_cgroup *)target_memcg, (__u32)(a->a1 >> 32), (__u32)a->a1, ret, a->a0);
 	bpf_map_delete_elem(&entry_args, &k);
 	return 0;
 }

@@ -19,6 +19,20 @@ type CgpeakArgs struct {
 	A1 uint64
 }
 
+type CgpeakCpuState struct {
+	_         structs.HostLayout
+	Stock     int64
+	Requests  uint64
+	Pages     uint64
+	Pending   uint64
+	MaxReal   int64
+	MaxRealTs uint64
+	Wm        uint64
+	WmReal    int64
+	WmTs      uint64
+	Charged   uint64
+}
+
 type CgpeakEvent struct {
 	_         structs.HostLayout
 	Ts        uint64
@@ -33,6 +47,14 @@ type CgpeakEvent struct {
 	Fn        uint8
 	Flags     uint8
 	Comm      [16]int8
+	Stack     uint64
+	Gfp       uint32
+	Consumed  uint32
+}
+
+type CgpeakStackBuf struct {
+	_   structs.HostLayout
+	Ips [24]uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -43,6 +65,9 @@ const (
 	CgpeakMapEvents                = "events"
 	CgpeakMapInDrain               = "in_drain"
 	CgpeakMapLost                  = "lost"
+	CgpeakMapScratch               = "scratch"
+	CgpeakMapStacks                = "stacks"
+	CgpeakMapStates                = "states"
 	CgpeakProgFentryDrainStock     = "fentry_drain_stock"
 	CgpeakProgFentryRefillStock    = "fentry_refill_stock"
 	CgpeakProgFexitDrainStock      = "fexit_drain_stock"
@@ -61,8 +86,11 @@ const (
 	CgpeakProgKretprobePcTryCharge = "kretprobe_pc_try_charge"
 	CgpeakProgKretprobePcUncharge  = "kretprobe_pc_uncharge"
 	CgpeakProgKretprobeTryCharge   = "kretprobe_try_charge"
+	CgpeakVarStockTotal            = "stock_total"
+	CgpeakVarSummary               = "summary"
 	CgpeakVarTargetCgid            = "target_cgid"
 	CgpeakVarTargetMemcg           = "target_memcg"
+	CgpeakVarUnusedCpuState        = "unused_cpu_state"
 	CgpeakVarUnusedEvent           = "unused_event"
 )
 
@@ -136,15 +164,21 @@ type CgpeakMapSpecs struct {
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	InDrain   *ebpf.MapSpec `ebpf:"in_drain"`
 	Lost      *ebpf.MapSpec `ebpf:"lost"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
+	States    *ebpf.MapSpec `ebpf:"states"`
 }
 
 // CgpeakVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CgpeakVariableSpecs struct {
-	TargetCgid  *ebpf.VariableSpec `ebpf:"target_cgid"`
-	TargetMemcg *ebpf.VariableSpec `ebpf:"target_memcg"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	StockTotal     *ebpf.VariableSpec `ebpf:"stock_total"`
+	Summary        *ebpf.VariableSpec `ebpf:"summary"`
+	TargetCgid     *ebpf.VariableSpec `ebpf:"target_cgid"`
+	TargetMemcg    *ebpf.VariableSpec `ebpf:"target_memcg"`
+	UnusedCpuState *ebpf.VariableSpec `ebpf:"unused_cpu_state"`
+	UnusedEvent    *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
 // CgpeakObjects contains all objects after they have been loaded into the kernel.
@@ -171,6 +205,9 @@ type CgpeakMaps struct {
 	Events    *ebpf.Map `ebpf:"events"`
 	InDrain   *ebpf.Map `ebpf:"in_drain"`
 	Lost      *ebpf.Map `ebpf:"lost"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
+	Stacks    *ebpf.Map `ebpf:"stacks"`
+	States    *ebpf.Map `ebpf:"states"`
 }
 
 func (m *CgpeakMaps) Close() error {
@@ -179,6 +216,9 @@ func (m *CgpeakMaps) Close() error {
 		m.Events,
 		m.InDrain,
 		m.Lost,
+		m.Scratch,
+		m.Stacks,
+		m.States,
 	)
 }
 
@@ -186,9 +226,12 @@ func (m *CgpeakMaps) Close() error {
 //
 // It can be passed to LoadCgpeakObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CgpeakVariables struct {
-	TargetCgid  *ebpf.Variable `ebpf:"target_cgid"`
-	TargetMemcg *ebpf.Variable `ebpf:"target_memcg"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	StockTotal     *ebpf.Variable `ebpf:"stock_total"`
+	Summary        *ebpf.Variable `ebpf:"summary"`
+	TargetCgid     *ebpf.Variable `ebpf:"target_cgid"`
+	TargetMemcg    *ebpf.Variable `ebpf:"target_memcg"`
+	UnusedCpuState *ebpf.Variable `ebpf:"unused_cpu_state"`
+	UnusedEvent    *ebpf.Variable `ebpf:"unused_event"`
 }
 
 // CgpeakPrograms contains all programs after they have been loaded into the kernel.

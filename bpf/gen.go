@@ -2,4 +2,4 @@
 // bindings; the objects are committed so building cgpeak needs no clang.
 package bpf
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu" -target amd64 -type event Cgpeak cgpeak.bpf.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu" -target amd64 -type event -type cpu_state Cgpeak cgpeak.bpf.c

@@ -9,7 +9,7 @@ import (
 )
 
 // eventSize is sizeof(struct event) in bpf/cgpeak.bpf.c.
-const eventSize = 64
+const eventSize = 80
 
 const (
 	flagFailed = 1
@@ -46,5 +46,8 @@ func decode(b []byte) (Event, error) {
 		comm = comm[:i]
 	}
 	e.Comm = string(comm)
+	e.Stack = le.Uint64(b[64:])
+	e.Gfp = le.Uint32(b[72:])
+	e.Consumed = uint64(le.Uint32(b[76:]))
 	return e, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -57,6 +58,10 @@ type Options struct {
 	CgroupID  uint64 // inode of the memcg's directory in the memory hierarchy
 	Backend   string // Auto, Fentry or Kprobe
 	KernelBTF string // BTF file for kernels without /sys/kernel/btf/vmlinux
+	// Summary: requests served from a CPU's stock are kept in the kernel
+	// (Tracer.Summary) instead of emitted: a few events per batch, not one
+	// per page. No kernel stacks are taken.
+	Summary bool
 }
 
 // Function reports how one kernel function is traced.
@@ -73,6 +78,8 @@ type Tracer struct {
 	coll      *ebpf.Collection
 	links     []link.Link
 	rd        *ringbuf.Reader
+	kinds     map[uint64][2]string // stack key -> kind, caller
+	ksyms     *ksyms
 }
 
 // Event is one traced call.
@@ -80,6 +87,8 @@ type Event struct {
 	analysis.Event
 	Fn      string // the traced function
 	Counter string // "memory", or "memsw" (v1) / "swap" (v2) for the other counter of the memcg
+	Gfp     uint32 // charge requests: the gfp mask
+	Stack   uint64 // charge requests: key of the kernel stack (Tracer.Kind), 0 if none
 }
 
 var fnNames = map[uint8]string{1: "try_charge_memcg", 2: "page_counter_try_charge", 3: "page_counter_charge", 4: "page_counter_uncharge", 5: "refill_stock", 6: "drain_stock"}
@@ -114,11 +123,16 @@ func Open(o Options) (t *Tracer, err error) {
 	if err := spec.Variables["target_cgid"].Set(o.CgroupID); err != nil {
 		return nil, fmt.Errorf("configuring the BPF object: %w", err)
 	}
+	if o.Summary {
+		if err := spec.Variables["summary"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("configuring the BPF object: %w", err)
+		}
+	}
 	syms, err := kallsyms()
 	if err != nil && backend == Kprobe {
 		return nil, err
 	}
-	t = &Tracer{Backend: backend}
+	t = &Tracer{Backend: backend, kinds: map[uint64][2]string{}}
 	keep := map[string]bool{}
 	attachTo := map[string]string{} // program -> symbol
 	for _, f := range functions {
@@ -206,13 +220,24 @@ func (t *Tracer) Missing() []string {
 
 // Read returns the next event; after Flush it returns ringbuf.ErrFlushed
 // once the events already in the buffer are read.
+//
+// The programs wake the reader only once a batch has piled up, so Read polls
+// on a short deadline too: events never wait long, however slowly they come.
 func (t *Tracer) Read() (Event, error) {
-	rec, err := t.rd.Read()
-	if err != nil {
-		return Event{}, err
+	for {
+		t.rd.SetDeadline(time.Now().Add(pollInterval))
+		rec, err := t.rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if err != nil {
+			return Event{}, err
+		}
+		return decode(rec.RawSample)
 	}
-	return decode(rec.RawSample)
 }
+
+const pollInterval = 50 * time.Millisecond
 
 // Flush makes Read return what the buffer holds, then ringbuf.ErrFlushed:
 // the end of a trace once the workload is gone.
@@ -260,6 +285,23 @@ func (t *Tracer) Missed() (map[string]uint64, error) {
 		}
 	}
 	return m, nil
+}
+
+// Summary reads what the programs kept per CPU in summary mode.
+func (t *Tracer) Summary() (analysis.Summary, error) {
+	var per []bpf.CgpeakCpuState
+	if err := t.coll.Maps["states"].Lookup(uint32(0), &per); err != nil {
+		return analysis.Summary{}, fmt.Errorf("reading the per-CPU summary: %w", err)
+	}
+	s := analysis.Summary{CPUs: map[int]analysis.SummaryCPU{}}
+	for cpu, st := range per {
+		if st.Requests == 0 && st.Wm == 0 && st.MaxReal == 0 && st.Pending == 0 {
+			continue
+		}
+		s.CPUs[cpu] = analysis.SummaryCPU{FromStock: st.Requests, FromStockPages: st.Pages, Pending: st.Pending,
+			MaxReal: st.MaxReal, MaxRealTime: st.MaxRealTs, Watermark: st.Wm, WatermarkReal: st.WmReal, WatermarkTime: st.WmTs}
+	}
+	return s, nil
 }
 
 // Close detaches and unloads everything.

@@ -54,6 +54,10 @@ func fastEvent(b []byte, e *Event) bool {
 				e.Fn = intern(v)
 			case "counter":
 				e.Counter = intern(v)
+			case "kind":
+				e.Kind = intern(v)
+			case "caller":
+				e.Caller = string(v)
 			case "type":
 				return false
 			default:
@@ -89,6 +93,13 @@ func fastEvent(b []byte, e *Event) bool {
 				e.Usage = n
 			case "watermark":
 				e.Watermark = n
+			case "consumed":
+				e.Consumed = n
+			case "gfp":
+				if n > 1<<32-1 {
+					return false
+				}
+				e.Gfp = uint32(n)
 			default:
 				if !isNumberKey(key) && (isBoolKey(key) || isStringKey(key)) {
 					return false
@@ -160,7 +171,8 @@ var interned = map[string]string{}
 
 func init() {
 	for _, s := range []string{"charge", "counter_charge", "counter_uncharge", "refill_stock", "drain_stock",
-		"try_charge_memcg", "page_counter_try_charge", "page_counter_charge", "page_counter_uncharge", "memory", "memsw", "swap"} {
+		"try_charge_memcg", "page_counter_try_charge", "page_counter_charge", "page_counter_uncharge", "memory", "memsw", "swap",
+		"anon", "file", "shmem", "swapin", "user", "thp", "page_tables", "kernel_stack", "slab", "vmalloc", "socket", "kernel", "unknown"} {
 		interned[s] = s
 	}
 }
@@ -174,7 +186,7 @@ func intern(b []byte) string {
 
 func isNumberKey(k []byte) bool {
 	switch string(k) {
-	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark":
+	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed":
 		return true
 	}
 	return false
@@ -184,7 +196,7 @@ func isBoolKey(k []byte) bool { return string(k) == "forced" || string(k) == "fa
 
 func isStringKey(k []byte) bool {
 	switch string(k) {
-	case "comm", "op", "fn", "counter", "type":
+	case "comm", "op", "fn", "counter", "type", "kind", "caller":
 		return true
 	}
 	return false

@@ -26,7 +26,7 @@ type Header struct {
 	CPUs          int               `json:"cpus"`
 	PageSize      uint64            `json:"page_size"`
 	Backend       string            `json:"backend"`
-	Mode          string            `json:"mode"` // "charges": every charge
+	Mode          string            `json:"mode"` // "summary" or "charges" (every charge)
 	Cgroup        string            `json:"cgroup"`
 	CgroupID      uint64            `json:"cgroup_id"`
 	CgroupVersion int               `json:"cgroup_version"`
@@ -51,6 +51,10 @@ type Event struct {
 	Watermark uint64 `json:"watermark,omitempty"`
 	Forced    bool   `json:"forced,omitempty"`
 	Failed    bool   `json:"failed,omitempty"`
+	Gfp       uint32 `json:"gfp,omitempty"`      // charge requests: the gfp mask
+	Kind      string `json:"kind,omitempty"`     // charge requests: what for
+	Caller    string `json:"caller,omitempty"`   // kernel memory: the function that asked
+	Consumed  uint64 `json:"consumed,omitempty"` // summary traces: stock pages served unreported on this CPU since its previous event
 }
 
 // End is the last line.
@@ -59,6 +63,7 @@ type End struct {
 	Events          uint64            `json:"events"`
 	Lost            uint64            `json:"lost"`
 	Missed          map[string]uint64 `json:"missed,omitempty"`
+	Summary         *analysis.Summary `json:"summary,omitempty"` // summary traces: what the kernel side kept
 	PeakBytes       *uint64           `json:"cgroup_peak_bytes,omitempty"`
 	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
 	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
@@ -190,7 +195,7 @@ func (e Event) Analysis() (ev analysis.Event, ok bool) {
 		return ev, false
 	}
 	return analysis.Event{Time: e.T, CPU: e.CPU, PID: e.PID, TID: e.TID, Comm: e.Comm, Op: ops[e.Op],
-		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed}, true
+		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed, Kind: e.Kind, Caller: e.Caller, Consumed: e.Consumed}, true
 }
 
 // Events counts the events written so far.

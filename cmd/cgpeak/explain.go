@@ -18,25 +18,27 @@ import (
 
 // Explanation is `cgpeak explain --json`; byte figures, stable names.
 type Explanation struct {
-	Trace              string                     `json:"trace"`
-	Kernel             string                     `json:"kernel"`
-	Backend            string                     `json:"backend"`
-	BatchPages         uint64                     `json:"batch_pages"`
-	PageSize           uint64                     `json:"page_size"`
-	Events             uint64                     `json:"events"`
-	Lost               uint64                     `json:"lost_events"`
-	Missed             map[string]uint64          `json:"missed_calls,omitempty"`
-	Resyncs            uint64                     `json:"resyncs"`
-	ResyncPages        uint64                     `json:"resync_pages"`
-	Complete           bool                       `json:"complete"` // end line present, nothing lost, missed or resynced
-	Incomplete         []string                   `json:"incomplete,omitempty"`
-	PeakBytes          *uint64                    `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource         string                     `json:"cgroup_peak_source,omitempty"`
-	WatermarkBytes     uint64                     `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64                     `json:"corrected_peak_bytes"`
-	Explanation        string                     `json:"explanation"`
-	PerCPU             map[int]analysis.CPUStats  `json:"per_cpu"`
-	PerProcess         map[int]analysis.ProcStats `json:"per_process"`
+	Trace              string                        `json:"trace"`
+	Kernel             string                        `json:"kernel"`
+	Backend            string                        `json:"backend"`
+	Mode               string                        `json:"mode"`
+	BatchPages         uint64                        `json:"batch_pages"`
+	PageSize           uint64                        `json:"page_size"`
+	Events             uint64                        `json:"events"`
+	Lost               uint64                        `json:"lost_events"`
+	Missed             map[string]uint64             `json:"missed_calls,omitempty"`
+	Resyncs            uint64                        `json:"resyncs"`
+	ResyncPages        uint64                        `json:"resync_pages"`
+	Complete           bool                          `json:"complete"` // end line present, nothing lost, missed or resynced
+	Incomplete         []string                      `json:"incomplete,omitempty"`
+	PeakBytes          *uint64                       `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource         string                        `json:"cgroup_peak_source,omitempty"`
+	WatermarkBytes     uint64                        `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64                        `json:"corrected_peak_bytes"`
+	Explanation        string                        `json:"explanation"`
+	PerCPU             map[int]analysis.CPUStats     `json:"per_cpu"`
+	PerProcess         map[int]analysis.ProcStats    `json:"per_process"`
+	Kinds              map[string]analysis.KindStats `json:"charges_by_kind,omitempty"` // pages requested, by what for
 }
 
 func explainCmd(args []string) int {
@@ -121,10 +123,13 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 			m.Apply(ev)
 		}
 	}
+	if rd.End != nil && rd.End.Summary != nil {
+		m.ApplySummary(*rd.End.Summary)
+	}
 	res := m.Result()
-	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
+	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
 		WatermarkBytes: res.Watermark * h.PageSize, CorrectedPeakBytes: res.CorrectedPeak.Pages * h.PageSize,
-		PerCPU: res.CPUs, PerProcess: res.Procs, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
+		PerCPU: res.CPUs, PerProcess: res.Procs, Kinds: res.Kinds, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
 	var peak uint64
 	label := ""
 	if rd.End == nil {
@@ -143,7 +148,7 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 }
 
 func writeExplanation(w io.Writer, ex *Explanation) {
-	fmt.Fprintf(w, "trace %s: %d events, %s backend, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, ex.Kernel, ex.BatchPages)
+	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s mode, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, ex.Mode, ex.Kernel, ex.BatchPages)
 	if !ex.Complete {
 		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
 	}
@@ -153,14 +158,10 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
 	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
-	for _, cpu := range sortedKeys(ex.PerCPU) {
-		s := ex.PerCPU[cpu]
-		fmt.Fprintf(w, "  cpu %-3d                  %d requests (%d pages), %d from stock, %d counter charges (%d pages)\n", cpu, s.Requests, s.RequestedPages, s.FromStock, s.CounterCharges, s.CounterPages)
+	if len(ex.Kinds) > 0 {
+		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
 	}
-	for _, pid := range sortedKeys(ex.PerProcess) {
-		s := ex.PerProcess[pid]
-		fmt.Fprintf(w, "  pid %-7d %-12s %d requests, %d pages\n", pid, s.Comm, s.Requests, s.RequestedPages)
-	}
+	writeTotals(w, ex.PerCPU, ex.PerProcess)
 }
 
 // incompleteReasons says why a trace is not a full record of the charges,
@@ -212,4 +213,51 @@ func times(n uint64) string {
 		return "once"
 	}
 	return fmt.Sprintf("%d times", n)
+}
+
+var kindNames = map[string]string{"anon": "anon", "file": "page cache", "shmem": "shmem", "swapin": "swapped in", "user": "other user pages", "thp": "transparent huge pages", "page_tables": "page tables",
+	"kernel_stack": "kernel stacks", "slab": "slab", "vmalloc": "vmalloc", "socket": "socket buffers", "kernel": "other kernel memory"}
+
+// kindsLine says what the requests were for, most pages first, naming the
+// kernel functions behind kernel memory.
+func kindsLine(kinds map[string]analysis.KindStats) string {
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := kinds[names[i]], kinds[names[j]]
+		return a.Pages > b.Pages || a.Pages == b.Pages && names[i] < names[j]
+	})
+	var parts []string
+	for _, k := range names {
+		st := kinds[k]
+		label := kindNames[k]
+		if label == "" {
+			label = k
+		}
+		part := fmt.Sprintf("%d %s", st.Pages, label)
+		if len(st.Callers) > 0 {
+			var cs []string
+			for c, n := range st.Callers {
+				cs = append(cs, fmt.Sprintf("%s %d", c, n))
+			}
+			sort.Strings(cs)
+			part += " (" + strings.Join(cs, ", ") + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ") + " (pages requested, by the kernel stack of each request)"
+}
+
+// writeTotals prints the charge totals per CPU and per process.
+func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]analysis.ProcStats) {
+	for _, cpu := range sortedKeys(cpus) {
+		s := cpus[cpu]
+		fmt.Fprintf(w, "  cpu %-3d                  %d requests (%d pages), %d from stock, %d counter charges (%d pages)\n", cpu, s.Requests, s.RequestedPages, s.FromStock, s.CounterCharges, s.CounterPages)
+	}
+	for _, pid := range sortedKeys(procs) {
+		s := procs[pid]
+		fmt.Fprintf(w, "  pid %-7d %-12s %d requests, %d pages\n", pid, s.Comm, s.Requests, s.RequestedPages)
+	}
 }

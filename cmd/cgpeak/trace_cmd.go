@@ -39,6 +39,7 @@ func traceCmd(args []string) int {
 	dur := fs.Duration("duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the cgroup goes away")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	out := fs.String("output", "", "write the report to FILE instead of stderr")
+	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
 	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
@@ -111,10 +112,8 @@ func traceCmd(args []string) int {
 	}
 	began := time.Now()
 	fmt.Fprintf(os.Stderr, "cgpeak: tracing %s (%s backend); stop with Ctrl-C\n", target.Path, ts.t.Backend)
-	if start.CurrentBytes > 0 {
-		v := start.CurrentBytes
-		rep.StartBytes = &v
-	}
+	v := start.CurrentBytes
+	rep.StartBytes = &v
 	var timeout <-chan time.Time
 	if *dur > 0 {
 		timeout = time.After(*dur)

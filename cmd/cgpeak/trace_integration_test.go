@@ -50,56 +50,62 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 	h, _ := cgroup.FindMemory()
 	page := uint64(os.Getpagesize())
 	for _, b := range bs {
-		for _, n := range []uint64{1, 64, 65, 196, 1000} {
-			t.Run(b+"/"+strconv.FormatUint(n, 10), func(t *testing.T) {
-				tf := filepath.Join(t.TempDir(), "t.jsonl")
-				r, code := runJSON(t, cgpeak, "--backend", b, "--trace-output", tf, "--", "taskset", "-c", "0", touch, strconv.FormatUint(n, 10))
-				if code != 0 || r.Trace == nil {
-					t.Fatalf("exit %d, trace %v, missing %v", code, r.Trace, r.Missing)
-				}
-				tr := r.Trace
-				t.Logf("%s N=%d: %s", b, n, tr.Explanation)
-				if tr.Backend != b || tr.Lost != 0 {
-					t.Errorf("backend %s lost %d", tr.Backend, tr.Lost)
-				}
-				// Probes can miss calls (kprobes skip while another runs on the
-				// CPU); the replay then follows the kernel and says so. Allowed,
-				// but never silently: an inexact trace must give its reasons.
-				if tr.Exact != (len(tr.Incomplete) == 0) || !tr.Exact && tr.Missed == nil && tr.Resyncs == 0 {
-					t.Errorf("exact %v with reasons %v", tr.Exact, tr.Incomplete)
-				}
-				if !tr.Exact {
-					t.Logf("%s N=%d: not exact: %v", b, n, tr.Incomplete)
-				}
-				if r.PeakBytes != nil && tr.WatermarkBytes != *r.PeakBytes {
-					t.Errorf("traced watermark %d != %s %d", tr.WatermarkBytes, r.PeakSource, *r.PeakBytes)
-				}
-				if r.PeakBytes == nil && h.V2 {
-					t.Logf("no memory.peak on this kernel: the traced watermark %d is the only peak", tr.WatermarkBytes)
-				}
-				if tr.Charges < n {
-					t.Errorf("%d charge requests for %d touched pages", tr.Charges, n)
-				}
-				// The workload's binary, stack and page tables add a few dozen pages.
-				if tr.CorrectedPeakBytes < n*page || tr.CorrectedPeakBytes > (n+96)*page {
-					t.Errorf("corrected peak %d bytes, want %d touched pages plus at most 96", tr.CorrectedPeakBytes, n)
-				}
-				if tr.CorrectedPeakBytes > tr.WatermarkBytes || tr.WatermarkBytes-tr.CorrectedPeakBytes > tr.BatchPages*uint64(runtime.NumCPU())*page {
-					t.Errorf("gap between watermark %d and corrected %d beyond batch x CPUs", tr.WatermarkBytes, tr.CorrectedPeakBytes)
-				}
-				f, err := os.Open(tf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				ex, _, err := explainTrace(f, tf, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Complete != tr.Exact {
-					t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
-				}
-			})
+		for _, mode := range []string{"summary", "charges"} {
+			for _, n := range []uint64{1, 64, 65, 196, 1000} {
+				t.Run(b+"/"+mode+"/"+strconv.FormatUint(n, 10), func(t *testing.T) {
+					tf := filepath.Join(t.TempDir(), "t.jsonl")
+					args := []string{"--backend", b, "--trace-output", tf}
+					if mode == "charges" {
+						args = append(args, "--trace-charges")
+					}
+					r, code := runJSON(t, cgpeak, append(args, "--", "taskset", "-c", "0", touch, strconv.FormatUint(n, 10))...)
+					if code != 0 || r.Trace == nil {
+						t.Fatalf("exit %d, trace %v, missing %v", code, r.Trace, r.Missing)
+					}
+					tr := r.Trace
+					t.Logf("%s %s N=%d: %s", b, mode, n, tr.Explanation)
+					if tr.Backend != b || tr.Mode != mode || tr.Lost != 0 {
+						t.Errorf("backend %s lost %d", tr.Backend, tr.Lost)
+					}
+					// Probes can miss calls (kprobes skip while another runs on the
+					// CPU); the replay then follows the kernel and says so. Allowed,
+					// but never silently: an inexact trace must give its reasons.
+					if tr.Exact != (len(tr.Incomplete) == 0) || !tr.Exact && tr.Missed == nil && tr.Resyncs == 0 {
+						t.Errorf("exact %v with reasons %v", tr.Exact, tr.Incomplete)
+					}
+					if !tr.Exact {
+						t.Logf("%s N=%d: not exact: %v", b, n, tr.Incomplete)
+					}
+					if r.PeakBytes != nil && tr.WatermarkBytes != *r.PeakBytes {
+						t.Errorf("traced watermark %d != %s %d", tr.WatermarkBytes, r.PeakSource, *r.PeakBytes)
+					}
+					if r.PeakBytes == nil && h.V2 {
+						t.Logf("no memory.peak on this kernel: the traced watermark %d is the only peak", tr.WatermarkBytes)
+					}
+					if tr.Charges < n {
+						t.Errorf("%d charge requests for %d touched pages", tr.Charges, n)
+					}
+					// The workload's binary, stack and page tables add a few dozen pages.
+					if tr.CorrectedPeakBytes < n*page || tr.CorrectedPeakBytes > (n+96)*page {
+						t.Errorf("corrected peak %d bytes, want %d touched pages plus at most 96", tr.CorrectedPeakBytes, n)
+					}
+					if tr.CorrectedPeakBytes > tr.WatermarkBytes || tr.WatermarkBytes-tr.CorrectedPeakBytes > tr.BatchPages*uint64(runtime.NumCPU())*page {
+						t.Errorf("gap between watermark %d and corrected %d beyond batch x CPUs", tr.WatermarkBytes, tr.CorrectedPeakBytes)
+					}
+					f, err := os.Open(tf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer f.Close()
+					ex, _, err := explainTrace(f, tf, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Complete != tr.Exact {
+						t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
+					}
+				})
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 type traceOpts struct {
 	on        bool
+	charges   bool // record every charge (per-charge mode), not the summary
 	output    string
 	backend   string
 	kernelBTF string
@@ -32,25 +33,30 @@ type traceOpts struct {
 
 // TraceReport is the part of a run's report that comes from traced charges.
 type TraceReport struct {
-	Backend            string            `json:"backend"`
-	Events             uint64            `json:"events"`
-	Lost               uint64            `json:"lost_events"`
-	Missed             map[string]uint64 `json:"missed_calls,omitempty"`
-	Resyncs            uint64            `json:"resyncs"`
-	Exact              bool              `json:"exact"` // no event lost, missed or resynced
-	Incomplete         []string          `json:"incomplete,omitempty"`
-	Attached           bool              `json:"attached,omitempty"` // began on a running cgroup: figures cover the traced window
-	BatchPages         uint64            `json:"batch_pages"`
-	WatermarkBytes     uint64            `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64            `json:"corrected_peak_bytes"`
-	Explanation        string            `json:"explanation"`
-	Output             string            `json:"trace_output,omitempty"`
-	Missing            []string          `json:"not_traced,omitempty"`
-	Charges            uint64            `json:"charge_requests"`
-	FromStock          uint64            `json:"served_from_stock"`
-	CounterCharges     uint64            `json:"counter_charges"`
-	Forced             uint64            `json:"forced_charges"`
-	Failed             uint64            `json:"failed_charges"`
+	Backend            string                        `json:"backend"`
+	Mode               string                        `json:"mode"` // summary, or charges: every charge recorded
+	Events             uint64                        `json:"events"`
+	Lost               uint64                        `json:"lost_events"`
+	Missed             map[string]uint64             `json:"missed_calls,omitempty"`
+	Resyncs            uint64                        `json:"resyncs"`
+	Exact              bool                          `json:"exact"` // no event lost, missed or resynced
+	Incomplete         []string                      `json:"incomplete,omitempty"`
+	Attached           bool                          `json:"attached,omitempty"`        // began on a running cgroup: figures cover the traced window
+	Kinds              map[string]analysis.KindStats `json:"charges_by_kind,omitempty"` // pages requested, by what for
+	PerCPU             map[int]analysis.CPUStats     `json:"per_cpu"`
+	PerProcess         map[int]analysis.ProcStats    `json:"per_process"`
+	BatchPages         uint64                        `json:"batch_pages"`
+	WatermarkBytes     uint64                        `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64                        `json:"corrected_peak_bytes"`
+	Explanation        string                        `json:"explanation"`
+	Output             string                        `json:"trace_output,omitempty"`
+	Missing            []string                      `json:"not_traced,omitempty"`
+	Charges            uint64                        `json:"charge_requests"`
+	RequestedPages     uint64                        `json:"requested_pages"`
+	FromStock          uint64                        `json:"served_from_stock"`
+	CounterCharges     uint64                        `json:"counter_charges"`
+	Forced             uint64                        `json:"forced_charges"`
+	Failed             uint64                        `json:"failed_charges"`
 	result             analysis.Result
 	pageSize           uint64
 }
@@ -65,6 +71,13 @@ type traceSession struct {
 	batch    uint64
 	others   uint64 // events of the memsw/swap counter
 	attached bool
+}
+
+func (o traceOpts) mode() string {
+	if o.charges {
+		return "charges"
+	}
+	return "summary"
 }
 
 // chargeBatch is MEMCG_CHARGE_BATCH, a #define that no BTF records: 32 pages
@@ -108,7 +121,7 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 	if err := syscall.Stat(leaf.Path, &st); err != nil {
 		return nil, fmt.Errorf("reading the run's cgroup id: %w", err)
 	}
-	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF})
+	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges})
 	if err != nil {
 		return nil, fmt.Errorf("charge tracing: %w", err)
 	}
@@ -137,7 +150,7 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 			ver = 2
 		}
 		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
-			Backend: t.Backend, Mode: "charges", Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached,
+			Backend: t.Backend, Mode: o.mode(), Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached,
 			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.abort()
@@ -159,6 +172,9 @@ func (s *traceSession) read() {
 			s.done <- err
 			return
 		}
+		if ev.Op == analysis.OpCharge && s.o.charges {
+			ev.Kind, ev.Caller = s.t.Kind(ev, s.batch)
+		}
 		if ev.Counter == "" || ev.Counter == "memory" {
 			s.model.Apply(ev.Event)
 		} else {
@@ -167,7 +183,8 @@ func (s *traceSession) read() {
 		}
 		if s.w != nil {
 			if err := s.w.Write(trace.Event{T: ev.Time, CPU: ev.CPU, PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Op: ev.Op.String(), Fn: ev.Fn,
-				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed}); err != nil {
+				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed,
+				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed}); err != nil {
 				s.done <- fmt.Errorf("writing --trace-output: %w", err)
 				return
 			}
@@ -193,6 +210,15 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	if rerr := <-s.done; err == nil {
 		err = rerr
 	}
+	var sum *analysis.Summary
+	if !s.o.charges {
+		v, serr := s.t.Summary()
+		if err == nil {
+			err = serr
+		}
+		s.model.ApplySummary(v)
+		sum = &v
+	}
 	lost, lerr := s.t.Lost()
 	missed, merr := s.t.Missed()
 	if lerr == nil {
@@ -204,9 +230,9 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	}
 	r := s.model.Result()
 	page := uint64(os.Getpagesize())
-	tr := &TraceReport{Backend: s.t.Backend, Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.attached, BatchPages: s.batch,
+	tr := &TraceReport{Backend: s.t.Backend, Mode: s.o.mode(), Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.attached, Kinds: r.Kinds, PerCPU: r.CPUs, PerProcess: r.Procs, BatchPages: s.batch,
 		WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page, Output: s.o.output,
-		Missing: s.t.Missing(), Charges: r.Totals.Requests, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
+		Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
 		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page}
 	tr.Incomplete = incompleteReasons(lost, missed, r.Totals)
 	tr.Exact = len(tr.Incomplete) == 0
@@ -216,7 +242,7 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	}
 	tr.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
 	if s.w != nil {
-		end := trace.End{Lost: lost, Missed: missed}
+		end := trace.End{Lost: lost, Missed: missed, Summary: sum}
 		if f.HavePeak {
 			v := f.PeakBytes
 			end.PeakBytes, end.PeakSource = &v, f.PeakFile
@@ -232,7 +258,7 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 }
 
 func writeTraceText(w io.Writer, t *TraceReport) {
-	fmt.Fprintf(w, "  traced charges           %d events (%s backend), %d lost\n", t.Events, t.Backend, t.Lost)
+	fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s mode), %d lost\n", t.Events, t.Backend, t.Mode, t.Lost)
 	exact := ""
 	if !t.Exact {
 		exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
@@ -244,8 +270,12 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", human(t.CorrectedPeakBytes), window, exact)
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
+	if len(t.Kinds) > 0 {
+		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))
+	}
 	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
 		t.Charges, t.FromStock, t.CounterCharges, t.BatchPages, t.Forced, t.Failed)
+	writeTotals(w, t.PerCPU, t.PerProcess)
 	for _, m := range t.Missing {
 		fmt.Fprintf(w, "  not traced: %s\n", m)
 	}

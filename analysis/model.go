@@ -108,8 +108,8 @@ type Snapshot struct {
 	// StockTotal: summary traces know the stocks' sum at that moment, not
 	// each CPU's share (Stock is then empty).
 	StockTotal uint64
-	Batches   uint64         // whole batches charged until then
-	Time      uint64
+	Batches    uint64 // whole batches charged until then
+	Time       uint64
 }
 
 // CPUStats and ProcStats are charge totals.

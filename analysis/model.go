@@ -50,6 +50,7 @@ type Event struct {
 	Kind      string // charge requests: what for (user, thp, page_tables, kernel_stack, slab, ...), "" if unknown
 	Caller    string // charge requests for kernel memory: the kernel function that asked
 	Consumed  uint64 // summary traces: pages this CPU's stock served, unreported, since its previous event
+	Cgroup    uint64 // the cgroup (id) whose memcg the call was for; several when descendants are traced
 }
 
 // Summary is what the kernel side kept per CPU in a summary trace, where
@@ -70,28 +71,44 @@ type SummaryCPU struct {
 	WatermarkTime  uint64 `json:"watermark_t"`
 }
 
+// slot is one CPU's stock for one memcg: a CPU stocks pages for one memcg
+// up to 6.15 and for up to 7 at once from 6.16.
+type slot struct {
+	cpu int
+	cg  uint64
+}
+
 // Model replays events in order.
 type Model struct {
 	batch     uint64
 	usage     int64
 	watermark uint64
-	stock     map[int]int64
-	charged   map[int]bool  // a counter charge since this CPU's last request
-	before    map[int]int64 // the CPU's stock when that counter charge came
-	attached  bool          // tracing began on a running cgroup
-	known     map[int]bool  // attached: this CPU's stock is known (empty once, or drained)
-	real      int64
-	best      Peak
-	atMark    *Snapshot
-	batches   uint64 // counter charges of a whole batch so far
-	cpus      map[int]*CPUStats
-	procs     map[int]*ProcStats
-	kinds     map[string]*KindStats
-	totals    Totals
-	events    uint64
-	timeline  []Point
-	keepTL    bool
-	first     uint64
+	stock     map[slot]int64 // pages stocked, per CPU and memcg
+	mainCg    uint64         // the cgroup of the first event: summary traces have only it
+	// inflight: pages a CPU charged to the counter for a request that has
+	// not ended, not yet in its stock (the batch's surplus, and the request
+	// itself), or given back by drain_stock but not yet uncharged. Other
+	// CPUs' events can fall in that window; U counts these pages, real use
+	// must not.
+	inflight map[int]int64
+	draining map[int]int64
+	charged  map[int]bool  // a counter charge since this CPU's last request
+	before   map[int]int64 // the CPU's stock when that counter charge came
+	attached bool          // tracing began on a running cgroup
+	known    map[slot]bool // attached: this CPU's stock is known (empty once, or drained)
+	real     int64
+	best     Peak
+	atMark   *Snapshot
+	batches  uint64 // counter charges of a whole batch so far
+	cpus     map[int]*CPUStats
+	procs    map[int]*ProcStats
+	kinds    map[string]*KindStats
+	cgroups  map[uint64]*CgroupStats
+	totals   Totals
+	events   uint64
+	timeline []Point
+	keepTL   bool
+	first    uint64
 }
 
 // Peak is the corrected peak: the most pages really in use at once.
@@ -122,6 +139,12 @@ type CPUStats struct {
 type KindStats struct {
 	Requests, Pages uint64
 	Callers         map[string]uint64 `json:",omitempty"` // function -> pages
+}
+
+// CgroupStats counts the charge requests of one cgroup (traces of a cgroup
+// and its descendants).
+type CgroupStats struct {
+	Requests, Pages uint64
 }
 
 type ProcStats struct {
@@ -159,8 +182,8 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
 // step is kept for Result().Timeline.
 func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[int]int64{}, charged: map[int]bool{}, before: map[int]int64{}, known: map[int]bool{},
-		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, keepTL: timeline}
+	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}, keepTL: timeline}
 }
 
 // Attached says the trace began on a running cgroup: pages stocked before
@@ -170,11 +193,22 @@ func NewModel(batch uint64, timeline bool) *Model {
 // batch per such CPU.
 func (m *Model) Attached() { m.attached = true }
 
-func (m *Model) cpu(c int) *CPUStats {
-	s := m.cpus[c]
-	if s == nil {
-		s = &CPUStats{}
-		m.cpus[c] = s
+func (m *Model) cpu(c int) *CPUStats { return entry(m.cpus, c) }
+
+// entry returns m[k], made first if absent.
+func entry[K comparable, V any](m map[K]*V, k K) *V {
+	v := m[k]
+	if v == nil {
+		v = new(V)
+		m[k] = v
+	}
+	return v
+}
+
+func sum(m map[int]int64) int64 {
+	var s int64
+	for _, v := range m {
+		s += v
 	}
 	return s
 }
@@ -192,10 +226,14 @@ func (m *Model) Apply(e Event) {
 	if m.events == 0 {
 		m.first = e.Time
 	}
+	if m.events == 0 {
+		m.mainCg = e.Cgroup
+	}
 	m.events++
 	c := m.cpu(e.CPU)
+	k := slot{e.CPU, e.Cgroup}
 	if e.Consumed > 0 {
-		m.stock[e.CPU] = max(m.stock[e.CPU]-int64(e.Consumed), 0)
+		m.stock[k] = max(m.stock[k]-int64(e.Consumed), 0)
 	}
 	switch e.Op {
 	case OpCounterCharge:
@@ -205,7 +243,7 @@ func (m *Model) Apply(e Event) {
 		}
 		m.usage = int64(e.Usage)
 		if !m.charged[e.CPU] {
-			m.before[e.CPU] = m.stock[e.CPU]
+			m.before[e.CPU] = m.stock[k]
 		}
 		m.charged[e.CPU] = true
 		c.CounterCharges++
@@ -215,22 +253,28 @@ func (m *Model) Apply(e Event) {
 		if e.Forced {
 			m.totals.Forced++
 			m.totals.ForcedPages += e.Pages
-		} else if e.Pages == m.batch {
-			m.batches++
+		} else {
+			m.inflight[e.CPU] += int64(e.Pages)
+			if e.Pages == m.batch {
+				m.batches++
+			}
 		}
 		if e.Watermark > m.watermark {
 			m.watermark = e.Watermark
 		}
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
+		m.draining[e.CPU] = 0
 		m.totals.Uncharges++
 		m.totals.UnchargedPages += e.Pages
 	case OpRefill:
-		m.stock[e.CPU] += int64(e.Pages)
+		m.stock[k] += int64(e.Pages)
+		m.inflight[e.CPU] = max(m.inflight[e.CPU]-int64(e.Pages), 0)
 		m.totals.Refills++
 	case OpDrain:
-		m.stock[e.CPU] = 0
-		m.known[e.CPU] = true
+		m.stock[k] = 0
+		m.draining[e.CPU] = int64(e.Pages)
+		m.known[k] = true
 		m.totals.Drains++
 	case OpCharge:
 		if e.Failed {
@@ -244,20 +288,15 @@ func (m *Model) Apply(e Event) {
 		if e.Pages > m.batch {
 			m.totals.Big++
 		}
-		p := m.procs[e.PID]
-		if p == nil {
-			p = &ProcStats{}
-			m.procs[e.PID] = p
-		}
+		p := entry(m.procs, e.PID)
 		p.Comm = e.Comm // the latest name: what the process exec'd last
 		p.Requests++
 		p.RequestedPages += e.Pages
+		cs := entry(m.cgroups, e.Cgroup)
+		cs.Requests++
+		cs.Pages += e.Pages
 		if e.Kind != "" {
-			k := m.kinds[e.Kind]
-			if k == nil {
-				k = &KindStats{}
-				m.kinds[e.Kind] = k
-			}
+			k := entry(m.kinds, e.Kind)
 			k.Requests++
 			k.Pages += e.Pages
 			if e.Caller != "" {
@@ -268,27 +307,28 @@ func (m *Model) Apply(e Event) {
 			}
 		}
 		if !m.charged[e.CPU] {
-			m.stock[e.CPU] -= int64(e.Pages)
+			m.stock[k] -= int64(e.Pages)
 			m.totals.FromStock++
 			c.FromStock++
-			if m.stock[e.CPU] < 0 {
-				if !m.attached || m.known[e.CPU] {
-					m.resync(uint64(-m.stock[e.CPU]))
+			if m.stock[k] < 0 {
+				if !m.attached || m.known[k] {
+					m.resync(uint64(-m.stock[k]))
 				}
-				m.stock[e.CPU] = 0
+				m.stock[k] = 0
 			}
 		} else if b := m.before[e.CPU]; b >= int64(e.Pages) && e.Pages <= m.batch {
 			// consume_stock would have served this request from b pages:
 			// the kernel's stock was lower, drained by a call not traced.
 			m.resync(uint64(b))
-			m.stock[e.CPU] -= b
+			m.stock[k] -= b
 		}
 		if m.charged[e.CPU] {
-			m.known[e.CPU] = true
+			m.known[k] = true
 		}
 		m.charged[e.CPU] = false
+		m.inflight[e.CPU] = 0
 	}
-	m.real = m.usage - m.stocked()
+	m.real = m.usage - m.stocked() - sum(m.inflight) - sum(m.draining)
 	// Between a counter charge and the end of its request, U holds a surplus
 	// not yet in the stock; between drain_stock's entry and its uncharge, U
 	// still holds pages no longer stocked: real use is known at the others.
@@ -300,9 +340,9 @@ func (m *Model) Apply(e Event) {
 		// at it: the most of it that was real use, the rest in stocks.
 		if m.usage == int64(m.watermark) && m.watermark > 0 {
 			s := &Snapshot{Watermark: m.watermark, Stock: map[int]uint64{}, Batches: m.batches, Time: e.Time}
-			for cpu, v := range m.stock {
+			for k, v := range m.stock {
 				if v > 0 {
-					s.Stock[cpu] = uint64(v)
+					s.Stock[k.cpu] += uint64(v)
 				}
 			}
 			if m.real > 0 {
@@ -333,7 +373,8 @@ func (m *Model) ApplySummary(s Summary) {
 		m.totals.Requests += sc.FromStock
 		m.totals.RequestedPages += sc.FromStockPages
 		m.totals.FromStock += sc.FromStock
-		m.stock[cpu] = max(m.stock[cpu]-int64(sc.Pending), 0)
+		k := slot{cpu, m.mainCg}
+		m.stock[k] = max(m.stock[k]-int64(sc.Pending), 0)
 		if sc.MaxReal > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
 		}
@@ -372,7 +413,8 @@ type Result struct {
 	Totals        Totals
 	CPUs          map[int]CPUStats
 	Procs         map[int]ProcStats
-	Kinds         map[string]KindStats // charge requests by what they were for (traces that record it)
+	Kinds         map[string]KindStats   // charge requests by what they were for (traces that record it)
+	Cgroups       map[uint64]CgroupStats // charge requests per cgroup id
 	Timeline      []Point
 	StartTime     uint64
 }
@@ -385,9 +427,13 @@ func (m *Model) Result() Result {
 	for k, v := range m.kinds {
 		r.Kinds[k] = *v
 	}
-	for c, v := range m.stock {
+	r.Cgroups = map[uint64]CgroupStats{}
+	for k, v := range m.cgroups {
+		r.Cgroups[k] = *v
+	}
+	for k, v := range m.stock {
 		if v > 0 {
-			r.FinalStock[c] = uint64(v)
+			r.FinalStock[k.cpu] += uint64(v)
 		}
 	}
 	for c, s := range m.cpus {

@@ -261,3 +261,23 @@ func TestAttachedMidRun(t *testing.T) {
 		t.Error("a full trace serving from a stock it never saw filled should resync")
 	}
 }
+
+// CPU 1's request ends between CPU 0's counter charge and CPU 0's refill:
+// U then holds CPU 0's whole batch, but only the page CPU 0 asked for is in
+// use, and not before its request ends. Real use must not count the surplus.
+func TestSurplusInFlightIsNotRealUse(t *testing.T) {
+	m := NewModel(64, false)
+	ev := func(cpu int, op Op, pages, usage uint64) {
+		m.Apply(Event{CPU: cpu, Op: op, Pages: pages, Usage: usage, Watermark: max(usage, 128)})
+	}
+	ev(1, OpCounterCharge, 64, 64) // CPU 1 takes a batch for one page
+	ev(1, OpRefill, 63, 0)
+	ev(1, OpCharge, 1, 0)           // 1 page in use
+	ev(0, OpCounterCharge, 64, 128) // CPU 0 takes a batch...
+	ev(1, OpCharge, 1, 0)           // ...while CPU 1 serves a page from its stock: 2 in use
+	ev(0, OpRefill, 63, 0)
+	ev(0, OpCharge, 1, 0) // 3 in use
+	if r := m.Result(); r.CorrectedPeak.Pages != 3 {
+		t.Errorf("corrected peak %d pages, want the 3 in use", r.CorrectedPeak.Pages)
+	}
+}

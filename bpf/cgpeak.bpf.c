@@ -62,6 +62,7 @@ struct event {
 	__u32 gfp;   /* charge requests: the gfp mask */
 	__u32 consumed; /* summary mode: pages this CPU's stock served to requests
 			 * not emitted, since its previous event */
+	__u64 cgid;     /* the cgroup whose memcg the call was for */
 };
 
 /* Keeps struct event in BTF for bpf2go's Go type. */
@@ -72,6 +73,8 @@ volatile const __u64 target_cgid = 0;
 /* Summary mode: requests served from the stock are not emitted; the per-CPU
  * stock, real use and its peak are kept here instead (struct cpu_state). */
 volatile const __u8 summary = 0;
+/* Also trace the cgroups below the target (--descendants). */
+volatile const __u8 descendants = 0;
 
 /* The target's struct mem_cgroup, learned from its first charge so that
  * counter events filter by a pointer compare instead of a chain of reads. */
@@ -106,6 +109,7 @@ struct cpu_state {
 	__s64 wm_real;
 	__u64 wm_ts;
 	__u64 charged;    /* a counter charge since this CPU's last request */
+	__s64 inflight;   /* pages of that charge not yet in the stock, nor ended */
 };
 
 /* Keeps struct cpu_state in BTF for bpf2go's Go type. */
@@ -119,6 +123,9 @@ struct {
 } states SEC(".maps");
 
 __s64 stock_total = 0;
+/* Pages charged to the counter by requests not yet ended and not yet put in
+ * a stock: usage counts them, real use must not (summed over CPUs). */
+__s64 inflight_total = 0;
 
 static __always_inline struct cpu_state *state(void)
 {
@@ -165,6 +172,7 @@ struct {
 struct args {
 	__u64 a0;
 	__u64 a1;
+	__u64 a2;
 };
 
 struct {
@@ -174,40 +182,100 @@ struct {
 	__type(value, struct args);
 } entry_args SEC(".maps");
 
-static __always_inline bool is_target(struct mem_cgroup *memcg)
+/* memcg -> {its own cgroup id, its id if it is the target or below it, else
+ * 0}: with --descendants every charge in the system asks whether its memcg is
+ * under the target, and a walk up the hierarchy is too dear to repeat. The
+ * own id is checked on each hit, so a freed and reused memcg is walked again. */
+struct member_val {
+	__u64 id;
+	__u64 member;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct member_val);
+} members SEC(".maps");
+
+#define MAX_DEPTH 16
+
+/* member returns the cgroup id of memcg if it is the target, or with
+ * descendants a cgroup below it; 0 otherwise. */
+static __always_inline __u64 member(struct mem_cgroup *memcg)
 {
+	struct cgroup_subsys_state *css;
+	struct member_val v = {};
+	__u64 key = (__u64)memcg;
+
 	if (!memcg)
-		return false;
-	if ((__u64)memcg == target_memcg)
-		return true;
-	if (BPF_CORE_READ(memcg, css.cgroup, kn, id) != target_cgid)
-		return false;
-	target_memcg = (__u64)memcg;
-	return true;
+		return 0;
+	if (key == target_memcg)
+		return target_cgid;
+	v.id = BPF_CORE_READ(memcg, css.cgroup, kn, id);
+	if (!descendants) {
+		if (v.id != target_cgid)
+			return 0;
+		target_memcg = key;
+		return target_cgid;
+	}
+	struct member_val *hit = bpf_map_lookup_elem(&members, &key);
+	if (hit && hit->id == v.id)
+		return hit->member;
+	css = (void *)memcg + bpf_core_field_offset(struct mem_cgroup, css);
+	for (int i = 0; i < MAX_DEPTH && css; i++) {
+		if (BPF_CORE_READ(css, cgroup, kn, id) == target_cgid) {
+			/* The target's css sits at the same offset in its memcg. */
+			target_memcg = (__u64)css - bpf_core_field_offset(struct mem_cgroup, css);
+			v.member = v.id;
+			break;
+		}
+		css = BPF_CORE_READ(css, parent);
+	}
+	bpf_map_update_elem(&members, &key, &v, BPF_ANY);
+	return v.member;
 }
 
-static __always_inline __u8 counter_kind(struct page_counter *c)
+/* counter_kind says which counter of a member memcg c is, setting *cg to the
+ * memcg's cgroup id; the memcg is found from c by its offset in the struct,
+ * and a counter that is not one of these reads as some other id. */
+static __always_inline __u8 counter_kind(struct page_counter *c, __u64 *cg)
 {
 	__u64 m = target_memcg;
 
-	if (!m) {
-		/* Not learned yet: fexit of try_charge_memcg comes after the first
-		 * counter charge it makes. Assume c is &memcg->memory and check the
-		 * cgroup id; a counter that is not one reads as some other id. */
-		struct mem_cgroup *memcg = (void *)c - bpf_core_field_offset(struct mem_cgroup, memory);
-		if (!is_target(memcg))
-			return COUNTER_NONE;
-		m = target_memcg;
+	if (m && !descendants) {
+		*cg = target_cgid;
+		if ((__u64)c == m + bpf_core_field_offset(struct mem_cgroup, memory))
+			return COUNTER_MEMORY;
+		if (bpf_core_field_exists(struct mem_cgroup, memsw) &&
+		    (__u64)c == m + bpf_core_field_offset(struct mem_cgroup, memsw))
+			return COUNTER_MEMSW;
+		return COUNTER_NONE;
 	}
-	if ((__u64)c == m + bpf_core_field_offset(struct mem_cgroup, memory))
+	*cg = member((void *)c - bpf_core_field_offset(struct mem_cgroup, memory));
+	if (*cg)
 		return COUNTER_MEMORY;
-	if (bpf_core_field_exists(struct mem_cgroup, memsw) &&
-	    (__u64)c == m + bpf_core_field_offset(struct mem_cgroup, memsw))
-		return COUNTER_MEMSW;
+	if (bpf_core_field_exists(struct mem_cgroup, memsw)) {
+		*cg = member((void *)c - bpf_core_field_offset(struct mem_cgroup, memsw));
+		if (*cg)
+			return COUNTER_MEMSW;
+	}
 	return COUNTER_NONE;
 }
 
-static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack)
+/* The target's own counter of a kind: the figures events carry are the
+ * target's, whichever member's counter was charged (a charge runs up the
+ * whole hierarchy). */
+static __always_inline struct page_counter *target_counter(__u8 k)
+{
+	if (!target_memcg)
+		return 0;
+	if (k == COUNTER_MEMSW)
+		return (void *)target_memcg + bpf_core_field_offset(struct mem_cgroup, memsw);
+	return (void *)target_memcg + bpf_core_field_offset(struct mem_cgroup, memory);
+}
+
+static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack, __u64 cg)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -235,8 +303,10 @@ static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags,
 	e->flags = flags;
 	e->gfp = gfp;
 	e->stack = stack;
+	e->cgid = cg;
 	e->consumed = 0;
-	if (summary) {
+	/* Not on memsw events: the replay of memory leaves those out. */
+	if (summary && counter != COUNTER_MEMSW) {
 		struct cpu_state *st = state();
 		if (st) {
 			e->consumed = st->pending;
@@ -250,9 +320,9 @@ static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags,
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc)
+static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u64 cg)
 {
-	emit_req(op, fn, counter, flags, pages, pc, 0, 0);
+	emit_req(op, fn, counter, flags, pages, pc, 0, 0, cg);
 }
 
 static __always_inline __u64 req_stack(void *ctx)
@@ -276,19 +346,26 @@ static __always_inline __u64 req_stack(void *ctx)
 
 static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
 {
-	__u8 k = counter_kind(c);
+	__u64 cg;
+	__u8 k = counter_kind(c, &cg);
 	if (summary && k == COUNTER_MEMORY && ok) {
 		struct cpu_state *st = state();
-		if (st)
+		if (st) {
 			st->charged = 1;
+			if (fn != FN_PC_CHARGE) {
+				st->inflight += nr;
+				__sync_fetch_and_add(&inflight_total, nr);
+			}
+		}
 	}
 	if (k)
-		emit(OP_COUNTER_CHARGE, fn, k, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, c);
+		emit(OP_COUNTER_CHARGE, fn, k, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, target_counter(k), cg);
 }
 
 static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
 {
-	__u8 k = counter_kind(c);
+	__u64 cg;
+	__u8 k = counter_kind(c, &cg);
 	__u32 z = 0;
 	__u32 *d;
 
@@ -303,33 +380,39 @@ static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
 				st->stock = 0;
 			}
 		}
-		emit(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0);
+		emit(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0, cg);
 	}
-	emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, c);
+	emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, target_counter(k), cg);
 }
 
 static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 {
-	if (!is_target(memcg))
+	__u64 cg = member(memcg);
+	if (!cg)
 		return;
 	if (summary) {
 		struct cpu_state *st = state();
 		if (st) {
+			__s64 d = st->inflight < (__s64)nr ? st->inflight : (__s64)nr;
 			st->stock += nr;
 			__sync_fetch_and_add(&stock_total, nr);
+			if (d > 0) {
+				st->inflight -= d;
+				__sync_fetch_and_add(&inflight_total, -d);
+			}
 		}
 	}
-	emit(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0);
+	emit(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0, cg);
 }
 
 /* A request for the target ended. In summary mode one served from the stock
  * is counted here instead of emitted; either way real use is measured. */
-static __always_inline void on_request(void *ctx, struct mem_cgroup *memcg, __u32 gfp, __u64 nr, int ret, __u64 stack)
+static __always_inline void on_request(void *ctx, struct mem_cgroup *memcg, __u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg)
 {
 	struct cpu_state *st;
 
 	if (!summary) {
-		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, stack);
+		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, stack, cg);
 		return;
 	}
 	st = state();
@@ -337,7 +420,11 @@ static __always_inline void on_request(void *ctx, struct mem_cgroup *memcg, __u3
 		return;
 	if (ret || st->charged) {
 		st->charged = 0;
-		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, 0);
+		if (st->inflight) {
+			__sync_fetch_and_add(&inflight_total, -st->inflight);
+			st->inflight = 0;
+		}
+		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, 0, cg);
 		if (ret)
 			return;
 	} else {
@@ -352,7 +439,7 @@ static __always_inline void on_request(void *ctx, struct mem_cgroup *memcg, __u3
 	}
 	__s64 usage = BPF_CORE_READ(memcg, memory.usage.counter);
 	__u64 wm = BPF_CORE_READ(memcg, memory.watermark);
-	__s64 real = usage - stock_total;
+	__s64 real = usage - stock_total - inflight_total;
 	__u64 now = bpf_ktime_get_ns();
 	if (real > st->max_real) {
 		st->max_real = real;
@@ -378,8 +465,9 @@ static __always_inline void set_drain(__u32 v)
 SEC("fexit/try_charge_memcg")
 int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
 {
-	if (is_target(memcg))
-		on_request(ctx, memcg, gfp, nr, ret, summary ? 0 : req_stack(ctx));
+	__u64 cg = member(memcg);
+	if (cg)
+		on_request(ctx, memcg, gfp, nr, ret, summary ? 0 : req_stack(ctx), cg);
 	return 0;
 }
 
@@ -432,10 +520,10 @@ static __always_inline __u64 args_key(__u8 fn)
 	return (bpf_get_current_pid_tgid() << 8) | fn;
 }
 
-static __always_inline void save(__u8 fn, __u64 a0, __u64 a1)
+static __always_inline void save(__u8 fn, __u64 a0, __u64 a1, __u64 a2)
 {
 	__u64 k = args_key(fn);
-	struct args a = {.a0 = a0, .a1 = a1};
+	struct args a = {.a0 = a0, .a1 = a1, .a2 = a2};
 	bpf_map_update_elem(&entry_args, &k, &a, BPF_ANY);
 }
 
@@ -449,8 +537,9 @@ SEC("kprobe/try_charge_memcg")
 int BPF_KPROBE(kprobe_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr)
 {
 	/* The stack is taken on entry: unwinding from a kretprobe is less sure. */
-	if (is_target(memcg))
-		save(FN_TRY_CHARGE, summary ? 0 : req_stack(ctx), (__u64)nr | (__u64)gfp << 32);
+	__u64 cg = member(memcg);
+	if (cg)
+		save(FN_TRY_CHARGE, summary ? 0 : req_stack(ctx), (__u64)nr | (__u64)gfp << 32, cg);
 	return 0;
 }
 
@@ -461,7 +550,7 @@ int BPF_KRETPROBE(kretprobe_try_charge, int ret)
 	struct args *a = take(FN_TRY_CHARGE, &k);
 	if (!a)
 		return 0;
-	on_request(ctx, (struct mem_cgroup *)target_memcg, (__u32)(a->a1 >> 32), (__u32)a->a1, ret, a->a0);
+	on_request(ctx, (struct mem_cgroup *)target_memcg, (__u32)(a->a1 >> 32), (__u32)a->a1, ret, a->a0, a->a2);
 	bpf_map_delete_elem(&entry_args, &k);
 	return 0;
 }
@@ -469,8 +558,9 @@ int BPF_KRETPROBE(kretprobe_try_charge, int ret)
 SEC("kprobe/page_counter_try_charge")
 int BPF_KPROBE(kprobe_pc_try_charge, struct page_counter *c, unsigned long nr)
 {
-	if (counter_kind(c))
-		save(FN_PC_TRY_CHARGE, (__u64)c, nr);
+	__u64 cg;
+	if (counter_kind(c, &cg))
+		save(FN_PC_TRY_CHARGE, (__u64)c, nr, 0);
 	return 0;
 }
 
@@ -489,8 +579,9 @@ int BPF_KRETPROBE(kretprobe_pc_try_charge, bool ret)
 SEC("kprobe/page_counter_charge")
 int BPF_KPROBE(kprobe_pc_charge, struct page_counter *c, unsigned long nr)
 {
-	if (counter_kind(c))
-		save(FN_PC_CHARGE, (__u64)c, nr);
+	__u64 cg;
+	if (counter_kind(c, &cg))
+		save(FN_PC_CHARGE, (__u64)c, nr, 0);
 	return 0;
 }
 
@@ -509,8 +600,9 @@ int BPF_KRETPROBE(kretprobe_pc_charge)
 SEC("kprobe/page_counter_uncharge")
 int BPF_KPROBE(kprobe_pc_uncharge, struct page_counter *c, unsigned long nr)
 {
-	if (counter_kind(c))
-		save(FN_PC_UNCHARGE, (__u64)c, nr);
+	__u64 cg;
+	if (counter_kind(c, &cg))
+		save(FN_PC_UNCHARGE, (__u64)c, nr, 0);
 	return 0;
 }
 

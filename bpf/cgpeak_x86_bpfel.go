@@ -17,6 +17,7 @@ type CgpeakArgs struct {
 	_  structs.HostLayout
 	A0 uint64
 	A1 uint64
+	A2 uint64
 }
 
 type CgpeakCpuState struct {
@@ -31,6 +32,7 @@ type CgpeakCpuState struct {
 	WmReal    int64
 	WmTs      uint64
 	Charged   uint64
+	Inflight  int64
 }
 
 type CgpeakEvent struct {
@@ -50,6 +52,13 @@ type CgpeakEvent struct {
 	Stack     uint64
 	Gfp       uint32
 	Consumed  uint32
+	Cgid      uint64
+}
+
+type CgpeakMemberVal struct {
+	_      structs.HostLayout
+	Id     uint64
+	Member uint64
 }
 
 type CgpeakStackBuf struct {
@@ -65,6 +74,7 @@ const (
 	CgpeakMapEvents                = "events"
 	CgpeakMapInDrain               = "in_drain"
 	CgpeakMapLost                  = "lost"
+	CgpeakMapMembers               = "members"
 	CgpeakMapScratch               = "scratch"
 	CgpeakMapStacks                = "stacks"
 	CgpeakMapStates                = "states"
@@ -86,6 +96,8 @@ const (
 	CgpeakProgKretprobePcTryCharge = "kretprobe_pc_try_charge"
 	CgpeakProgKretprobePcUncharge  = "kretprobe_pc_uncharge"
 	CgpeakProgKretprobeTryCharge   = "kretprobe_try_charge"
+	CgpeakVarDescendants           = "descendants"
+	CgpeakVarInflightTotal         = "inflight_total"
 	CgpeakVarStockTotal            = "stock_total"
 	CgpeakVarSummary               = "summary"
 	CgpeakVarTargetCgid            = "target_cgid"
@@ -164,6 +176,7 @@ type CgpeakMapSpecs struct {
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	InDrain   *ebpf.MapSpec `ebpf:"in_drain"`
 	Lost      *ebpf.MapSpec `ebpf:"lost"`
+	Members   *ebpf.MapSpec `ebpf:"members"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
 	States    *ebpf.MapSpec `ebpf:"states"`
@@ -173,6 +186,8 @@ type CgpeakMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CgpeakVariableSpecs struct {
+	Descendants    *ebpf.VariableSpec `ebpf:"descendants"`
+	InflightTotal  *ebpf.VariableSpec `ebpf:"inflight_total"`
 	StockTotal     *ebpf.VariableSpec `ebpf:"stock_total"`
 	Summary        *ebpf.VariableSpec `ebpf:"summary"`
 	TargetCgid     *ebpf.VariableSpec `ebpf:"target_cgid"`
@@ -205,6 +220,7 @@ type CgpeakMaps struct {
 	Events    *ebpf.Map `ebpf:"events"`
 	InDrain   *ebpf.Map `ebpf:"in_drain"`
 	Lost      *ebpf.Map `ebpf:"lost"`
+	Members   *ebpf.Map `ebpf:"members"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	Stacks    *ebpf.Map `ebpf:"stacks"`
 	States    *ebpf.Map `ebpf:"states"`
@@ -216,6 +232,7 @@ func (m *CgpeakMaps) Close() error {
 		m.Events,
 		m.InDrain,
 		m.Lost,
+		m.Members,
 		m.Scratch,
 		m.Stacks,
 		m.States,
@@ -226,6 +243,8 @@ func (m *CgpeakMaps) Close() error {
 //
 // It can be passed to LoadCgpeakObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CgpeakVariables struct {
+	Descendants    *ebpf.Variable `ebpf:"descendants"`
+	InflightTotal  *ebpf.Variable `ebpf:"inflight_total"`
 	StockTotal     *ebpf.Variable `ebpf:"stock_total"`
 	Summary        *ebpf.Variable `ebpf:"summary"`
 	TargetCgid     *ebpf.Variable `ebpf:"target_cgid"`

@@ -9,7 +9,7 @@ import (
 )
 
 // eventSize is sizeof(struct event) in bpf/cgpeak.bpf.c.
-const eventSize = 80
+const eventSize = 88
 
 const (
 	flagFailed = 1
@@ -49,5 +49,6 @@ func decode(b []byte) (Event, error) {
 	e.Stack = le.Uint64(b[64:])
 	e.Gfp = le.Uint32(b[72:])
 	e.Consumed = uint64(le.Uint32(b[76:]))
+	e.Cgroup = le.Uint64(b[80:])
 	return e, nil
 }

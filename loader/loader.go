@@ -62,6 +62,9 @@ type Options struct {
 	// (Tracer.Summary) instead of emitted: a few events per batch, not one
 	// per page. No kernel stacks are taken.
 	Summary bool
+	// Descendants: also trace the cgroups below the target; the counter
+	// figures stay the target's own.
+	Descendants bool
 }
 
 // Function reports how one kernel function is traced.
@@ -122,6 +125,11 @@ func Open(o Options) (t *Tracer, err error) {
 	}
 	if err := spec.Variables["target_cgid"].Set(o.CgroupID); err != nil {
 		return nil, fmt.Errorf("configuring the BPF object: %w", err)
+	}
+	if o.Descendants {
+		if err := spec.Variables["descendants"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("configuring the BPF object: %w", err)
+		}
 	}
 	if o.Summary {
 		if err := spec.Variables["summary"].Set(uint8(1)); err != nil {

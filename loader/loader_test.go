@@ -19,7 +19,7 @@ func TestDecodeMatchesGeneratedLayout(t *testing.T) {
 	if n := binary.Size(bpf.CgpeakEvent{}); n != eventSize {
 		t.Fatalf("struct event is %d bytes, decode reads %d", n, eventSize)
 	}
-	in := bpf.CgpeakEvent{Ts: 1, Pages: 64, Usage: 128, Watermark: 192, Cpu: 3, Pid: 4, Tid: 5, Op: uint8(analysis.OpCounterCharge), Counter: 2, Fn: 3, Flags: flagForced, Gfp: 0xcc0, Stack: 0x1234567890}
+	in := bpf.CgpeakEvent{Ts: 1, Pages: 64, Usage: 128, Watermark: 192, Cpu: 3, Pid: 4, Tid: 5, Op: uint8(analysis.OpCounterCharge), Counter: 2, Fn: 3, Flags: flagForced, Gfp: 0xcc0, Stack: 0x1234567890, Cgid: 77}
 	copy(in.Comm[:], []int8{'t', 'o', 'u', 'c', 'h'})
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, in); err != nil {
@@ -29,7 +29,7 @@ func TestDecodeMatchesGeneratedLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Event{Event: analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: analysis.OpCounterCharge, Pages: 64, Usage: 128, Watermark: 192, Forced: true},
+	want := Event{Event: analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: analysis.OpCounterCharge, Pages: 64, Usage: 128, Watermark: 192, Forced: true, Cgroup: 77},
 		Fn: "page_counter_charge", Counter: "memsw", Gfp: 0xcc0, Stack: 0x1234567890}
 	if e != want {
 		t.Errorf("got %+v\nwant %+v", e, want)

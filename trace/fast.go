@@ -95,6 +95,8 @@ func fastEvent(b []byte, e *Event) bool {
 				e.Watermark = n
 			case "consumed":
 				e.Consumed = n
+			case "cgroup":
+				e.Cgroup = n
 			case "gfp":
 				if n > 1<<32-1 {
 					return false
@@ -186,7 +188,7 @@ func intern(b []byte) string {
 
 func isNumberKey(k []byte) bool {
 	switch string(k) {
-	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed":
+	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup":
 		return true
 	}
 	return false

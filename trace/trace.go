@@ -5,6 +5,7 @@ package trace
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ type Header struct {
 	CPUs          int               `json:"cpus"`
 	PageSize      uint64            `json:"page_size"`
 	Backend       string            `json:"backend"`
-	Mode          string            `json:"mode"` // "summary" or "charges" (every charge)
+	Mode          string            `json:"mode"`                  // "summary" or "charges" (every charge)
+	Descendants   bool              `json:"descendants,omitempty"` // the cgroups below the traced one are traced too
 	Cgroup        string            `json:"cgroup"`
 	CgroupID      uint64            `json:"cgroup_id"`
 	CgroupVersion int               `json:"cgroup_version"`
@@ -34,6 +36,10 @@ type Header struct {
 	Attached      bool              `json:"attached,omitempty"` // tracing began on a running cgroup
 	Functions     map[string]string `json:"functions"`          // traced function -> kernel symbol, or "missing: why"
 	Started       string            `json:"started"`            // RFC 3339
+	// Filled in when tracing ends, where the trace is a file cgpeak can
+	// rewrite: a trace with losses says so from its first line.
+	Lost        uint64 `json:"lost,omitempty"`         // events lost (ring buffer full)
+	MissedCalls uint64 `json:"missed_calls,omitempty"` // calls the kernel's probes skipped
 }
 
 // Event is one traced call; page counts in pages, time in ns since boot.
@@ -55,6 +61,7 @@ type Event struct {
 	Kind      string `json:"kind,omitempty"`     // charge requests: what for
 	Caller    string `json:"caller,omitempty"`   // kernel memory: the function that asked
 	Consumed  uint64 `json:"consumed,omitempty"` // summary traces: stock pages served unreported on this CPU since its previous event
+	Cgroup    uint64 `json:"cgroup,omitempty"`   // the call's cgroup id, when not the header's (descendants)
 }
 
 // End is the last line.
@@ -64,6 +71,7 @@ type End struct {
 	Lost            uint64            `json:"lost"`
 	Missed          map[string]uint64 `json:"missed,omitempty"`
 	Summary         *analysis.Summary `json:"summary,omitempty"` // summary traces: what the kernel side kept
+	Cgroups         map[string]string `json:"cgroups,omitempty"` // descendants: cgroup id -> directory
 	PeakBytes       *uint64           `json:"cgroup_peak_bytes,omitempty"`
 	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
 	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
@@ -79,17 +87,39 @@ func init() {
 
 // Writer writes a trace.
 type Writer struct {
-	w   *bufio.Writer
-	enc *json.Encoder
-	n   uint64
+	w      *bufio.Writer
+	enc    *json.Encoder
+	n      uint64
+	at     io.WriterAt // the file, when its header can be rewritten at the end
+	header Header
+	room   int // bytes the header line has before its newline
 }
+
+// headerRoom is the padding after the header, so the losses found at the
+// end fit in when the header is rewritten (JSON allows trailing blanks).
+const headerRoom = 128
 
 // NewWriter writes the header.
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	h.Type, h.Schema = "header", Schema
 	bw := bufio.NewWriterSize(w, 1<<16)
-	tw := &Writer{w: bw, enc: json.NewEncoder(bw)}
-	return tw, tw.enc.Encode(h)
+	tw := &Writer{w: bw, enc: json.NewEncoder(bw), header: h}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := w.(interface {
+		io.WriterAt
+		io.Seeker
+	}); ok {
+		if off, err := f.Seek(0, io.SeekCurrent); err == nil && off == 0 {
+			tw.at = f
+			b = append(b, bytes.Repeat([]byte(" "), headerRoom)...)
+		}
+	}
+	tw.room = len(b)
+	_, err = bw.Write(append(b, '\n'))
+	return tw, err
 }
 
 // Write adds an event.
@@ -98,13 +128,31 @@ func (w *Writer) Write(e Event) error {
 	return w.enc.Encode(e)
 }
 
-// Close writes the end line and flushes.
+// Close writes the end line and flushes, then records the losses in the
+// header too where the file allows.
 func (w *Writer) Close(end End) error {
 	end.Type, end.Events = "end", w.n
 	if err := w.enc.Encode(end); err != nil {
 		return err
 	}
-	return w.w.Flush()
+	if err := w.w.Flush(); err != nil {
+		return err
+	}
+	var missed uint64
+	for _, n := range end.Missed {
+		missed += n
+	}
+	if w.at == nil || end.Lost == 0 && missed == 0 {
+		return nil
+	}
+	h := w.header
+	h.Lost, h.MissedCalls = end.Lost, missed
+	b, err := json.Marshal(h)
+	if err != nil || len(b) > w.room {
+		return err
+	}
+	_, err = w.at.WriteAt(append(b, bytes.Repeat([]byte(" "), w.room-len(b))...), 0)
+	return err
 }
 
 // Reader reads a trace line by line.
@@ -195,7 +243,7 @@ func (e Event) Analysis() (ev analysis.Event, ok bool) {
 		return ev, false
 	}
 	return analysis.Event{Time: e.T, CPU: e.CPU, PID: e.PID, TID: e.TID, Comm: e.Comm, Op: ops[e.Op],
-		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed, Kind: e.Kind, Caller: e.Caller, Consumed: e.Consumed}, true
+		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed, Kind: e.Kind, Caller: e.Caller, Consumed: e.Consumed, Cgroup: e.Cgroup}, true
 }
 
 // Events counts the events written so far.

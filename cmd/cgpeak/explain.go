@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -18,27 +19,28 @@ import (
 
 // Explanation is `cgpeak explain --json`; byte figures, stable names.
 type Explanation struct {
-	Trace              string                        `json:"trace"`
-	Kernel             string                        `json:"kernel"`
-	Backend            string                        `json:"backend"`
-	Mode               string                        `json:"mode"`
-	BatchPages         uint64                        `json:"batch_pages"`
-	PageSize           uint64                        `json:"page_size"`
-	Events             uint64                        `json:"events"`
-	Lost               uint64                        `json:"lost_events"`
-	Missed             map[string]uint64             `json:"missed_calls,omitempty"`
-	Resyncs            uint64                        `json:"resyncs"`
-	ResyncPages        uint64                        `json:"resync_pages"`
-	Complete           bool                          `json:"complete"` // end line present, nothing lost, missed or resynced
-	Incomplete         []string                      `json:"incomplete,omitempty"`
-	PeakBytes          *uint64                       `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource         string                        `json:"cgroup_peak_source,omitempty"`
-	WatermarkBytes     uint64                        `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64                        `json:"corrected_peak_bytes"`
-	Explanation        string                        `json:"explanation"`
-	PerCPU             map[int]analysis.CPUStats     `json:"per_cpu"`
-	PerProcess         map[int]analysis.ProcStats    `json:"per_process"`
-	Kinds              map[string]analysis.KindStats `json:"charges_by_kind,omitempty"` // pages requested, by what for
+	Trace              string                          `json:"trace"`
+	Kernel             string                          `json:"kernel"`
+	Backend            string                          `json:"backend"`
+	Mode               string                          `json:"mode"`
+	BatchPages         uint64                          `json:"batch_pages"`
+	PageSize           uint64                          `json:"page_size"`
+	Events             uint64                          `json:"events"`
+	Lost               uint64                          `json:"lost_events"`
+	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
+	Resyncs            uint64                          `json:"resyncs"`
+	ResyncPages        uint64                          `json:"resync_pages"`
+	Complete           bool                            `json:"complete"` // end line present, nothing lost, missed or resynced
+	Incomplete         []string                        `json:"incomplete,omitempty"`
+	PeakBytes          *uint64                         `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource         string                          `json:"cgroup_peak_source,omitempty"`
+	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
+	Explanation        string                          `json:"explanation"`
+	PerCPU             map[int]analysis.CPUStats       `json:"per_cpu"`
+	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
+	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
+	Cgroups            map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
 }
 
 func explainCmd(args []string) int {
@@ -120,6 +122,9 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 		}
 		n++
 		if ev, ok := e.Analysis(); ok {
+			if ev.Cgroup == 0 {
+				ev.Cgroup = h.CgroupID
+			}
 			m.Apply(ev)
 		}
 	}
@@ -141,6 +146,13 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 			ex.PeakBytes, ex.PeakSource = rd.End.PeakBytes, label
 		}
 	}
+	if h.Descendants {
+		var names map[string]string
+		if rd.End != nil {
+			names = rd.End.Cgroups
+		}
+		ex.Cgroups = cgroupTotals(res.Cgroups, names)
+	}
 	ex.Incomplete = append(ex.Incomplete, incompleteReasons(ex.Lost, ex.Missed, res.Totals)...)
 	ex.Complete = len(ex.Incomplete) == 0
 	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
@@ -161,7 +173,7 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 	if len(ex.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
 	}
-	writeTotals(w, ex.PerCPU, ex.PerProcess)
+	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups)
 }
 
 // incompleteReasons says why a trace is not a full record of the charges,
@@ -251,7 +263,7 @@ func kindsLine(kinds map[string]analysis.KindStats) string {
 }
 
 // writeTotals prints the charge totals per CPU and per process.
-func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]analysis.ProcStats) {
+func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]analysis.ProcStats, cgroups map[string]analysis.CgroupStats) {
 	for _, cpu := range sortedKeys(cpus) {
 		s := cpus[cpu]
 		fmt.Fprintf(w, "  cpu %-3d                  %d requests (%d pages), %d from stock, %d counter charges (%d pages)\n", cpu, s.Requests, s.RequestedPages, s.FromStock, s.CounterCharges, s.CounterPages)
@@ -260,4 +272,28 @@ func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]anal
 		s := procs[pid]
 		fmt.Fprintf(w, "  pid %-7d %-12s %d requests, %d pages\n", pid, s.Comm, s.Requests, s.RequestedPages)
 	}
+	paths := make([]string, 0, len(cgroups))
+	for p := range cgroups {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(w, "  cgroup %s: %d requests, %d pages\n", p, cgroups[p].Requests, cgroups[p].Pages)
+	}
+}
+
+// cgroupTotals names each cgroup's totals by its directory where known,
+// else by its id.
+func cgroupTotals(byID map[uint64]analysis.CgroupStats, names map[string]string) map[string]analysis.CgroupStats {
+	out := map[string]analysis.CgroupStats{}
+	for id, st := range byID {
+		key := strconv.FormatUint(id, 10)
+		if n, ok := names[key]; ok {
+			key = n
+		} else {
+			key = "id " + key
+		}
+		out[key] = st
+	}
+	return out
 }

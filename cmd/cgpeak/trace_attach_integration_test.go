@@ -50,49 +50,26 @@ func TestTraceRunningWorkload(t *testing.T) {
 					t.Fatalf("workload said %q", line)
 				}
 
-				rep := filepath.Join(t.TempDir(), "r.json")
-				args := []string{"trace", "--backend", b, "--json", "--output", rep, "--trace-output", filepath.Join(t.TempDir(), "t.jsonl")}
+				args := []string{"--backend", b, "--trace-output", filepath.Join(t.TempDir(), "t.jsonl")}
 				if by == "pid" {
 					args = append(args, "--pid", strconv.Itoa(w.Process.Pid))
 				} else {
 					args = append(args, "--cgroup", strings.TrimPrefix(dir, h.Mount))
 				}
-				tr := exec.Command(cgpeak, args...)
-				errs, _ := tr.StderrPipe()
-				if err := tr.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer tr.Process.Kill()
-				if line, _ := bufio.NewReader(errs).ReadString('\n'); !strings.Contains(line, "tracing "+dir) {
-					t.Fatalf("cgpeak trace said %q", line)
-				}
-				in.Write([]byte("go\n"))
-				if err := w.Wait(); err != nil {
-					t.Fatalf("workload: %v", err)
-				}
-				if by == "pid" {
-					tr.Process.Signal(syscall.SIGINT)
-				} else {
-					// Ends by itself when the cgroup goes away.
-					for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
-						time.Sleep(20 * time.Millisecond)
+				stop := interrupt
+				if by == "cgroup" {
+					stop = func(*os.Process) { // ends by itself when the cgroup goes away
+						for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
+							time.Sleep(20 * time.Millisecond)
+						}
 					}
 				}
-				done := make(chan error, 1)
-				go func() { done <- tr.Wait() }()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Fatalf("cgpeak trace: %v", err)
+				r := traceAround(t, cgpeak, args, dir, func() {
+					in.Write([]byte("go\n"))
+					if err := w.Wait(); err != nil {
+						t.Fatalf("workload: %v", err)
 					}
-				case <-time.After(30 * time.Second):
-					t.Fatal("cgpeak trace did not end")
-				}
-				var r TraceCmdReport
-				b2, _ := os.ReadFile(rep)
-				if err := json.Unmarshal(b2, &r); err != nil || r.Trace == nil {
-					t.Fatalf("report %s: %v", b2, err)
-				}
+				}, stop)
 				x := r.Trace
 				t.Logf("%s --%s: ended by %s; %s", b, by, r.Ended, x.Explanation)
 				wantEnd := map[string]string{"pid": "signal", "cgroup": "cgroup removed"}[by]
@@ -109,6 +86,52 @@ func TestTraceRunningWorkload(t *testing.T) {
 					t.Errorf("traced watermark %d != %s %d", x.WatermarkBytes, r.PeakSource, *r.PeakBytes)
 				}
 			})
+		}
+	}
+}
+
+// traceAround runs cgpeak trace with args until it says it is tracing dir,
+// then runs workload, then stop (which must make cgpeak trace end: SIGINT,
+// or removing the cgroup), and returns its --json report.
+func traceAround(t *testing.T, cgpeak string, args []string, dir string, workload func(), stop func(*os.Process)) TraceCmdReport {
+	t.Helper()
+	rep := filepath.Join(t.TempDir(), "r.json")
+	tr := exec.Command(cgpeak, append([]string{"trace", "--json", "--output", rep}, args...)...)
+	errs, _ := tr.StderrPipe()
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Process.Kill()
+	if line, _ := bufio.NewReader(errs).ReadString('\n'); !strings.Contains(line, "tracing "+dir) {
+		t.Fatalf("cgpeak trace said %q", line)
+	}
+	workload()
+	stop(tr.Process)
+	done := make(chan error, 1)
+	go func() { done <- tr.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("cgpeak trace: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cgpeak trace did not end")
+	}
+	var r TraceCmdReport
+	raw, _ := os.ReadFile(rep)
+	if err := json.Unmarshal(raw, &r); err != nil || r.Trace == nil {
+		t.Fatalf("report %s: %v", raw, err)
+	}
+	return r
+}
+
+func interrupt(p *os.Process) { p.Signal(syscall.SIGINT) }
+
+// run returns a workload that runs a command and fails the test if it fails.
+func run(t *testing.T, name string, args ...string) func() {
+	return func() {
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("workload: %v %s", err, out)
 		}
 	}
 }
@@ -161,31 +184,13 @@ func TestSeedExperiment(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer os.Remove(dir)
-				rep := filepath.Join(t.TempDir(), "r.json")
-				args := []string{"trace", "--backend", b, "--json", "--output", rep, "--cgroup", dir}
+				args := []string{"--backend", b, "--cgroup", dir}
 				if mode == "charges" {
 					args = append(args, "--trace-charges")
 				}
-				tr := exec.Command(cgpeak, args...)
-				errs, _ := tr.StderrPipe()
-				if err := tr.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer tr.Process.Kill()
-				if line, _ := bufio.NewReader(errs).ReadString('\n'); !strings.Contains(line, "tracing "+dir) {
-					t.Fatalf("cgpeak trace said %q", line)
-				}
-				if out, err := exec.Command("taskset", "-c", "0", touch, strconv.Itoa(n), dir).CombinedOutput(); err != nil {
-					t.Fatalf("workload: %v %s", err, out)
-				}
-				tr.Process.Signal(syscall.SIGINT)
-				if err := tr.Wait(); err != nil {
-					t.Fatalf("cgpeak trace: %v", err)
-				}
-				var r TraceCmdReport
-				raw, _ := os.ReadFile(rep)
-				if err := json.Unmarshal(raw, &r); err != nil || r.Trace == nil || r.PeakBytes == nil {
-					t.Fatalf("report %s: %v", raw, err)
+				r := traceAround(t, cgpeak, args, dir, run(t, "taskset", "-c", "0", touch, strconv.Itoa(n), dir), interrupt)
+				if r.PeakBytes == nil {
+					t.Fatalf("no cgroup peak: %v", r.Missing)
 				}
 				x := r.Trace
 				t.Logf("%s %s: %s; charged for %s", b, mode, x.Explanation, kindsLine(x.Kinds))
@@ -229,6 +234,68 @@ func TestSeedExperiment(t *testing.T) {
 				// closed form of kernel-notes.md, overcount = (-charged) mod batch.
 				if len(x.PerCPU) == 1 && over != (x.BatchPages-total%x.BatchPages)%x.BatchPages {
 					t.Errorf("overcount %d pages for %d charged on one CPU, want (-%d) mod %d", over, total, total, x.BatchPages)
+				}
+			})
+		}
+	}
+}
+
+// A cgroup whose processes live in a child (a slice, a container's inner
+// cgroups): traced alone it sees none of their charges, for its memcg is
+// charged only through the child's counter; with --descendants it sees them
+// all, names the child, and still reads its own counter, so the watermark is
+// its own memory.peak.
+func TestTraceDescendants(t *testing.T) {
+	bs := tracingBackends(t)
+	cgpeak, touch := build(t)
+	h, err := cgroup.FindMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	page := uint64(os.Getpagesize())
+	for _, b := range bs {
+		for _, desc := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/descendants=%v", b, desc), func(t *testing.T) {
+				parent := filepath.Join(h.Mount, fmt.Sprintf("desc-test-%d-%s-%v", os.Getpid(), b, desc))
+				child := filepath.Join(parent, "child")
+				if err := os.Mkdir(parent, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				defer os.Remove(parent)
+				if h.V2 {
+					if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.Mkdir(child, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				defer os.Remove(child)
+				args := []string{"--backend", b, "--cgroup", parent}
+				if desc {
+					args = append(args, "--descendants")
+				}
+				r := traceAround(t, cgpeak, args, parent, run(t, "taskset", "-c", "0", touch, strconv.Itoa(n), child), interrupt)
+				if r.PeakBytes == nil {
+					t.Fatalf("no cgroup peak: %v", r.Missing)
+				}
+				x := r.Trace
+				t.Logf("%s descendants=%v: %d requests, per cgroup %v; %s", b, desc, x.Charges, x.Cgroups, x.Explanation)
+				if !desc {
+					if x.Charges != 0 {
+						t.Errorf("%d requests traced for a cgroup whose processes all live below it", x.Charges)
+					}
+					return
+				}
+				if x.WatermarkBytes != *r.PeakBytes || x.Mode != "charges" {
+					t.Errorf("traced watermark %d, the parent's %s %d, mode %s", x.WatermarkBytes, r.PeakSource, *r.PeakBytes, x.Mode)
+				}
+				if c := x.Cgroups[child]; c.Pages < n || x.RequestedPages != c.Pages {
+					t.Errorf("child charged %+v of %d requested pages, want the %d touched, all in the child", c, x.RequestedPages, n)
+				}
+				if x.CorrectedPeakBytes < n*page || x.CorrectedPeakBytes > x.WatermarkBytes {
+					t.Errorf("corrected peak %d outside [%d pages, watermark %d]", x.CorrectedPeakBytes, n, x.WatermarkBytes)
 				}
 			})
 		}

@@ -40,6 +40,7 @@ func traceCmd(args []string) int {
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	out := fs.String("output", "", "write the report to FILE instead of stderr")
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
+	fs.BoolVar(&o.descend, "descendants", false, "also trace the cgroups below it (a container's or a slice's children; implies --trace-charges)")
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
 	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
@@ -67,6 +68,7 @@ func traceCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak: --duration must be positive, e.g. 30s")
 		return exitUsage
 	}
+	o.charges = o.charges || o.descend
 	if !validBackend(o.backend) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.backend)
 		return exitUsage

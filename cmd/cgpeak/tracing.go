@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 type traceOpts struct {
 	on        bool
 	charges   bool // record every charge (per-charge mode), not the summary
+	descend   bool // also the cgroups below the target (implies charges)
 	output    string
 	backend   string
 	kernelBTF string
@@ -33,30 +36,31 @@ type traceOpts struct {
 
 // TraceReport is the part of a run's report that comes from traced charges.
 type TraceReport struct {
-	Backend            string                        `json:"backend"`
-	Mode               string                        `json:"mode"` // summary, or charges: every charge recorded
-	Events             uint64                        `json:"events"`
-	Lost               uint64                        `json:"lost_events"`
-	Missed             map[string]uint64             `json:"missed_calls,omitempty"`
-	Resyncs            uint64                        `json:"resyncs"`
-	Exact              bool                          `json:"exact"` // no event lost, missed or resynced
-	Incomplete         []string                      `json:"incomplete,omitempty"`
-	Attached           bool                          `json:"attached,omitempty"`        // began on a running cgroup: figures cover the traced window
-	Kinds              map[string]analysis.KindStats `json:"charges_by_kind,omitempty"` // pages requested, by what for
-	PerCPU             map[int]analysis.CPUStats     `json:"per_cpu"`
-	PerProcess         map[int]analysis.ProcStats    `json:"per_process"`
-	BatchPages         uint64                        `json:"batch_pages"`
-	WatermarkBytes     uint64                        `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64                        `json:"corrected_peak_bytes"`
-	Explanation        string                        `json:"explanation"`
-	Output             string                        `json:"trace_output,omitempty"`
-	Missing            []string                      `json:"not_traced,omitempty"`
-	Charges            uint64                        `json:"charge_requests"`
-	RequestedPages     uint64                        `json:"requested_pages"`
-	FromStock          uint64                        `json:"served_from_stock"`
-	CounterCharges     uint64                        `json:"counter_charges"`
-	Forced             uint64                        `json:"forced_charges"`
-	Failed             uint64                        `json:"failed_charges"`
+	Backend            string                          `json:"backend"`
+	Mode               string                          `json:"mode"` // summary, or charges: every charge recorded
+	Events             uint64                          `json:"events"`
+	Lost               uint64                          `json:"lost_events"`
+	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
+	Resyncs            uint64                          `json:"resyncs"`
+	Exact              bool                            `json:"exact"` // no event lost, missed or resynced
+	Incomplete         []string                        `json:"incomplete,omitempty"`
+	Attached           bool                            `json:"attached,omitempty"`        // began on a running cgroup: figures cover the traced window
+	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
+	PerCPU             map[int]analysis.CPUStats       `json:"per_cpu"`
+	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
+	Cgroups            map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"` // descendants: requests per cgroup directory
+	BatchPages         uint64                          `json:"batch_pages"`
+	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
+	Explanation        string                          `json:"explanation"`
+	Output             string                          `json:"trace_output,omitempty"`
+	Missing            []string                        `json:"not_traced,omitempty"`
+	Charges            uint64                          `json:"charge_requests"`
+	RequestedPages     uint64                          `json:"requested_pages"`
+	FromStock          uint64                          `json:"served_from_stock"`
+	CounterCharges     uint64                          `json:"counter_charges"`
+	Forced             uint64                          `json:"forced_charges"`
+	Failed             uint64                          `json:"failed_charges"`
 	result             analysis.Result
 	pageSize           uint64
 }
@@ -71,6 +75,8 @@ type traceSession struct {
 	batch    uint64
 	others   uint64 // events of the memsw/swap counter
 	attached bool
+	cgid     uint64 // the target's cgroup id
+	dir      string // the target's directory
 }
 
 func (o traceOpts) mode() string {
@@ -121,13 +127,14 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 	if err := syscall.Stat(leaf.Path, &st); err != nil {
 		return nil, fmt.Errorf("reading the run's cgroup id: %w", err)
 	}
-	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges})
+	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend})
 	if err != nil {
 		return nil, fmt.Errorf("charge tracing: %w", err)
 	}
 	rel := kernelRelease()
 	batch, src := chargeBatch(rel)
 	s := &traceSession{o: o, t: t, model: analysis.NewModel(batch, o.timeline || o.plot != ""), done: make(chan error, 1), batch: batch}
+	s.cgid, s.dir = st.Ino, leaf.Path
 	if attached {
 		s.model.Attached()
 		s.attached = true
@@ -150,7 +157,7 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 			ver = 2
 		}
 		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
-			Backend: t.Backend, Mode: o.mode(), Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached,
+			Backend: t.Backend, Mode: o.mode(), Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached, Descendants: o.descend,
 			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.abort()
@@ -175,6 +182,10 @@ func (s *traceSession) read() {
 		if ev.Op == analysis.OpCharge && s.o.charges {
 			ev.Kind, ev.Caller = s.t.Kind(ev, s.batch)
 		}
+		cg := ev.Cgroup
+		if cg == s.cgid {
+			cg = 0 // the header's: not repeated on every line
+		}
 		if ev.Counter == "" || ev.Counter == "memory" {
 			s.model.Apply(ev.Event)
 		} else {
@@ -184,7 +195,7 @@ func (s *traceSession) read() {
 		if s.w != nil {
 			if err := s.w.Write(trace.Event{T: ev.Time, CPU: ev.CPU, PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Op: ev.Op.String(), Fn: ev.Fn,
 				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed,
-				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed}); err != nil {
+				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed, Cgroup: cg}); err != nil {
 				s.done <- fmt.Errorf("writing --trace-output: %w", err)
 				return
 			}
@@ -234,6 +245,11 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 		WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page, Output: s.o.output,
 		Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
 		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page}
+	var names map[string]string
+	if s.o.descend {
+		names = cgroupNames(s.dir)
+		tr.Cgroups = cgroupTotals(r.Cgroups, names)
+	}
 	tr.Incomplete = incompleteReasons(lost, missed, r.Totals)
 	tr.Exact = len(tr.Incomplete) == 0
 	var peak uint64
@@ -242,7 +258,7 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	}
 	tr.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
 	if s.w != nil {
-		end := trace.End{Lost: lost, Missed: missed, Summary: sum}
+		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
 		if f.HavePeak {
 			v := f.PeakBytes
 			end.PeakBytes, end.PeakSource = &v, f.PeakFile
@@ -275,7 +291,7 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	}
 	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
 		t.Charges, t.FromStock, t.CounterCharges, t.BatchPages, t.Forced, t.Failed)
-	writeTotals(w, t.PerCPU, t.PerProcess)
+	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups)
 	for _, m := range t.Missing {
 		fmt.Fprintf(w, "  not traced: %s\n", m)
 	}
@@ -288,3 +304,21 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 type traceStartError struct{ err error }
 
 func (e *traceStartError) Error() string { return e.err.Error() }
+
+// cgroupNames maps the ids of a cgroup and those below it to their
+// directories (a cgroup's id is its directory's inode number). Cgroups
+// removed before tracing ended are missing and shown by id.
+func cgroupNames(top string) map[string]string {
+	names := map[string]string{}
+	filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			names[strconv.FormatUint(st.Ino, 10)] = p
+		}
+		return nil
+	})
+	return names
+}

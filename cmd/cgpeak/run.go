@@ -28,6 +28,7 @@ type runOpts struct {
 	swapMax   string
 	quiet     bool
 	trace     traceOpts
+	series    seriesOpts
 }
 
 // Report is one run's result; JSON field names are stable.
@@ -68,8 +69,21 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (implies --trace)")
 	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
 	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
+	o.series.flags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: cgpeak run [flags] -- CMD [ARGS...]\n\nRuns CMD in a fresh memory cgroup; when it ends, reports wall/user/sys time,\nthe cgroup's peak memory (memory.peak on v2, memory.max_usage_in_bytes on v1),\nru_maxrss and memory.stat. Exits with CMD's exit code (128+signal if killed).\n\nFlags:\n")
+		fmt.Fprint(os.Stderr, `Usage: cgpeak run [flags] -- CMD [ARGS...]
+       cgpeak run [flags] 'COMMAND LINE' ['COMMAND LINE'...]
+
+Runs CMD in a fresh memory cgroup; when it ends, reports wall/user/sys time,
+the cgroup's peak memory (memory.peak on v2, memory.max_usage_in_bytes on v1),
+ru_maxrss and memory.stat. Exits with CMD's exit code (128+signal if killed).
+
+After --, the words are one command, run as they are. Without --, each
+argument is a command line run by /bin/sh -c, as hyperfine does: give several
+to compare them, and --runs N to repeat each (every run in a fresh cgroup).
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +103,15 @@ func runCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak: no command given: use cgpeak run -- CMD [ARGS...]")
 		return exitUsage
 	}
+	specs, err := commandSpecs(cmdArgs, fs.ArgsLenAtDash())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
+	if err := o.series.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
 	mem, err := parseSizeFlag("--memory-max", o.memoryMax)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
@@ -99,56 +122,42 @@ func runCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
-	path, err := exec.LookPath(cmdArgs[0])
-	if err != nil {
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(os.Stderr, "cgpeak: %s: command not found (check the name and PATH)\n", cmdArgs[0])
-			return exitNotFound
+	for i := range specs {
+		if code := specs[i].resolve(); code != 0 {
+			return code
 		}
-		fmt.Fprintf(os.Stderr, "cgpeak: %s: not executable: %v (chmod +x it)\n", cmdArgs[0], err)
-		return exitNoExec
 	}
 	h, err := cgroup.FindMemory()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
 	}
-	leaf, err := cgroup.NewLeaf(h)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitCgroup
+	if len(specs) > 1 || o.series.repeated() {
+		return runSeries(o, h, specs, mem, swap)
 	}
+	// The report file is opened once the first run has its cgroup, so a
+	// failed start leaves no empty report behind.
+	var out io.Writer = os.Stderr
+	var outFile *os.File
 	defer func() {
-		if err := leaf.Remove(); err != nil {
-			fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		if outFile != nil {
+			outFile.Close()
 		}
 	}()
-	if err := leaf.SetLimits(mem, swap); err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitCgroup
-	}
-	// Opened only once the cgroup exists, so a failed start leaves no empty report file.
-	var out io.Writer = os.Stderr
-	if o.output != "" {
+	opened := func() error {
+		if o.output == "" {
+			return nil
+		}
 		f, err := os.Create(o.output)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
-			return exitUsage
+			return fmt.Errorf("opening --output: %w", err)
 		}
-		defer f.Close()
-		out = f
+		outFile, out = f, f
+		return nil
 	}
-
-	rep, err := execute(leaf, path, cmdArgs, o.trace)
-	var te *traceStartError
-	if errors.As(err, &te) {
-		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
-		return exitTrace
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		_ = leaf.Kill()
-		return exitInternal
+	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, opened)
+	if rep == nil {
+		return code
 	}
 	if !o.quiet {
 		if o.json {
@@ -160,6 +169,44 @@ func runCmd(args []string) int {
 		}
 	}
 	return rep.ExitCode
+}
+
+// measure runs one command once in a fresh leaf cgroup, removed after. On
+// failure it says why on stderr and returns a nil report and cgpeak's exit
+// code. ready runs once the leaf exists (and may fail the run).
+func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, ready func() error) (*Report, int) {
+	leaf, err := cgroup.NewLeaf(h)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return nil, exitCgroup
+	}
+	defer func() {
+		if err := leaf.Remove(); err != nil {
+			fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		}
+	}()
+	if err := leaf.SetLimits(mem, swap); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return nil, exitCgroup
+	}
+	if ready != nil {
+		if err := ready(); err != nil {
+			fmt.Fprintln(os.Stderr, "cgpeak:", err)
+			return nil, exitUsage
+		}
+	}
+	rep, err := execute(leaf, spec.path, spec.argv, topts, stdout)
+	var te *traceStartError
+	if errors.As(err, &te) {
+		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
+		return nil, exitTrace
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		_ = leaf.Kill()
+		return nil, exitInternal
+	}
+	return rep, 0
 }
 
 func parseSizeFlag(name, v string) (int64, error) {
@@ -175,7 +222,7 @@ func parseSizeFlag(name, v string) (int64, error) {
 
 // execute starts the command inside the leaf, waits for it (killing the whole
 // tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
-func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts) (*Report, error) {
+func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, stdout *os.File) (*Report, error) {
 	var cg *os.File
 	var err error
 	if leaf.H.V2 {
@@ -214,7 +261,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts) (*R
 			cmd.ExtraFiles = []*os.File{cg}
 		}
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

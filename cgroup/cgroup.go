@@ -427,3 +427,35 @@ func OfPID(pid int) (*Leaf, error) {
 	}
 	return &Leaf{H: h, Path: h.Self}, nil
 }
+
+// Sample is one look at a running cgroup (cgpeak watch): its Figures and
+// its limit and memory pressure.
+type Sample struct {
+	Figures
+	Limit    uint64
+	Limited  bool
+	Pressure *Pressure // v2 with PSI only
+}
+
+// Sample reads the cgroup's live figures; os.ErrNotExist once it is gone.
+func (l *Leaf) Sample() (Sample, error) {
+	if _, err := os.Stat(filepath.Join(l.Path, "cgroup.procs")); err != nil {
+		return Sample{}, err
+	}
+	s := Sample{Figures: l.Read()}
+	limitName := "memory.max"
+	if !l.H.V2 {
+		limitName = "memory.limit_in_bytes"
+	}
+	if b, err := os.ReadFile(filepath.Join(l.Path, limitName)); err == nil {
+		s.Limit, s.Limited, _ = ParseLimit(string(b))
+	}
+	if l.H.V2 {
+		if b, err := os.ReadFile(filepath.Join(l.Path, "memory.pressure")); err == nil {
+			if p, err := ParsePressure(bytes.NewReader(b)); err == nil {
+				s.Pressure = &p
+			}
+		}
+	}
+	return s, nil
+}

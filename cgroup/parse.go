@@ -147,3 +147,77 @@ func ParseFlatKeyed(r io.Reader) (map[string]uint64, error) {
 	}
 	return out, nil
 }
+
+// Pressure is the memory PSI of a cgroup (memory.pressure, v2): the share
+// of time, in percent, some or all of its tasks stalled on memory.
+type Pressure struct {
+	Some10, Some60, Full10, Full60 float64
+}
+
+// ParsePressure parses a PSI file: lines "some avg10=0.00 avg60=0.00
+// avg300=0.00 total=0" and "full ...".
+func ParsePressure(r io.Reader) (Pressure, error) {
+	var p Pressure
+	sc := bufio.NewScanner(r)
+	seen := 0
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		var avg10, avg60 *float64
+		switch f[0] {
+		case "some":
+			avg10, avg60 = &p.Some10, &p.Some60
+		case "full":
+			avg10, avg60 = &p.Full10, &p.Full60
+		default:
+			return p, fmt.Errorf("unexpected pressure line %q", sc.Text())
+		}
+		for _, kv := range f[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return p, fmt.Errorf("bad pressure field %q", kv)
+			}
+			var dst *float64
+			switch k {
+			case "avg10":
+				dst = avg10
+			case "avg60":
+				dst = avg60
+			default:
+				continue
+			}
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(x >= 0 && x <= 100) {
+				return p, fmt.Errorf("bad pressure value %q", kv)
+			}
+			*dst = x
+		}
+		seen++
+	}
+	if err := sc.Err(); err != nil {
+		return p, err
+	}
+	if seen == 0 {
+		return p, fmt.Errorf("empty pressure file")
+	}
+	return p, nil
+}
+
+// ParseLimit parses memory.max ("max" is no limit) or v1
+// memory.limit_in_bytes (a value near the top of int64 is no limit).
+func ParseLimit(s string) (limit uint64, limited bool, err error) {
+	s = strings.TrimSpace(s)
+	if s == "max" {
+		return 0, false, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("bad memory limit %q", s)
+	}
+	if v >= 1<<62 {
+		return 0, false, nil // v1's PAGE_COUNTER_MAX rounded to pages
+	}
+	return v, true, nil
+}

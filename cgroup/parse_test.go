@@ -106,3 +106,55 @@ func FuzzParseFlatKeyed(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePressure(t *testing.T) {
+	p, err := ParsePressure(strings.NewReader("some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\nfull avg10=0.75 avg60=0.00 avg300=0.00 total=99\n"))
+	if err != nil || p != (Pressure{Some10: 1.5, Some60: 0.25, Full10: 0.75}) {
+		t.Errorf("%+v %v", p, err)
+	}
+	for _, bad := range []string{"", "other avg10=1", "some avg10=x", "some avg10", "some avg10=101"} {
+		if _, err := ParsePressure(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestParseLimit(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		v       uint64
+		limited bool
+		bad     bool
+	}{
+		{"max\n", 0, false, false},
+		{"536870912\n", 536870912, true, false},
+		{"9223372036854771712\n", 0, false, false},
+		{"lots", 0, false, true},
+	} {
+		v, lim, err := ParseLimit(c.in)
+		if v != c.v || lim != c.limited || (err != nil) != c.bad {
+			t.Errorf("%q: %d %v %v", c.in, v, lim, err)
+		}
+	}
+}
+
+func FuzzParsePressure(f *testing.F) {
+	f.Add("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePressure(strings.NewReader(s))
+		if err == nil && (p.Some10 < 0 || p.Some10 > 100 || p.Full10 < 0 || p.Full10 > 100) {
+			t.Fatalf("%q: %+v", s, p)
+		}
+	})
+}
+
+func FuzzParseLimit(f *testing.F) {
+	f.Add("max")
+	f.Add("1024")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, limited, err := ParseLimit(s)
+		if err != nil && (v != 0 || limited) || !limited && v != 0 {
+			t.Fatalf("%q: %d %v %v", s, v, limited, err)
+		}
+	})
+}

@@ -37,6 +37,8 @@ func dispatch(args []string) int {
 		return runCmd(args[1:])
 	case "trace":
 		return traceCmd(args[1:])
+	case "watch":
+		return watchCmd(args[1:])
 	case "explain":
 		return explainCmd(args[1:])
 	case "probe":
@@ -60,6 +62,8 @@ Usage:
                                         (--trace: record every charge with eBPF, explain the peak)
   cgpeak trace --cgroup PATH | --pid PID [--duration D]
                                         trace a running cgroup's charges until Ctrl-C
+  cgpeak watch --cgroup PATH | --pid PID
+                                        follow a cgroup's memory live
   cgpeak explain TRACE.jsonl            replay a saved trace offline and explain the peak
   cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version

@@ -5,8 +5,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // progress draws a one-line bar on stderr during a series of runs, only
@@ -18,8 +16,7 @@ type progress struct {
 }
 
 func newProgress(f *os.File, total int) *progress {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return &progress{w: f, total: total, on: err == nil && total > 1}
+	return &progress{w: f, total: total, on: isTerminal(f) && total > 1}
 }
 
 func (p *progress) set(done int, label string) {

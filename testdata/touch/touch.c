@@ -5,6 +5,8 @@
 // to cgroup.procs), as a workload that places itself does. With TOUCH_WAIT
 // set in the environment it then prints "ready" and waits for a line on stdin
 // before touching, so a tracer can attach to a process already running.
+// TOUCH_STEPS=K touches the pages in K equal steps, pausing TOUCH_PAUSE_MS
+// (default 300) after each: usage that rises in known steps (cgpeak watch).
 // TOUCH_ROUNDS=R repeats map, touch, unmap R times: a churn of fresh pages
 // charged and uncharged again (the benchmark's second workload).
 #include <fcntl.h>
@@ -30,11 +32,17 @@ int main(int argc, char **argv) {
 		if (read(0, &c, 1) != 1) return 97;
 	}
 	long rounds = getenv("TOUCH_ROUNDS") ? atol(getenv("TOUCH_ROUNDS")) : 1;
+	long steps = getenv("TOUCH_STEPS") ? atol(getenv("TOUCH_STEPS")) : 1;
+	long pause = getenv("TOUCH_PAUSE_MS") ? atol(getenv("TOUCH_PAUSE_MS")) : 300;
+	if (steps < 1) steps = 1;
 	for (long r = 0; r < rounds; r++) {
 		char *p = mmap(0, n * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (n && p == MAP_FAILED) return 99;
 		if (n) madvise(p, n * ps, MADV_NOHUGEPAGE);
-		for (long i = 0; i < n; i++) p[i * ps] = 1;
+		for (long i = 0; i < n; i++) {
+			p[i * ps] = 1;
+			if (steps > 1 && (i + 1) % (n / steps) == 0) usleep(pause * 1000);
+		}
 		if (r + 1 < rounds) munmap(p, n * ps);
 	}
 	return 0;

@@ -97,5 +97,7 @@ func TestWatchScreenOnTerminal(t *testing.T) {
 	for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	waitScreen(t, capture, "the end of the watch", func(s string) bool { return strings.Contains(s, "watch ended after") && strings.Contains(s, "cgroup removed") })
+	waitScreen(t, capture, "the end of the watch", func(s string) bool {
+		return strings.Contains(s, "watch ended after") && strings.Contains(s, "cgroup removed")
+	})
 }

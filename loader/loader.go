@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -118,6 +119,9 @@ func Open(o Options) (t *Tracer, err error) {
 	}
 	if backend != Fentry && backend != Kprobe {
 		return nil, fmt.Errorf("unknown backend %q: use auto, fentry or kprobe", backend)
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		return nil, fmt.Errorf("this kernel has no BPF ring buffer (Linux 5.8+), which charge tracing needs: %w", err)
 	}
 	spec, err := bpf.LoadCgpeak()
 	if err != nil {

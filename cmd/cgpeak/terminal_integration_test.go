@@ -18,7 +18,7 @@ import (
 func tmuxRun(t *testing.T, command string) (capture func() string, stop func()) {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed: the terminal views are checked where it is (CI installs it)")
+		t.Skip("tmux is not installed here (the VMs have none): the terminal views are checked on the host, where CI installs tmux")
 	}
 	name := fmt.Sprintf("cgpeak-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	if out, err := exec.Command("tmux", "new-session", "-d", "-s", name, "-x", "160", "-y", "45", command+"; sleep 30").CombinedOutput(); err != nil {

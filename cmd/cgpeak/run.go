@@ -132,8 +132,13 @@ Flags:
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
 	}
+	// Caught from here on, so that Ctrl-C before or between runs stops
+	// cgpeak cleanly instead of killing it with a cgroup made.
+	stopped := make(chan os.Signal, 1)
+	signal.Notify(stopped, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stopped)
 	if len(specs) > 1 || o.series.repeated() {
-		return runSeries(o, h, specs, mem, swap)
+		return runSeries(o, h, specs, mem, swap, stopped)
 	}
 	// The report file is opened once the first run has its cgroup, so a
 	// failed start leaves no empty report behind.
@@ -155,7 +160,7 @@ Flags:
 		outFile, out = f, f
 		return nil
 	}
-	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, opened)
+	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, opened, stopped)
 	if rep == nil {
 		return code
 	}
@@ -174,7 +179,10 @@ Flags:
 // measure runs one command once in a fresh leaf cgroup, removed after. On
 // failure it says why on stderr and returns a nil report and cgpeak's exit
 // code. ready runs once the leaf exists (and may fail the run).
-func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, ready func() error) (*Report, int) {
+//
+// A signal on stopped before the command starts ends the run there (exit
+// 130); once it runs, execute kills it and reports the figures so far.
+func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, ready func() error, stopped <-chan os.Signal) (*Report, int) {
 	leaf, err := cgroup.NewLeaf(h)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
@@ -195,7 +203,13 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 			return nil, exitUsage
 		}
 	}
-	rep, err := execute(leaf, spec.path, spec.argv, topts, stdout)
+	select {
+	case <-stopped:
+		fmt.Fprintln(os.Stderr, "cgpeak: interrupted before the command started")
+		return nil, 130
+	default:
+	}
+	rep, err := execute(leaf, spec.path, spec.argv, topts, stdout, stopped)
 	var te *traceStartError
 	if errors.As(err, &te) {
 		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
@@ -222,7 +236,9 @@ func parseSizeFlag(name, v string) (int64, error) {
 
 // execute starts the command inside the leaf, waits for it (killing the whole
 // tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
-func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, stdout *os.File) (*Report, error) {
+// stop delivers SIGINT and SIGTERM (caught by the caller since before the
+// cgroup was made); nil to catch them here.
+func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, stdout *os.File, stop <-chan os.Signal) (*Report, error) {
 	var cg *os.File
 	var err error
 	if leaf.H.V2 {
@@ -263,9 +279,13 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	sigs := stop
+	if sigs == nil {
+		c := make(chan os.Signal, 2)
+		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(c)
+		sigs = c
+	}
 
 	var ts *traceSession
 	if topts.on {

@@ -116,7 +116,7 @@ type SeriesReport struct {
 	Results []*SeriesResult `json:"results"`
 }
 
-func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int64) int {
+func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int64, stopped <-chan os.Signal) int {
 	// Repeated runs print their output once per run: discarded unless asked.
 	stdout := os.Stdout
 	if !o.series.showOutput {
@@ -140,11 +140,17 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 				p.Stdout, p.Stderr = stdout, os.Stderr
 				if err := p.Run(); err != nil {
 					bar.clear()
+					select {
+					case <-stopped:
+						fmt.Fprintln(os.Stderr, "cgpeak: interrupted; no statistics")
+						return 130
+					default:
+					}
 					fmt.Fprintf(os.Stderr, "cgpeak: --prepare %q failed: %v (fix it, or drop --prepare)\n", o.series.prepare, err)
 					return exitUsage
 				}
 			}
-			r, code := measure(h, spec, mem, swap, o.trace, stdout, nil)
+			r, code := measure(h, spec, mem, swap, o.trace, stdout, nil, stopped)
 			done++
 			bar.set(done, spec.name)
 			if r == nil {

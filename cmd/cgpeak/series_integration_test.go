@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cgpeak/cgpeak/cgroup"
@@ -111,5 +112,36 @@ func TestSeriesErrors(t *testing.T) {
 		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
 			t.Errorf("%q: want one line, got %q", args, out)
 		}
+	}
+}
+
+// SIGTERM in the middle of a series kills the running workload, makes no
+// further run, and leaves no cgroup and no process behind.
+func TestSeriesInterrupted(t *testing.T) {
+	cgpeak, _ := build(t)
+	h, _ := cgroup.FindMemory()
+	parent, _ := h.Parent()
+	marker := "cgpeak-series-" + strconv.Itoa(os.Getpid())
+	c := exec.Command(cgpeak, "run", "--runs", "5", "--export-json", filepath.Join(t.TempDir(), "r.json"), "sleep 0.4; exec sleep 30 # "+marker)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Into the first run's second sleep.
+	for i := 0; i < 200; i++ {
+		if o, _ := exec.Command("pgrep", "-f", "^sleep 30").Output(); len(o) > 0 {
+			break
+		}
+		exec.Command("sleep", "0.05").Run()
+	}
+	c.Process.Signal(syscall.SIGTERM)
+	err := c.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("cgpeak after SIGTERM: %v, want exit 130", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(parent, cgroup.NamePrefix+strconv.Itoa(c.Process.Pid)+"-*")); len(left) > 0 {
+		t.Errorf("cgroups left: %v", left)
+	}
+	if o, _ := exec.Command("pgrep", "-f", "^sleep 30$").Output(); len(o) > 0 {
+		t.Errorf("the workload survives: %s", o)
 	}
 }

@@ -34,9 +34,8 @@ type TraceCmdReport struct {
 func traceCmd(args []string) int {
 	fs := pflag.NewFlagSet("trace", pflag.ContinueOnError)
 	var o traceOpts
-	cg := fs.String("cgroup", "", "trace this running cgroup: its directory, or its path relative to the memory hierarchy's mount")
-	pid := fs.Int("pid", 0, "trace the memory cgroup this running process belongs to")
-	dur := fs.Duration("duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the cgroup goes away")
+	var tgt targetOpts
+	tgt.flags(fs, "trace")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	out := fs.String("output", "", "write the report to FILE instead of stderr")
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
@@ -54,18 +53,8 @@ func traceCmd(args []string) int {
 		}
 		return exitUsage
 	}
-	switch {
-	case fs.NArg() > 0:
-		fmt.Fprintf(os.Stderr, "cgpeak: trace takes no command (%q): to run one, use cgpeak run --trace -- CMD\n", fs.Arg(0))
-		return exitUsage
-	case (*cg == "") == (*pid == 0):
-		fmt.Fprintln(os.Stderr, "cgpeak: trace needs exactly one of --cgroup PATH or --pid PID")
-		return exitUsage
-	case *pid < 0:
-		fmt.Fprintf(os.Stderr, "cgpeak: --pid %d: give the pid of a running process\n", *pid)
-		return exitUsage
-	case *dur < 0:
-		fmt.Fprintln(os.Stderr, "cgpeak: --duration must be positive, e.g. 30s")
+	if err := tgt.check("trace", "cgpeak run --trace -- CMD", fs.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
 	o.charges = o.charges || o.descend
@@ -73,13 +62,7 @@ func traceCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.backend)
 		return exitUsage
 	}
-	var target *cgroup.Leaf
-	var err error
-	if *pid != 0 {
-		target, err = cgroup.OfPID(*pid)
-	} else {
-		target, err = cgroup.Existing(*cg)
-	}
+	target, err := tgt.resolve()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
@@ -117,8 +100,8 @@ func traceCmd(args []string) int {
 	v := start.CurrentBytes
 	rep.StartBytes = &v
 	var timeout <-chan time.Time
-	if *dur > 0 {
-		timeout = time.After(*dur)
+	if tgt.duration > 0 {
+		timeout = time.After(tgt.duration)
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()

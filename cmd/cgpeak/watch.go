@@ -38,10 +38,9 @@ var watchStat = []string{"anon", "file", "kernel", "shmem", "sock", "rss", "cach
 
 func watchCmd(args []string) int {
 	fs := pflag.NewFlagSet("watch", pflag.ContinueOnError)
-	cg := fs.String("cgroup", "", "watch this cgroup: its directory, or its path relative to the memory hierarchy's mount")
-	pid := fs.Int("pid", 0, "watch the memory cgroup this process belongs to")
+	var tgt targetOpts
+	tgt.flags(fs, "watch")
 	interval := fs.Duration("interval", time.Second, "time between samples")
-	dur := fs.Duration("duration", 0, "stop after this long; default: until Ctrl-C or the cgroup goes away")
 	asJSON := fs.Bool("json", false, "one JSON object a sample (JSON Lines)")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak watch (--cgroup PATH | --pid PID) [flags]\n\nFollows one memory cgroup live: memory.current, its peak and limit, the\nmemory.stat breakdown, memory.events and memory pressure. On a terminal, a\nredrawn screen with a history graph; otherwise a line a sample, or JSON Lines.\nEnds when the cgroup goes away, on Ctrl-C or after --duration.\n\nFlags:\n")
@@ -53,30 +52,15 @@ func watchCmd(args []string) int {
 		}
 		return exitUsage
 	}
-	switch {
-	case fs.NArg() > 0:
-		fmt.Fprintf(os.Stderr, "cgpeak: watch takes no command (%q): to run one, use cgpeak run -- CMD\n", fs.Arg(0))
+	if err := tgt.check("watch", "cgpeak run -- CMD", fs.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
-	case (*cg == "") == (*pid == 0):
-		fmt.Fprintln(os.Stderr, "cgpeak: watch needs exactly one of --cgroup PATH or --pid PID")
-		return exitUsage
-	case *pid < 0:
-		fmt.Fprintf(os.Stderr, "cgpeak: --pid %d: give the pid of a running process\n", *pid)
-		return exitUsage
-	case *interval < 10*time.Millisecond:
+	}
+	if *interval < 10*time.Millisecond {
 		fmt.Fprintln(os.Stderr, "cgpeak: --interval must be at least 10ms, e.g. 500ms or 2s")
 		return exitUsage
-	case *dur < 0:
-		fmt.Fprintln(os.Stderr, "cgpeak: --duration must be positive, e.g. 30s")
-		return exitUsage
 	}
-	var target *cgroup.Leaf
-	var err error
-	if *pid != 0 {
-		target, err = cgroup.OfPID(*pid)
-	} else {
-		target, err = cgroup.Existing(*cg)
-	}
+	target, err := tgt.resolve()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
@@ -85,8 +69,8 @@ func watchCmd(args []string) int {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
 	var timeout <-chan time.Time
-	if *dur > 0 {
-		timeout = time.After(*dur)
+	if tgt.duration > 0 {
+		timeout = time.After(tgt.duration)
 	}
 	var v watchView
 	switch {

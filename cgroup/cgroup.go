@@ -437,12 +437,22 @@ type Sample struct {
 	Pressure *Pressure // v2 with PSI only
 }
 
+// ErrIncomplete: a sample could not be read whole (the cgroup is going).
+var ErrIncomplete = errors.New("the cgroup's memory files could not be read")
+
 // Sample reads the cgroup's live figures; os.ErrNotExist once it is gone.
 func (l *Leaf) Sample() (Sample, error) {
 	if _, err := os.Stat(filepath.Join(l.Path, "cgroup.procs")); err != nil {
 		return Sample{}, err
 	}
 	s := Sample{Figures: l.Read()}
+	if s.Stat == nil {
+		// Removed while being read: its files fail before its directory goes.
+		if _, err := os.Stat(filepath.Join(l.Path, "cgroup.procs")); err != nil {
+			return Sample{}, err
+		}
+		return Sample{}, ErrIncomplete
+	}
 	limitName := "memory.max"
 	if !l.H.V2 {
 		limitName = "memory.limit_in_bytes"

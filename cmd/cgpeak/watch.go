@@ -86,6 +86,10 @@ func watchCmd(args []string) int {
 	defer tick.Stop()
 	for {
 		s, err := target.Sample()
+		if errors.Is(err, cgroup.ErrIncomplete) {
+			<-tick.C // going away: the next look will tell
+			continue
+		}
 		if err != nil {
 			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "cgroup removed"})
 			return 0

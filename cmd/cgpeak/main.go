@@ -3,8 +3,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/spf13/pflag"
 )
 
 var version = "0.1.0-dev"
@@ -70,4 +73,19 @@ Usage:
 
 Run "cgpeak run --help" for the flags.
 `)
+}
+
+// parseFlags parses a subcommand's flags; stop says to exit with code: 0
+// after --help, exitUsage on a bad flag, named in one line (pflag does not
+// print it when it continues on error).
+func parseFlags(fs *pflag.FlagSet, args []string) (code int, stop bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, pflag.ErrHelp):
+		return 0, true
+	}
+	fmt.Fprintf(os.Stderr, "cgpeak: %s: %v (see cgpeak %s --help)\n", fs.Name(), err, fs.Name())
+	return exitUsage, true
 }

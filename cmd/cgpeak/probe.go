@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,11 +33,8 @@ type ProbeEntry struct {
 func probeCmd(args []string) int {
 	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	p := runProbe()
 	if *asJSON {

@@ -86,11 +86,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	o.trace.charges = o.trace.charges || o.trace.descend
 	o.trace.on = o.trace.on || o.trace.output != "" || o.trace.charges

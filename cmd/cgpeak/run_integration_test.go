@@ -263,3 +263,25 @@ func TestStdioEnvAndDirPassThrough(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 }
+
+// wantOneLineError runs cgpeak with args and wants it to fail with code and
+// a single "cgpeak: ..." line naming the problem.
+func wantOneLineError(t *testing.T, cgpeak string, args []string, code int) {
+	t.Helper()
+	out, err := exec.Command(cgpeak, args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != code {
+		t.Errorf("%q: %v, want exit %d", args, err, code)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
+		t.Errorf("%q: want one line, got %q", args, out)
+	}
+}
+
+// A bad flag on any subcommand is named in one line with the help to read.
+func TestBadFlagsNamed(t *testing.T) {
+	cgpeak, _ := build(t)
+	for _, c := range []string{"run", "trace", "watch", "explain", "probe"} {
+		wantOneLineError(t, cgpeak, []string{c, "--no-such-flag"}, exitUsage)
+	}
+	wantOneLineError(t, cgpeak, []string{"run", "--runs", "many", "true"}, exitUsage)
+}

@@ -104,14 +104,7 @@ func TestSeriesErrors(t *testing.T) {
 		{"true", "--", "false"},
 		{"--runs", "2", "--prepare", "exit 3", "true"},
 	} {
-		out, err := exec.Command(cgpeak, append([]string{"run"}, args...)...).CombinedOutput()
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != exitUsage {
-			t.Errorf("%q: %v, want exit %d", args, err, exitUsage)
-		}
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
-			t.Errorf("%q: want one line, got %q", args, out)
-		}
+		wantOneLineError(t, cgpeak, append([]string{"run"}, args...), exitUsage)
 	}
 }
 

@@ -151,14 +151,7 @@ func TestTraceCmdErrors(t *testing.T) {
 		{[]string{"--pid", "999999999"}, exitCgroup},
 		{[]string{"--cgroup", "no-such-cgroup-here"}, exitCgroup},
 	} {
-		out, err := exec.Command(cgpeak, append([]string{"trace"}, k.args...)...).CombinedOutput()
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != k.code {
-			t.Errorf("%v: %v, want exit %d", k.args, err, k.code)
-		}
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
-			t.Errorf("%v: want one line, got %q", k.args, out)
-		}
+		wantOneLineError(t, cgpeak, append([]string{"trace"}, k.args...), k.code)
 	}
 }
 

@@ -46,11 +46,8 @@ func watchCmd(args []string) int {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak watch (--cgroup PATH | --pid PID) [flags]\n\nFollows one memory cgroup live: memory.current, its peak and limit, the\nmemory.stat breakdown, memory.events and memory pressure. On a terminal, a\nredrawn screen with a history graph; otherwise a line a sample, or JSON Lines.\nEnds when the cgroup goes away, on Ctrl-C or after --duration.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return exitUsage
+	if code, stop := parseFlags(fs, args); stop {
+		return code
 	}
 	if err := tgt.check("watch", "cgpeak run -- CMD", fs.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,13 +112,6 @@ func TestWatchErrors(t *testing.T) {
 		{[]string{"--pid", "999999999"}, exitCgroup},
 		{[]string{"--cgroup", "no-such-cgroup-here"}, exitCgroup},
 	} {
-		out, err := exec.Command(cgpeak, append([]string{"watch"}, c.args...)...).CombinedOutput()
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != c.code {
-			t.Errorf("%v: %v, want exit %d", c.args, err, c.code)
-		}
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
-			t.Errorf("%v: want one line, got %q", c.args, out)
-		}
+		wantOneLineError(t, cgpeak, append([]string{"watch"}, c.args...), c.code)
 	}
 }

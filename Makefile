@@ -26,7 +26,7 @@ vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookw
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
 vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
-bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (docs/bench.md)
+bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
 	@$(MAKE) -s bench-explain
 bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by cgpeak run (root)

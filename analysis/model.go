@@ -51,6 +51,11 @@ type Event struct {
 	Caller    string // charge requests for kernel memory: the kernel function that asked
 	Consumed  uint64 // summary traces: pages this CPU's stock served, unreported, since its previous event
 	Cgroup    uint64 // the cgroup (id) whose memcg the call was for; several when descendants are traced
+	// Stock-read summary traces: pages stocked for the memcg on all CPUs,
+	// read from the kernel, and real use after the call (usage minus those,
+	// minus batches charged whose surplus is not yet stocked).
+	Stocked uint64
+	Real    int64
 }
 
 // Summary is what the kernel side kept per CPU in a summary trace, where
@@ -95,6 +100,7 @@ type Model struct {
 	charged  map[int]bool  // a counter charge since this CPU's last request
 	before   map[int]int64 // the CPU's stock when that counter charge came
 	attached bool          // tracing began on a running cgroup
+	read     bool          // a stock-read summary trace (StocksRead)
 	known    map[slot]bool // attached: this CPU's stock is known (empty once, or drained)
 	real     int64
 	best     Peak
@@ -132,6 +138,7 @@ type Snapshot struct {
 // CPUStats and ProcStats are charge totals.
 type CPUStats struct {
 	Requests, RequestedPages, FromStock, CounterCharges, CounterPages uint64
+	FromStockPages                                                    uint64
 }
 
 // KindStats counts the charge requests of one kind, and for kernel memory
@@ -155,11 +162,16 @@ type ProcStats struct {
 // Totals over the whole trace.
 type Totals struct {
 	Requests, RequestedPages, FromStock uint64
-	CounterCharges, CounterPages        uint64
-	Forced, ForcedPages, Failed         uint64
-	Uncharges, UnchargedPages           uint64
-	Refills, Drains                     uint64
-	Big                                 uint64 // requests larger than a batch (THP): charged exactly, no surplus
+	FromStockPages                      uint64
+	// RequestsUncounted: a stock-read summary trace, where requests the
+	// stock served are known only as pages (FromStockPages): Requests and
+	// FromStock count only those charged to the counter.
+	RequestsUncounted            bool
+	CounterCharges, CounterPages uint64
+	Forced, ForcedPages, Failed  uint64
+	Uncharges, UnchargedPages    uint64
+	Refills, Drains              uint64
+	Big                          uint64 // requests larger than a batch (THP): charged exactly, no surplus
 	// Resyncs counts the times the replay contradicted the kernel and
 	// followed the kernel: a request charged to the counter while the
 	// replayed stock could have served it (a drain the trace did not see),
@@ -192,6 +204,14 @@ func NewModel(batch uint64, timeline bool) *Model {
 // counter) or drained. Until then U - S can exceed real use by up to a
 // batch per such CPU.
 func (m *Model) Attached() { m.attached = true }
+
+// StocksRead says the trace is a stock-read summary: its events carry the
+// kernel's own stocks and real use (Event.Stocked, Event.Real) and no
+// charge request; what a CPU's stock served shows as Consumed pages.
+func (m *Model) StocksRead() {
+	m.read = true
+	m.totals.RequestsUncounted = true
+}
 
 func (m *Model) cpu(c int) *CPUStats { return entry(m.cpus, c) }
 
@@ -235,32 +255,23 @@ func (m *Model) Apply(e Event) {
 	if e.Consumed > 0 {
 		m.stock[k] = max(m.stock[k]-int64(e.Consumed), 0)
 	}
+	if m.read {
+		m.applyRead(e, c, k)
+		return
+	}
 	switch e.Op {
 	case OpCounterCharge:
 		if e.Failed {
 			m.totals.Failed++
 			break
 		}
-		m.usage = int64(e.Usage)
 		if !m.charged[e.CPU] {
 			m.before[e.CPU] = m.stock[k]
 		}
 		m.charged[e.CPU] = true
-		c.CounterCharges++
-		c.CounterPages += e.Pages
-		m.totals.CounterCharges++
-		m.totals.CounterPages += e.Pages
-		if e.Forced {
-			m.totals.Forced++
-			m.totals.ForcedPages += e.Pages
-		} else {
+		m.counterCharge(e, c)
+		if !e.Forced {
 			m.inflight[e.CPU] += int64(e.Pages)
-			if e.Pages == m.batch {
-				m.batches++
-			}
-		}
-		if e.Watermark > m.watermark {
-			m.watermark = e.Watermark
 		}
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
@@ -309,7 +320,9 @@ func (m *Model) Apply(e Event) {
 		if !m.charged[e.CPU] {
 			m.stock[k] -= int64(e.Pages)
 			m.totals.FromStock++
+			m.totals.FromStockPages += e.Pages
 			c.FromStock++
+			c.FromStockPages += e.Pages
 			if m.stock[k] < 0 {
 				if !m.attached || m.known[k] {
 					m.resync(uint64(-m.stock[k]))
@@ -351,9 +364,130 @@ func (m *Model) Apply(e Event) {
 			m.atMark = s
 		}
 	}
+	m.step(e)
+}
+
+func (m *Model) step(e Event) {
 	if m.keepTL {
 		m.timeline = append(m.timeline, Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
 	}
+}
+
+// applyRead replays an event of a stock-read summary trace. Real use comes
+// with each event, measured by the kernel side from the stocks as they
+// were. It rises only by charges and falls only by frees, so its peak is
+// at an event: the real use after a charge, or before a free (the real use
+// after it, plus the pages freed).
+func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
+	m.totals.RequestedPages += e.Consumed
+	m.totals.FromStockPages += e.Consumed
+	c.RequestedPages += e.Consumed
+	c.FromStockPages += e.Consumed
+	before := e.Real
+	if m.inflight[e.CPU] > 0 && e.Op != OpRefill {
+		// The last batch left no surplus: its request took it whole.
+		m.endRequest(e.CPU, c, uint64(m.inflight[e.CPU]))
+	}
+	switch e.Op {
+	case OpCounterCharge:
+		if e.Failed {
+			m.totals.Failed++
+			break
+		}
+		m.counterCharge(e, c)
+		switch {
+		case e.Forced:
+			m.endRequest(e.CPU, c, e.Pages)
+		case e.Pages > m.batch:
+			m.totals.Big++
+			m.endRequest(e.CPU, c, e.Pages)
+		default:
+			m.inflight[e.CPU] = int64(e.Pages)
+		}
+	case OpRefill:
+		if e.Usage > 0 {
+			m.usage = int64(e.Usage)
+		}
+		m.stock[k] += int64(e.Pages)
+		m.totals.Refills++
+		if in := m.inflight[e.CPU]; in > 0 {
+			m.endRequest(e.CPU, c, uint64(max(in-int64(e.Pages), 0)))
+		} else {
+			before += int64(e.Pages) // freed into the stock
+		}
+	case OpDrain:
+		m.stock[k] = 0
+		m.draining[e.CPU] = int64(e.Pages)
+		m.known[k] = true
+		m.totals.Drains++
+	case OpCounterUncharge:
+		m.usage = int64(e.Usage)
+		if m.draining[e.CPU] == 0 {
+			before += int64(e.Pages)
+		}
+		m.draining[e.CPU] = 0
+		m.totals.Uncharges++
+		m.totals.UnchargedPages += e.Pages
+	}
+	m.real = e.Real
+	if p := max(before, e.Real); p > int64(m.best.Pages) {
+		m.best = Peak{Pages: uint64(p), Time: e.Time}
+	}
+	switch {
+	case m.usage == int64(m.watermark) && m.watermark > 0:
+		m.snapRead(e.Real, e.Stocked, e.Time)
+	case e.Op == OpCounterUncharge && before != e.Real && m.usage+int64(e.Pages) == int64(m.watermark):
+		// A free from the watermark: the last moment usage stood at it was
+		// just before, with the real use the stocks had served up to then.
+		m.snapRead(before, e.Stocked, e.Time)
+	}
+	m.step(e)
+}
+
+// snapRead explains the watermark at a moment of a stock-read trace.
+func (m *Model) snapRead(real int64, stocked uint64, t uint64) {
+	s := &Snapshot{Watermark: m.watermark, Stock: map[int]uint64{}, Batches: m.batches, Time: t}
+	if real > 0 {
+		s.InUse = uint64(real)
+	}
+	// Per CPU where the replayed stocks add up to what the kernel held (a
+	// CPU's share is exact at its own events), else only their sum.
+	if m.stocked() == int64(stocked) {
+		for k, v := range m.stock {
+			if v > 0 {
+				s.Stock[k.cpu] += uint64(v)
+			}
+		}
+	} else {
+		s.StockTotal = stocked
+	}
+	m.atMark = s
+}
+
+// counterCharge follows the counter and counts a charge to it.
+func (m *Model) counterCharge(e Event, c *CPUStats) {
+	m.usage = int64(e.Usage)
+	m.watermark = max(m.watermark, e.Watermark)
+	c.CounterCharges++
+	c.CounterPages += e.Pages
+	m.totals.CounterCharges++
+	m.totals.CounterPages += e.Pages
+	switch {
+	case e.Forced:
+		m.totals.Forced++
+		m.totals.ForcedPages += e.Pages
+	case e.Pages == m.batch:
+		m.batches++
+	}
+}
+
+// endRequest counts a request charged to the counter (stock-read traces).
+func (m *Model) endRequest(cpu int, c *CPUStats, pages uint64) {
+	m.inflight[cpu] = 0
+	m.totals.Requests++
+	m.totals.RequestedPages += pages
+	c.Requests++
+	c.RequestedPages += pages
 }
 
 // ApplySummary adds what the kernel side kept in a summary trace, once its
@@ -370,9 +504,11 @@ func (m *Model) ApplySummary(s Summary) {
 		c.Requests += sc.FromStock
 		c.RequestedPages += sc.FromStockPages
 		c.FromStock += sc.FromStock
+		c.FromStockPages += sc.FromStockPages
 		m.totals.Requests += sc.FromStock
 		m.totals.RequestedPages += sc.FromStockPages
 		m.totals.FromStock += sc.FromStock
+		m.totals.FromStockPages += sc.FromStockPages
 		k := slot{cpu, m.mainCg}
 		m.stock[k] = max(m.stock[k]-int64(sc.Pending), 0)
 		if sc.MaxReal > int64(m.best.Pages) {

@@ -17,6 +17,42 @@ type kernel struct {
 	maxInUse  uint64
 	events    []Event
 	t         uint64
+	// read: emit what the stock-read tracer emits (no requests; each event
+	// with the stocks and real use as its programs compute them).
+	read     bool
+	seen     map[int]uint64 // the tracer's copy of each CPU's stock
+	inflight map[int]uint64
+	draining uint64
+}
+
+func newReadKernel(batch uint64) *kernel {
+	k := newKernel(batch)
+	k.read, k.seen, k.inflight = true, map[int]uint64{}, map[int]uint64{}
+	return k
+}
+
+// lean fills in a stock-read event as cgpeak.bpf.c's lean_emit does;
+// added is what the call is about to put in the CPU's stock.
+func (k *kernel) lean(e *Event, added uint64) {
+	var stocked uint64
+	for _, v := range k.stock {
+		stocked += v
+	}
+	stocked += added
+	mine := k.stock[e.CPU]
+	if k.seen[e.CPU] > mine {
+		e.Consumed = k.seen[e.CPU] - mine
+	}
+	k.seen[e.CPU] = mine + added
+	var inflight uint64
+	for _, v := range k.inflight {
+		inflight += v
+	}
+	e.Stocked = stocked
+	e.Real = int64(k.usage) - int64(stocked) - int64(inflight) + int64(k.draining)
+	if e.Usage == 0 {
+		e.Usage, e.Watermark = k.usage, k.watermark
+	}
 }
 
 func newKernel(batch uint64) *kernel { return &kernel{batch: batch, stock: map[int]uint64{}} }
@@ -33,17 +69,35 @@ func (k *kernel) counter(cpu int, nr uint64, forced bool) {
 	if k.usage > k.watermark {
 		k.watermark = k.usage
 	}
-	k.emit(Event{CPU: cpu, Op: OpCounterCharge, Pages: nr, Usage: k.usage, Watermark: k.watermark, Forced: forced})
+	e := Event{CPU: cpu, Op: OpCounterCharge, Pages: nr, Usage: k.usage, Watermark: k.watermark, Forced: forced}
+	if k.read {
+		k.inflight[cpu] = 0
+		if !forced && nr <= k.batch {
+			k.inflight[cpu] = nr
+		}
+		k.lean(&e, 0)
+	}
+	k.emit(e)
 }
 
 func (k *kernel) uncharge(cpu int, nr uint64) {
 	k.usage -= nr
-	k.emit(Event{CPU: cpu, Op: OpCounterUncharge, Pages: nr, Usage: k.usage, Watermark: k.watermark})
+	e := Event{CPU: cpu, Op: OpCounterUncharge, Pages: nr, Usage: k.usage, Watermark: k.watermark}
+	if k.read {
+		k.inflight[cpu] = 0
+		k.lean(&e, 0)
+	}
+	k.emit(e)
 }
 
 func (k *kernel) refill(cpu int, nr uint64) {
+	e := Event{CPU: cpu, Op: OpRefill, Pages: nr}
+	if k.read {
+		k.inflight[cpu] = 0
+		k.lean(&e, nr)
+	}
 	k.stock[cpu] += nr
-	k.emit(Event{CPU: cpu, Op: OpRefill, Pages: nr})
+	k.emit(e)
 	if k.stock[cpu] > k.batch {
 		k.drain(cpu)
 	}
@@ -51,6 +105,24 @@ func (k *kernel) refill(cpu int, nr uint64) {
 
 func (k *kernel) drain(cpu int) {
 	n := k.stock[cpu]
+	if k.read {
+		// The tracer sees a drain only by its uncharge, with the pages
+		// still in the stock until drain_stock returns.
+		if n > 0 {
+			k.usage -= n
+			k.draining += n
+			d := Event{CPU: cpu, Op: OpDrain, Pages: n}
+			k.lean(&d, 0)
+			k.emit(d)
+			u := d
+			u.Op, u.Consumed = OpCounterUncharge, 0
+			k.emit(u)
+			k.seen[cpu] = 0
+			k.draining -= n
+		}
+		k.stock[cpu] = 0
+		return
+	}
 	k.emit(Event{CPU: cpu, Op: OpDrain, Pages: n})
 	if n > 0 {
 		k.uncharge(cpu, n)
@@ -69,7 +141,9 @@ func (k *kernel) fault(cpu int, nr uint64) {
 			k.refill(cpu, b-nr)
 		}
 	}
-	k.emit(Event{CPU: cpu, Op: OpCharge, Pages: nr})
+	if !k.read {
+		k.emit(Event{CPU: cpu, Op: OpCharge, Pages: nr})
+	}
 	k.inUse += nr
 	k.maxInUse = max(k.maxInUse, k.inUse)
 }
@@ -88,6 +162,9 @@ func (k *kernel) freeKmem(cpu int, nr uint64) {
 
 func replay(k *kernel) Result {
 	m := NewModel(k.batch, true)
+	if k.read {
+		m.StocksRead()
+	}
 	for _, e := range k.events {
 		m.Apply(e)
 	}
@@ -136,11 +213,7 @@ func TestExplainSeed(t *testing.T) {
 // refill the stock, stock drains and THP-sized charges: U - S tracks the
 // simulator's real use at every step, and the corrected peak is its maximum.
 func TestRealUseTracksTruth(t *testing.T) {
-	seed := uint64(1)
-	rnd := func(n uint64) uint64 {
-		seed = seed*6364136223846793005 + 1442695040888963407
-		return (seed >> 33) % n
-	}
+	rnd := lcg(1)
 	for trial := 0; trial < 50; trial++ {
 		k := newKernel(64)
 		m := NewModel(64, false)
@@ -279,5 +352,86 @@ func TestSurplusInFlightIsNotRealUse(t *testing.T) {
 	ev(0, OpCharge, 1, 0) // 3 in use
 	if r := m.Result(); r.CorrectedPeak.Pages != 3 {
 		t.Errorf("corrected peak %d pages, want the 3 in use", r.CorrectedPeak.Pages)
+	}
+}
+
+// Stock-read summary traces, one CPU: the trace has no request, yet the
+// closed form holds and the seed's explanation is the same; requests
+// served from the stock are known as pages.
+func TestStocksReadOneCPU(t *testing.T) {
+	for _, n := range []uint64{1, 64, 65, 196, 1000} {
+		k := newReadKernel(64)
+		for i := uint64(0); i < n; i++ {
+			k.fault(0, 1)
+		}
+		k.free(0, n) // the workload exits
+		r := replay(k)
+		wantMark := 64 * ((n + 63) / 64)
+		if r.Watermark != wantMark || r.CorrectedPeak.Pages != n {
+			t.Errorf("N=%d: watermark %d corrected %d, want %d and %d", n, r.Watermark, r.CorrectedPeak.Pages, wantMark, n)
+		}
+		batches := wantMark / 64
+		if r.Totals.RequestedPages != n || r.Totals.Requests != batches || r.Totals.FromStockPages != n-batches || !r.Totals.RequestsUncounted {
+			t.Errorf("N=%d: %d pages requested, %d requests charged, %d pages from stock", n, r.Totals.RequestedPages, r.Totals.Requests, r.Totals.FromStockPages)
+		}
+		if n == 196 {
+			got := Explain(r, "memory.peak", 1048576, 4096)
+			want := "memory.peak 1048576 B (256 pages) = 196 pages in use + 60 pages pre-charged in CPU 0's stock (4 batches of 64)"
+			if got != want {
+				t.Errorf("got  %q\nwant %q", got, want)
+			}
+		}
+	}
+}
+
+// Stock-read traces of random interleavings on several CPUs: whatever each
+// CPU's stock served between events, real use is right at every event and
+// the corrected peak is the real peak, found at the frees.
+func TestStocksReadTracksTruth(t *testing.T) {
+	rnd := lcg(7)
+	for trial := 0; trial < 50; trial++ {
+		k := newReadKernel(64)
+		var faulted uint64
+		for step := 0; step < 3000; step++ {
+			cpu := int(rnd(4))
+			switch r := rnd(100); {
+			case r < 70:
+				k.fault(cpu, 1)
+				faulted++
+			case r < 72:
+				k.fault(cpu, 512)
+				faulted += 512
+			case r < 90 && k.inUse > 8:
+				k.free(cpu, 1+rnd(8))
+			case r < 95 && k.inUse > 2:
+				k.freeKmem(cpu, 1+rnd(2))
+			case r < 97:
+				k.drain(cpu)
+			}
+		}
+		k.free(0, k.inUse)
+		r := replay(k)
+		if r.CorrectedPeak.Pages != k.maxInUse {
+			t.Errorf("trial %d: corrected peak %d, real peak %d", trial, r.CorrectedPeak.Pages, k.maxInUse)
+		}
+		if r.CorrectedPeak.Pages > r.Watermark {
+			t.Errorf("trial %d: corrected %d above watermark %d", trial, r.CorrectedPeak.Pages, r.Watermark)
+		}
+		// Pages a stock served after the last event of its CPU are not seen.
+		var tail uint64
+		for cpu, v := range k.seen {
+			tail += v - k.stock[cpu]
+		}
+		if r.Totals.RequestedPages+tail != faulted {
+			t.Errorf("trial %d: %d pages requested + %d unseen, %d faulted", trial, r.Totals.RequestedPages, tail, faulted)
+		}
+	}
+}
+
+// lcg is a seeded generator of numbers below n, the same on every run.
+func lcg(seed uint64) func(n uint64) uint64 {
+	return func(n uint64) uint64 {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return (seed >> 33) % n
 	}
 }

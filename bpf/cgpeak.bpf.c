@@ -63,6 +63,10 @@ struct event {
 	__u32 consumed; /* summary mode: pages this CPU's stock served to requests
 			 * not emitted, since its previous event */
 	__u64 cgid;     /* the cgroup whose memcg the call was for */
+	__u32 stocked;  /* stock-read mode: pages stocked for the target on all
+			 * CPUs, read from the kernel's per-CPU stocks */
+	__s32 real;     /* stock-read mode: real use after the call: usage
+			 * minus stocked minus charges not yet stocked */
 };
 
 /* Keeps struct event in BTF for bpf2go's Go type. */
@@ -75,6 +79,33 @@ volatile const __u64 target_cgid = 0;
 volatile const __u8 summary = 0;
 /* Also trace the cgroups below the target (--descendants). */
 volatile const __u8 descendants = 0;
+
+/* Stock-read summary mode: instead of probing every charge request to
+ * follow each CPU's stock, read the stocks themselves (struct
+ * memcg_stock_pcp, per CPU) at the few calls that touch the counter or a
+ * stock. Nothing runs on a request the stock serves, so a fault costs
+ * nothing extra. Go finds the layout in the kernel's BTF and the addresses
+ * in kallsyms; offsets are relative to the part of the struct read. */
+volatile const __u8 stocks_read = 0;
+volatile const __u64 stock_addr = 0;   /* &memcg_stock + stock base */
+volatile const __u64 pcpu_offsets = 0; /* &__per_cpu_offset[0] */
+volatile const __u32 stock_span = 0;   /* bytes read from each CPU's stock */
+volatile const __u32 stock_cached_off = 0;
+volatile const __u32 stock_nr_off = 0;
+volatile const __u32 stock_nr_size = 0; /* 4: unsigned int; 1: u8 nr_pages[] (6.16+) */
+volatile const __u32 stock_slots = 0;   /* memcgs one CPU stocks for: 1, or 7 from 6.16 */
+volatile const __u32 ncpus = 0;
+volatile const __u64 batch_pages = 0;
+
+#define MAX_CPUS 1024
+#define MAX_SLOTS 8
+#define STOCK_SPAN 128
+
+/* CPUs that were ever given pages of the target's stock: the only ones
+ * whose stock need be read. Each CPU sets its own byte. */
+__u8 holds[MAX_CPUS];
+/* Pages drain_stock has uncharged but not yet taken out of its stock. */
+__s64 draining_total = 0;
 
 /* The target's struct mem_cgroup, learned from its first charge so that
  * counter events filter by a pointer compare instead of a chain of reads. */
@@ -110,6 +141,7 @@ struct cpu_state {
 	__u64 wm_ts;
 	__u64 charged;    /* a counter charge since this CPU's last request */
 	__s64 inflight;   /* pages of that charge not yet in the stock, nor ended */
+	__s64 draining;   /* stock-read mode: pages of a drain in progress */
 };
 
 /* Keeps struct cpu_state in BTF for bpf2go's Go type. */
@@ -275,7 +307,14 @@ static __always_inline struct page_counter *target_counter(__u8 k)
 	return (void *)target_memcg + bpf_core_field_offset(struct mem_cgroup, memory);
 }
 
-static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack, __u64 cg)
+/* What a stock-read event carries besides the call. */
+struct lean {
+	__u32 consumed;
+	__u32 stocked;
+	__s32 real;
+};
+
+static __always_inline void emit_full(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack, __u64 cg, struct lean *l)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -305,8 +344,14 @@ static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags,
 	e->stack = stack;
 	e->cgid = cg;
 	e->consumed = 0;
-	/* Not on memsw events: the replay of memory leaves those out. */
-	if (summary && counter != COUNTER_MEMSW) {
+	e->stocked = 0;
+	e->real = 0;
+	if (l) {
+		e->consumed = l->consumed;
+		e->stocked = l->stocked;
+		e->real = l->real;
+	} else if (summary && !stocks_read && counter != COUNTER_MEMSW) {
+		/* Not on memsw events: the replay of memory leaves those out. */
 		struct cpu_state *st = state();
 		if (st) {
 			e->consumed = st->pending;
@@ -320,9 +365,112 @@ static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags,
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
+static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack, __u64 cg)
+{
+	emit_full(op, fn, counter, flags, pages, pc, gfp, stack, cg, 0);
+}
+
 static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u64 cg)
 {
 	emit_req(op, fn, counter, flags, pages, pc, 0, 0, cg);
+}
+
+/* stock_on reads how many pages CPU cpu's stock holds for the target. */
+static __always_inline __s64 stock_on(__u32 cpu)
+{
+	__u8 buf[STOCK_SPAN];
+	__u64 off = 0;
+	__s64 n = 0;
+
+	if (stock_span > STOCK_SPAN || stock_span == 0)
+		return 0;
+	if (bpf_probe_read_kernel(&off, sizeof(off), (void *)(pcpu_offsets + (__u64)cpu * 8)))
+		return 0;
+	if (bpf_probe_read_kernel(buf, stock_span, (void *)(stock_addr + off)))
+		return 0;
+	for (__u32 i = 0; i < MAX_SLOTS; i++) {
+		if (i >= stock_slots)
+			break;
+		__u32 co = stock_cached_off + i * 8;
+		__u32 no = stock_nr_off + i * stock_nr_size;
+		if (co + 8 > stock_span || no + stock_nr_size > stock_span || co > STOCK_SPAN - 8 || no > STOCK_SPAN - 4)
+			break;
+		if (*(__u64 *)(buf + co) != target_memcg)
+			continue;
+		if (stock_nr_size == 1)
+			n += buf[no];
+		else
+			n += *(__u32 *)(buf + no);
+	}
+	return n;
+}
+
+/* Set once every CPU's stock was read: stocks filled before tracing began
+ * (cgpeak trace on a running cgroup) are found by the first event. */
+__u8 scanned = 0;
+
+/* read_stocks sums the target's stocked pages over the CPUs that ever held
+ * some, and gives this CPU's share in *mine. */
+static __always_inline __s64 read_stocks(__u32 self, __s64 *mine)
+{
+	__s64 total = 0;
+	__u8 all = !scanned;
+
+	*mine = 0;
+	if (!target_memcg)
+		return 0;
+	for (__u32 i = 0; i < MAX_CPUS; i++) {
+		if (i >= ncpus)
+			break;
+		if (!holds[i] && !all)
+			continue;
+		__s64 n = stock_on(i);
+		if (n)
+			holds[i] = 1;
+		total += n;
+		if (i == self)
+			*mine = n;
+	}
+	scanned = 1;
+	return total;
+}
+
+/* lean_emit emits a stock-read event for the target's memory counter: this
+ * CPU's stock is synced with the kernel's (what it served since its last
+ * event is reported as consumed), then real use is measured. added: pages
+ * the call is about to put in this CPU's stock (refill_stock's entry).
+ * A drain emits its uncharge too, with the same figures: the stock it gives
+ * back is not zeroed until drain_stock returns. */
+static __always_inline void lean_emit(__u8 op, __u8 fn, __u8 flags, __u64 pages, __u64 cg, struct cpu_state *st, __s64 added)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct page_counter *pc = target_counter(COUNTER_MEMORY);
+	struct lean l = {};
+	__s64 mine, stocked;
+
+	stocked = read_stocks(cpu, &mine) + added;
+	if (st->stock > mine)
+		l.consumed = st->stock - mine;
+	st->stock = mine + added;
+	l.stocked = stocked;
+	if (pc)
+		l.real = BPF_CORE_READ(pc, usage.counter) - stocked - inflight_total + draining_total;
+	emit_full(op, fn, COUNTER_MEMORY, flags, pages, pc, 0, 0, cg, &l);
+	if (op == OP_DRAIN) {
+		st->stock = 0;
+		l.consumed = 0;
+		emit_full(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, COUNTER_MEMORY, 0, pages, pc, 0, 0, cg, &l);
+	}
+}
+
+/* settle ends this CPU's counter charge whose request put no surplus in the
+ * stock (it asked for a whole batch): its pages are real use. */
+static __always_inline void settle(struct cpu_state *st)
+{
+	if (st->inflight) {
+		__sync_fetch_and_add(&inflight_total, -st->inflight);
+		st->inflight = 0;
+	}
 }
 
 static __always_inline __u64 req_stack(void *ctx)
@@ -344,10 +492,91 @@ static __always_inline __u64 req_stack(void *ctx)
 	return h;
 }
 
+/* Call paths whose stack is known: a charge request's kernel stack is the
+ * dearest thing per-charge mode takes (an unwind per fault), yet a workload
+ * faults down the same few paths again and again. A path is recognised by
+ * how deep in the kernel stack the program runs (the same chain of callers
+ * puts it at the same depth: its offset in the THREAD_SIZE-aligned stack),
+ * with the gfp mask and whether it is for one page. Its stack is walked on
+ * its first CHECK_FIRST requests, then one in CHECK_EVERY; a walk that finds
+ * another stack (two paths at one depth, or one function calling down from
+ * two places) takes its place and starts the count again, so paths that
+ * share a depth keep being walked. */
+struct path {
+	__u64 stack;
+	__u64 hits;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct path);
+} paths SEC(".maps");
+
+#define CHECK_FIRST 16
+#define CHECK_EVERY 64
+#define THREAD_SIZE_X86_64 (1 << 14)
+
+/* Set from Go: walk every request's stack (tests compare the two). */
+volatile const __u8 walk_every = 0;
+
+/* req_stack_at: the stack key of a request whose program runs at kernel
+ * stack address sp (a kprobe's stack pointer, an fexit program's context). */
+static __always_inline __u64 req_stack_at(void *ctx, __u64 sp, __u32 gfp, __u32 nr)
+{
+	struct path *known;
+
+	if (walk_every)
+		return req_stack(ctx);
+	__u64 fp = (sp & (THREAD_SIZE_X86_64 - 1)) | (__u64)gfp << 16 | (__u64)(nr == 1) << 48;
+	known = bpf_map_lookup_elem(&paths, &fp);
+	if (known) {
+		__u64 n = known->hits++; /* racy, and only a heuristic */
+		__u64 k = known->stack;
+		if (n >= CHECK_FIRST && n % CHECK_EVERY)
+			return k;
+		__u64 s = req_stack(ctx);
+		if (s != k) {
+			known->stack = s;
+			known->hits = 1;
+		}
+		return s;
+	}
+	struct path p = {.stack = req_stack(ctx), .hits = 1};
+	if (p.stack)
+		bpf_map_update_elem(&paths, &fp, &p, BPF_NOEXIST);
+	return p.stack;
+}
+
+/* addr reads a pointer's value as a number, which the verifier lets no
+ * arithmetic but addition make of a context pointer. */
+static __always_inline __u64 addr(void *p)
+{
+	void *v = p;
+	__u64 n = 0;
+	bpf_probe_read_kernel(&n, sizeof(n), &v);
+	return n;
+}
+
 static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
 {
 	__u64 cg;
 	__u8 k = counter_kind(c, &cg);
+	if (stocks_read && k == COUNTER_MEMORY) {
+		struct cpu_state *st = state();
+		if (!st)
+			return;
+		settle(st);
+		if (ok && fn == FN_PC_TRY_CHARGE && nr <= batch_pages) {
+			/* Until refill_stock takes the surplus, and the request
+			 * ends, usage counts the batch: not yet real use. */
+			st->inflight = nr;
+			__sync_fetch_and_add(&inflight_total, nr);
+		}
+		lean_emit(OP_COUNTER_CHARGE, fn, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, cg, st, 0);
+		return;
+	}
 	if (summary && k == COUNTER_MEMORY && ok) {
 		struct cpu_state *st = state();
 		if (st) {
@@ -372,6 +601,22 @@ static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
 	if (!k)
 		return;
 	d = bpf_map_lookup_elem(&in_drain, &z);
+	if (stocks_read && k == COUNTER_MEMORY) {
+		struct cpu_state *st = state();
+		if (!st)
+			return;
+		if (d && *d) {
+			/* The stock still holds these pages until drain_stock
+			 * returns: count them as stocked until then. */
+			st->draining += nr;
+			__sync_fetch_and_add(&draining_total, nr);
+			lean_emit(OP_DRAIN, FN_DRAIN_STOCK, 0, nr, cg, st, 0);
+			return;
+		}
+		settle(st);
+		lean_emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, 0, nr, cg, st, 0);
+		return;
+	}
 	if (d && *d && k == COUNTER_MEMORY) {
 		if (summary) {
 			struct cpu_state *st = state();
@@ -390,6 +635,18 @@ static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 	__u64 cg = member(memcg);
 	if (!cg)
 		return;
+	if (stocks_read) {
+		struct cpu_state *st = state();
+		__u32 cpu = bpf_get_smp_processor_id();
+		if (!st)
+			return;
+		if (cpu < MAX_CPUS)
+			holds[cpu] = 1;
+		/* A refill ends the request whose batch it takes the surplus of. */
+		settle(st);
+		lean_emit(OP_REFILL, FN_REFILL_STOCK, 0, nr, cg, st, nr);
+		return;
+	}
 	if (summary) {
 		struct cpu_state *st = state();
 		if (st) {
@@ -458,6 +715,13 @@ static __always_inline void set_drain(__u32 v)
 	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
 	if (d)
 		*d = v;
+	if (!v && stocks_read) {
+		struct cpu_state *st = state();
+		if (st && st->draining) {
+			__sync_fetch_and_add(&draining_total, -st->draining);
+			st->draining = 0;
+		}
+	}
 }
 
 /* fentry / fexit */
@@ -467,7 +731,7 @@ int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsig
 {
 	__u64 cg = member(memcg);
 	if (cg)
-		on_request(ctx, memcg, gfp, nr, ret, summary ? 0 : req_stack(ctx), cg);
+		on_request(ctx, memcg, gfp, nr, ret, summary ? 0 : req_stack_at(ctx, addr(ctx), gfp, nr), cg);
 	return 0;
 }
 
@@ -539,7 +803,7 @@ int BPF_KPROBE(kprobe_try_charge, struct mem_cgroup *memcg, unsigned int gfp, un
 	/* The stack is taken on entry: unwinding from a kretprobe is less sure. */
 	__u64 cg = member(memcg);
 	if (cg)
-		save(FN_TRY_CHARGE, summary ? 0 : req_stack(ctx), (__u64)nr | (__u64)gfp << 32, cg);
+		save(FN_TRY_CHARGE, summary ? 0 : req_stack_at(ctx, PT_REGS_SP(ctx), gfp, nr), (__u64)nr | (__u64)gfp << 32, cg);
 	return 0;
 }
 

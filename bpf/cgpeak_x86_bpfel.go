@@ -33,6 +33,7 @@ type CgpeakCpuState struct {
 	WmTs      uint64
 	Charged   uint64
 	Inflight  int64
+	Draining  int64
 }
 
 type CgpeakEvent struct {
@@ -53,12 +54,20 @@ type CgpeakEvent struct {
 	Gfp       uint32
 	Consumed  uint32
 	Cgid      uint64
+	Stocked   uint32
+	Real      int32
 }
 
 type CgpeakMemberVal struct {
 	_      structs.HostLayout
 	Id     uint64
 	Member uint64
+}
+
+type CgpeakPath struct {
+	_     structs.HostLayout
+	Stack uint64
+	Hits  uint64
 }
 
 type CgpeakStackBuf struct {
@@ -75,6 +84,7 @@ const (
 	CgpeakMapInDrain               = "in_drain"
 	CgpeakMapLost                  = "lost"
 	CgpeakMapMembers               = "members"
+	CgpeakMapPaths                 = "paths"
 	CgpeakMapScratch               = "scratch"
 	CgpeakMapStacks                = "stacks"
 	CgpeakMapStates                = "states"
@@ -96,14 +106,28 @@ const (
 	CgpeakProgKretprobePcTryCharge = "kretprobe_pc_try_charge"
 	CgpeakProgKretprobePcUncharge  = "kretprobe_pc_uncharge"
 	CgpeakProgKretprobeTryCharge   = "kretprobe_try_charge"
+	CgpeakVarBatchPages            = "batch_pages"
 	CgpeakVarDescendants           = "descendants"
+	CgpeakVarDrainingTotal         = "draining_total"
+	CgpeakVarHolds                 = "holds"
 	CgpeakVarInflightTotal         = "inflight_total"
+	CgpeakVarNcpus                 = "ncpus"
+	CgpeakVarPcpuOffsets           = "pcpu_offsets"
+	CgpeakVarScanned               = "scanned"
+	CgpeakVarStockAddr             = "stock_addr"
+	CgpeakVarStockCachedOff        = "stock_cached_off"
+	CgpeakVarStockNrOff            = "stock_nr_off"
+	CgpeakVarStockNrSize           = "stock_nr_size"
+	CgpeakVarStockSlots            = "stock_slots"
+	CgpeakVarStockSpan             = "stock_span"
 	CgpeakVarStockTotal            = "stock_total"
+	CgpeakVarStocksRead            = "stocks_read"
 	CgpeakVarSummary               = "summary"
 	CgpeakVarTargetCgid            = "target_cgid"
 	CgpeakVarTargetMemcg           = "target_memcg"
 	CgpeakVarUnusedCpuState        = "unused_cpu_state"
 	CgpeakVarUnusedEvent           = "unused_event"
+	CgpeakVarWalkEvery             = "walk_every"
 )
 
 // LoadCgpeak returns the embedded CollectionSpec for Cgpeak.
@@ -177,6 +201,7 @@ type CgpeakMapSpecs struct {
 	InDrain   *ebpf.MapSpec `ebpf:"in_drain"`
 	Lost      *ebpf.MapSpec `ebpf:"lost"`
 	Members   *ebpf.MapSpec `ebpf:"members"`
+	Paths     *ebpf.MapSpec `ebpf:"paths"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
 	States    *ebpf.MapSpec `ebpf:"states"`
@@ -186,14 +211,28 @@ type CgpeakMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type CgpeakVariableSpecs struct {
+	BatchPages     *ebpf.VariableSpec `ebpf:"batch_pages"`
 	Descendants    *ebpf.VariableSpec `ebpf:"descendants"`
+	DrainingTotal  *ebpf.VariableSpec `ebpf:"draining_total"`
+	Holds          *ebpf.VariableSpec `ebpf:"holds"`
 	InflightTotal  *ebpf.VariableSpec `ebpf:"inflight_total"`
+	Ncpus          *ebpf.VariableSpec `ebpf:"ncpus"`
+	PcpuOffsets    *ebpf.VariableSpec `ebpf:"pcpu_offsets"`
+	Scanned        *ebpf.VariableSpec `ebpf:"scanned"`
+	StockAddr      *ebpf.VariableSpec `ebpf:"stock_addr"`
+	StockCachedOff *ebpf.VariableSpec `ebpf:"stock_cached_off"`
+	StockNrOff     *ebpf.VariableSpec `ebpf:"stock_nr_off"`
+	StockNrSize    *ebpf.VariableSpec `ebpf:"stock_nr_size"`
+	StockSlots     *ebpf.VariableSpec `ebpf:"stock_slots"`
+	StockSpan      *ebpf.VariableSpec `ebpf:"stock_span"`
 	StockTotal     *ebpf.VariableSpec `ebpf:"stock_total"`
+	StocksRead     *ebpf.VariableSpec `ebpf:"stocks_read"`
 	Summary        *ebpf.VariableSpec `ebpf:"summary"`
 	TargetCgid     *ebpf.VariableSpec `ebpf:"target_cgid"`
 	TargetMemcg    *ebpf.VariableSpec `ebpf:"target_memcg"`
 	UnusedCpuState *ebpf.VariableSpec `ebpf:"unused_cpu_state"`
 	UnusedEvent    *ebpf.VariableSpec `ebpf:"unused_event"`
+	WalkEvery      *ebpf.VariableSpec `ebpf:"walk_every"`
 }
 
 // CgpeakObjects contains all objects after they have been loaded into the kernel.
@@ -221,6 +260,7 @@ type CgpeakMaps struct {
 	InDrain   *ebpf.Map `ebpf:"in_drain"`
 	Lost      *ebpf.Map `ebpf:"lost"`
 	Members   *ebpf.Map `ebpf:"members"`
+	Paths     *ebpf.Map `ebpf:"paths"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	Stacks    *ebpf.Map `ebpf:"stacks"`
 	States    *ebpf.Map `ebpf:"states"`
@@ -233,6 +273,7 @@ func (m *CgpeakMaps) Close() error {
 		m.InDrain,
 		m.Lost,
 		m.Members,
+		m.Paths,
 		m.Scratch,
 		m.Stacks,
 		m.States,
@@ -243,14 +284,28 @@ func (m *CgpeakMaps) Close() error {
 //
 // It can be passed to LoadCgpeakObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CgpeakVariables struct {
+	BatchPages     *ebpf.Variable `ebpf:"batch_pages"`
 	Descendants    *ebpf.Variable `ebpf:"descendants"`
+	DrainingTotal  *ebpf.Variable `ebpf:"draining_total"`
+	Holds          *ebpf.Variable `ebpf:"holds"`
 	InflightTotal  *ebpf.Variable `ebpf:"inflight_total"`
+	Ncpus          *ebpf.Variable `ebpf:"ncpus"`
+	PcpuOffsets    *ebpf.Variable `ebpf:"pcpu_offsets"`
+	Scanned        *ebpf.Variable `ebpf:"scanned"`
+	StockAddr      *ebpf.Variable `ebpf:"stock_addr"`
+	StockCachedOff *ebpf.Variable `ebpf:"stock_cached_off"`
+	StockNrOff     *ebpf.Variable `ebpf:"stock_nr_off"`
+	StockNrSize    *ebpf.Variable `ebpf:"stock_nr_size"`
+	StockSlots     *ebpf.Variable `ebpf:"stock_slots"`
+	StockSpan      *ebpf.Variable `ebpf:"stock_span"`
 	StockTotal     *ebpf.Variable `ebpf:"stock_total"`
+	StocksRead     *ebpf.Variable `ebpf:"stocks_read"`
 	Summary        *ebpf.Variable `ebpf:"summary"`
 	TargetCgid     *ebpf.Variable `ebpf:"target_cgid"`
 	TargetMemcg    *ebpf.Variable `ebpf:"target_memcg"`
 	UnusedCpuState *ebpf.Variable `ebpf:"unused_cpu_state"`
 	UnusedEvent    *ebpf.Variable `ebpf:"unused_event"`
+	WalkEvery      *ebpf.Variable `ebpf:"walk_every"`
 }
 
 // CgpeakPrograms contains all programs after they have been loaded into the kernel.

@@ -9,7 +9,7 @@ import (
 )
 
 // eventSize is sizeof(struct event) in bpf/cgpeak.bpf.c.
-const eventSize = 88
+const eventSize = 96
 
 const (
 	flagFailed = 1
@@ -50,5 +50,7 @@ func decode(b []byte) (Event, error) {
 	e.Gfp = le.Uint32(b[72:])
 	e.Consumed = uint64(le.Uint32(b[76:]))
 	e.Cgroup = le.Uint64(b[80:])
+	e.Stocked = uint64(le.Uint32(b[88:]))
+	e.Real = int64(int32(le.Uint32(b[92:])))
 	return e, nil
 }

@@ -66,6 +66,15 @@ type Options struct {
 	// Descendants: also trace the cgroups below the target; the counter
 	// figures stay the target's own.
 	Descendants bool
+	// Batch is MEMCG_CHARGE_BATCH on this kernel (summary mode needs it).
+	Batch uint64
+	// PerRequest: in summary mode, follow the stocks by probing every
+	// charge request even where they can be read from the kernel (tests of
+	// the fallback).
+	PerRequest bool
+	// WalkEveryStack: in per-charge mode, walk the kernel stack of every
+	// request instead of once per call path (tests compare the two).
+	WalkEveryStack bool
 }
 
 // Function reports how one kernel function is traced.
@@ -73,17 +82,25 @@ type Function struct {
 	Name    string `json:"name"`
 	Symbol  string `json:"symbol,omitempty"`
 	Missing string `json:"missing,omitempty"` // why it is not traced and what the trace cannot see
+	// Unneeded: present but left alone in this mode, and why.
+	Unneeded string `json:"unneeded,omitempty"`
 }
 
 // Tracer is an attached charge tracer.
 type Tracer struct {
 	Backend   string
 	Functions []Function
-	coll      *ebpf.Collection
-	links     []link.Link
-	rd        *ringbuf.Reader
-	kinds     map[uint64][2]string // stack key -> kind, caller
-	ksyms     *ksyms
+	// StocksRead: summary mode reads the per-CPU stocks from the kernel at
+	// counter and stock calls, so no program runs on a request the stock
+	// serves. Otherwise StocksNote says why not (the summary then probes
+	// every request).
+	StocksRead bool
+	StocksNote string
+	coll       *ebpf.Collection
+	links      []link.Link
+	rd         *ringbuf.Reader
+	kinds      map[uint64][2]string // stack key -> kind, caller
+	ksyms      *ksyms
 }
 
 // Event is one traced call.
@@ -123,6 +140,34 @@ func Open(o Options) (t *Tracer, err error) {
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return nil, fmt.Errorf("this kernel has no BPF ring buffer (Linux 5.8+), which charge tracing needs: %w", err)
 	}
+	syms, err := kallsyms()
+	if err != nil && backend == Kprobe {
+		return nil, err
+	}
+	stocks, note := o.Summary && !o.Descendants && !o.PerRequest, ""
+	if o.Descendants && o.Summary {
+		note = "descendants are traced"
+	} else if o.PerRequest {
+		note = "asked to probe every request"
+	}
+	for {
+		t, err = open(o, backend, kernelTypes, syms, &stocks, &note)
+		if err == nil || !stocks {
+			break
+		}
+		// The kernel would not take the stock reader: probe requests.
+		stocks, note = false, "reading the stocks failed: "+err.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.StocksNote = note
+	return t, nil
+}
+
+// open loads and attaches the programs once; *stocks turns false, with a
+// note, where the kernel's stocks cannot be located.
+func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool, stocks *bool, note *string) (t *Tracer, err error) {
 	spec, err := bpf.LoadCgpeak()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded BPF object: %w", err)
@@ -140,11 +185,18 @@ func Open(o Options) (t *Tracer, err error) {
 			return nil, fmt.Errorf("configuring the BPF object: %w", err)
 		}
 	}
-	syms, err := kallsyms()
-	if err != nil && backend == Kprobe {
-		return nil, err
+	if o.WalkEveryStack {
+		if err := spec.Variables["walk_every"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("configuring the BPF object: %w", err)
+		}
 	}
-	t = &Tracer{Backend: backend, kinds: map[uint64][2]string{}}
+	if *stocks {
+		if err := stockReading(spec, kernelTypes, o.Batch); err != nil {
+			*stocks, *note = false, err.Error()
+			return open(o, backend, kernelTypes, syms, stocks, note)
+		}
+	}
+	t = &Tracer{Backend: backend, kinds: map[uint64][2]string{}, StocksRead: *stocks}
 	keep := map[string]bool{}
 	attachTo := map[string]string{} // program -> symbol
 	for _, f := range functions {
@@ -157,6 +209,10 @@ func Open(o Options) (t *Tracer, err error) {
 		}
 		if sym == "" {
 			t.Functions = append(t.Functions, Function{Name: f.name, Missing: "not in this kernel (renamed or inlined): no " + f.lose})
+			continue
+		}
+		if *stocks && f.name == "try_charge_memcg" {
+			t.Functions = append(t.Functions, Function{Name: f.name, Symbol: sym, Unneeded: "summary mode reads the per-CPU stocks instead of probing every request"})
 			continue
 		}
 		t.Functions = append(t.Functions, Function{Name: f.name, Symbol: sym})
@@ -297,6 +353,22 @@ func (t *Tracer) Missed() (map[string]uint64, error) {
 		}
 	}
 	return m, nil
+}
+
+// Cost sums what the kernel counted of the programs' own runs: how many
+// and their time in the kernel. Both stay 0 unless kernel.bpf_stats_enabled
+// is set (counting costs two clock reads a run, so the kernel leaves it
+// off); the trampolines' and kprobes' own entry and exit are not included.
+func (t *Tracer) Cost() (runs uint64, spent time.Duration, err error) {
+	for name, p := range t.coll.Programs {
+		st, err := p.Stats()
+		if err != nil {
+			return 0, 0, fmt.Errorf("reading the statistics of %s: %w", name, err)
+		}
+		runs += st.RunCount
+		spent += st.Runtime
+	}
+	return runs, spent, nil
 }
 
 // Summary reads what the programs kept per CPU in summary mode.

@@ -19,7 +19,7 @@ func TestDecodeMatchesGeneratedLayout(t *testing.T) {
 	if n := binary.Size(bpf.CgpeakEvent{}); n != eventSize {
 		t.Fatalf("struct event is %d bytes, decode reads %d", n, eventSize)
 	}
-	in := bpf.CgpeakEvent{Ts: 1, Pages: 64, Usage: 128, Watermark: 192, Cpu: 3, Pid: 4, Tid: 5, Op: uint8(analysis.OpCounterCharge), Counter: 2, Fn: 3, Flags: flagForced, Gfp: 0xcc0, Stack: 0x1234567890, Cgid: 77}
+	in := bpf.CgpeakEvent{Ts: 1, Pages: 64, Usage: 128, Watermark: 192, Cpu: 3, Pid: 4, Tid: 5, Op: uint8(analysis.OpCounterCharge), Counter: 2, Fn: 3, Flags: flagForced, Gfp: 0xcc0, Stack: 0x1234567890, Cgid: 77, Stocked: 60, Real: -3}
 	copy(in.Comm[:], []int8{'t', 'o', 'u', 'c', 'h'})
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, in); err != nil {
@@ -29,7 +29,7 @@ func TestDecodeMatchesGeneratedLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Event{Event: analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: analysis.OpCounterCharge, Pages: 64, Usage: 128, Watermark: 192, Forced: true, Cgroup: 77},
+	want := Event{Event: analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: analysis.OpCounterCharge, Pages: 64, Usage: 128, Watermark: 192, Forced: true, Cgroup: 77, Stocked: 60, Real: -3},
 		Fn: "page_counter_charge", Counter: "memsw", Gfp: 0xcc0, Stack: 0x1234567890}
 	if e != want {
 		t.Errorf("got %+v\nwant %+v", e, want)
@@ -79,6 +79,21 @@ func TestOpenFindsEveryFunction(t *testing.T) {
 		}
 		for _, f := range tr.Functions {
 			t.Logf("%s: %s -> %s", b, f.Name, f.Symbol)
+		}
+		tr.Close()
+		// Summary mode reads the stocks on every kernel cgpeak supports
+		// (5.10 to 7.x have memcg_stock in their BTF and kallsyms).
+		tr, err = Open(Options{CgroupID: st.Ino, Backend: b, Summary: true, Batch: 64})
+		if err != nil {
+			t.Fatalf("%s summary: %v", b, err)
+		}
+		if !tr.StocksRead {
+			t.Errorf("%s summary: the stocks are not read: %s", b, tr.StocksNote)
+		}
+		for _, f := range tr.Functions {
+			if f.Name == "try_charge_memcg" && f.Unneeded == "" {
+				t.Errorf("%s summary: try_charge_memcg is probed though the stocks are read", b)
+			}
 		}
 		tr.Close()
 	}

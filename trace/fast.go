@@ -95,6 +95,13 @@ func fastEvent(b []byte, e *Event) bool {
 				e.Watermark = n
 			case "consumed":
 				e.Consumed = n
+			case "stocked":
+				e.Stocked = n
+			case "real":
+				if n > 1<<63-1 {
+					return false
+				}
+				e.Real = int64(n)
 			case "cgroup":
 				e.Cgroup = n
 			case "gfp":
@@ -188,7 +195,7 @@ func intern(b []byte) string {
 
 func isNumberKey(k []byte) bool {
 	switch string(k) {
-	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup":
+	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup", "stocked", "real":
 		return true
 	}
 	return false

@@ -19,23 +19,26 @@ const Schema = 1
 
 // Header is the first line.
 type Header struct {
-	Type          string            `json:"type"` // "header"
-	Schema        int               `json:"schema"`
-	Kernel        string            `json:"kernel"`
-	Batch         uint64            `json:"batch_pages"`
-	BatchSource   string            `json:"batch_source"`
-	CPUs          int               `json:"cpus"`
-	PageSize      uint64            `json:"page_size"`
-	Backend       string            `json:"backend"`
-	Mode          string            `json:"mode"`                  // "summary" or "charges" (every charge)
-	Descendants   bool              `json:"descendants,omitempty"` // the cgroups below the traced one are traced too
-	Cgroup        string            `json:"cgroup"`
-	CgroupID      uint64            `json:"cgroup_id"`
-	CgroupVersion int               `json:"cgroup_version"`
-	Command       []string          `json:"command,omitempty"`
-	Attached      bool              `json:"attached,omitempty"` // tracing began on a running cgroup
-	Functions     map[string]string `json:"functions"`          // traced function -> kernel symbol, or "missing: why"
-	Started       string            `json:"started"`            // RFC 3339
+	Type          string   `json:"type"` // "header"
+	Schema        int      `json:"schema"`
+	Kernel        string   `json:"kernel"`
+	Batch         uint64   `json:"batch_pages"`
+	BatchSource   string   `json:"batch_source"`
+	CPUs          int      `json:"cpus"`
+	PageSize      uint64   `json:"page_size"`
+	Backend       string   `json:"backend"`
+	Mode          string   `json:"mode"`                  // "summary" or "charges" (every charge)
+	Descendants   bool     `json:"descendants,omitempty"` // the cgroups below the traced one are traced too
+	Cgroup        string   `json:"cgroup"`
+	CgroupID      uint64   `json:"cgroup_id"`
+	CgroupVersion int      `json:"cgroup_version"`
+	Command       []string `json:"command,omitempty"`
+	Attached      bool     `json:"attached,omitempty"` // tracing began on a running cgroup
+	// StocksRead: a summary trace whose events carry the per-CPU stocks as
+	// the kernel held them (stocked, real); no charge request is recorded.
+	StocksRead bool              `json:"stocks_read,omitempty"`
+	Functions  map[string]string `json:"functions"` // traced function -> kernel symbol, or "missing: why"
+	Started    string            `json:"started"`   // RFC 3339
 	// Filled in when tracing ends, where the trace is a file cgpeak can
 	// rewrite: a trace with losses says so from its first line.
 	Lost        uint64 `json:"lost,omitempty"`         // events lost (ring buffer full)
@@ -62,6 +65,10 @@ type Event struct {
 	Caller    string `json:"caller,omitempty"`   // kernel memory: the function that asked
 	Consumed  uint64 `json:"consumed,omitempty"` // summary traces: stock pages served unreported on this CPU since its previous event
 	Cgroup    uint64 `json:"cgroup,omitempty"`   // the call's cgroup id, when not the header's (descendants)
+	// Stock-read summary traces (header stocks_read): pages stocked for the
+	// cgroup on all CPUs, read from the kernel, and real use after the call.
+	Stocked uint64 `json:"stocked,omitempty"`
+	Real    int64  `json:"real,omitempty"`
 }
 
 // End is the last line.
@@ -243,7 +250,7 @@ func (e Event) Analysis() (ev analysis.Event, ok bool) {
 		return ev, false
 	}
 	return analysis.Event{Time: e.T, CPU: e.CPU, PID: e.PID, TID: e.TID, Comm: e.Comm, Op: ops[e.Op],
-		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed, Kind: e.Kind, Caller: e.Caller, Consumed: e.Consumed, Cgroup: e.Cgroup}, true
+		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed, Kind: e.Kind, Caller: e.Caller, Consumed: e.Consumed, Cgroup: e.Cgroup, Stocked: e.Stocked, Real: e.Real}, true
 }
 
 // Events counts the events written so far.

@@ -22,6 +22,7 @@ type Explanation struct {
 	Kernel             string                          `json:"kernel"`
 	Backend            string                          `json:"backend"`
 	Mode               string                          `json:"mode"`
+	StocksRead         bool                            `json:"stocks_read,omitempty"` // a summary whose events carry the kernel's stocks
 	BatchPages         uint64                          `json:"batch_pages"`
 	PageSize           uint64                          `json:"page_size"`
 	Events             uint64                          `json:"events"`
@@ -107,6 +108,9 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 	if h.Attached {
 		m.Attached()
 	}
+	if h.StocksRead {
+		m.StocksRead()
+	}
 	var n uint64
 	for {
 		e, err := rd.Next()
@@ -128,7 +132,7 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 		m.ApplySummary(*rd.End.Summary)
 	}
 	res := m.Result()
-	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
+	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
 		WatermarkBytes: res.Watermark * h.PageSize, CorrectedPeakBytes: res.CorrectedPeak.Pages * h.PageSize,
 		PerCPU: res.CPUs, PerProcess: res.Procs, Kinds: res.Kinds, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
 	var peak uint64
@@ -156,7 +160,7 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 }
 
 func writeExplanation(w io.Writer, ex *Explanation) {
-	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s mode, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, ex.Mode, ex.Kernel, ex.BatchPages)
+	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, modeLabel(ex.Mode, ex.StocksRead), ex.Kernel, ex.BatchPages)
 	if !ex.Complete {
 		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
 	}
@@ -169,7 +173,7 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 	if len(ex.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
 	}
-	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups)
+	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups, ex.StocksRead)
 }
 
 // incompleteReasons says why a trace is not a full record of the charges,
@@ -259,9 +263,16 @@ func kindsLine(kinds map[string]analysis.KindStats) string {
 }
 
 // writeTotals prints the charge totals per CPU and per process.
-func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]analysis.ProcStats, cgroups map[string]analysis.CgroupStats) {
+//
+// pagesOnly: a stock-read summary, where requests the stocks served are
+// counted in pages only.
+func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]analysis.ProcStats, cgroups map[string]analysis.CgroupStats, pagesOnly bool) {
 	for _, cpu := range sortedKeys(cpus) {
 		s := cpus[cpu]
+		if pagesOnly {
+			fmt.Fprintf(w, "  cpu %-3d                  %d pages requested, %d from stock, %d counter charges (%d pages)\n", cpu, s.RequestedPages, s.FromStockPages, s.CounterCharges, s.CounterPages)
+			continue
+		}
 		fmt.Fprintf(w, "  cpu %-3d                  %d requests (%d pages), %d from stock, %d counter charges (%d pages)\n", cpu, s.Requests, s.RequestedPages, s.FromStock, s.CounterCharges, s.CounterPages)
 	}
 	for _, pid := range sortedKeys(procs) {

@@ -98,6 +98,8 @@ func runProbe() Probe {
 		fs = "unknown"
 	}
 	p.Features = append(p.Features, ProbeEntry{"fentry/fexit", fs, fe.Detail})
+	stocks := loader.ProbeStocks(spec)
+	add("per-CPU stocks readable", stocks.OK, stocks.Detail)
 	rb := features.HaveMapType(ebpf.RingBuf)
 	add("BPF ring buffer", rb == nil, errOr(rb, "Linux 5.8+"))
 	events := ""
@@ -142,9 +144,9 @@ func runProbe() Probe {
 	case berr != nil:
 		p.Verdict = append(p.Verdict, "not trace charges: no kernel BTF (pass --kernel-btf FILE)")
 	case b == loader.Fentry:
-		p.Verdict = append(p.Verdict, "trace charges with fentry/fexit (--trace)")
+		p.Verdict = append(p.Verdict, "trace charges with fentry/fexit (--trace)", summaryVerdict(stocks))
 	case b == loader.Kprobe:
-		p.Verdict = append(p.Verdict, "trace charges with kprobes (--trace): fentry is not available: "+fe.Detail)
+		p.Verdict = append(p.Verdict, "trace charges with kprobes (--trace): fentry is not available: "+fe.Detail, summaryVerdict(stocks))
 	default:
 		p.Verdict = append(p.Verdict, "not trace charges: "+kp.Detail+"; and "+fe.Detail+" (run cgpeak run --trace inside a VM with a stock kernel, see make vmtest)")
 	}
@@ -168,4 +170,11 @@ func newerThan(release string, major, minor int) bool {
 	var a, b int
 	fmt.Sscanf(release, "%d.%d", &a, &b)
 	return a > major || a == major && b >= minor
+}
+
+func summaryVerdict(stocks loader.Answer) string {
+	if stocks.OK {
+		return "in summary mode, read the per-CPU stocks from the kernel: no program runs on a fault the stock serves"
+	}
+	return "in summary mode, probe every charge request: the per-CPU stocks cannot be read (" + stocks.Detail + ")"
 }

@@ -76,8 +76,10 @@ func TestTraceRunningWorkload(t *testing.T) {
 				if r.Ended != wantEnd || !x.Attached || x.Lost != 0 {
 					t.Errorf("ended %q attached %v lost %d", r.Ended, x.Attached, x.Lost)
 				}
-				if x.Charges < n {
-					t.Errorf("%d charge requests traced for %d touched pages", x.Charges, n)
+				// What a stock filled before tracing served before the first
+				// event on its CPU is not seen: up to a batch per CPU.
+				if x.RequestedPages+x.BatchPages*uint64(runtime.NumCPU()) < n {
+					t.Errorf("%d pages requested in the trace for %d touched pages", x.RequestedPages, n)
 				}
 				if x.CorrectedPeakBytes < n*page || x.CorrectedPeakBytes > x.WatermarkBytes {
 					t.Errorf("corrected peak %d outside [%d pages, watermark %d]", x.CorrectedPeakBytes, n, x.WatermarkBytes)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/loader"
 )
@@ -50,13 +51,22 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 	h, _ := cgroup.FindMemory()
 	page := uint64(os.Getpagesize())
 	for _, b := range bs {
-		for _, mode := range []string{"summary", "charges"} {
+		// requests: the summary's fallback where the stocks cannot be read.
+		for _, mode := range []string{"summary", "requests", "charges"} {
 			for _, n := range []uint64{1, 64, 65, 196, 1000} {
+				if mode == "requests" && n != 65 && n != 196 {
+					continue
+				}
 				t.Run(b+"/"+mode+"/"+strconv.FormatUint(n, 10), func(t *testing.T) {
+					mode := mode
 					tf := filepath.Join(t.TempDir(), "t.jsonl")
 					args := []string{"--backend", b, "--trace-output", tf}
 					if mode == "charges" {
 						args = append(args, "--trace-charges")
+					}
+					if mode == "requests" {
+						t.Setenv("CGPEAK_SUMMARY_PER_REQUEST", "1")
+						mode = "summary"
 					}
 					r, code := runJSON(t, cgpeak, append(args, "--", "taskset", "-c", "0", touch, strconv.FormatUint(n, 10))...)
 					if code != 0 || r.Trace == nil {
@@ -82,7 +92,15 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					if r.PeakBytes == nil && h.V2 {
 						t.Logf("no memory.peak on this kernel: the traced watermark %d is the only peak", tr.WatermarkBytes)
 					}
-					if tr.Charges < n {
+					// Summary mode counts the requests its stocks served in pages.
+					if tr.RequestedPages < n || mode == "charges" && tr.Charges < n {
+						t.Errorf("%d charge requests (%d pages) for %d touched pages", tr.Charges, tr.RequestedPages, n)
+					}
+					perRequest := os.Getenv("CGPEAK_SUMMARY_PER_REQUEST") != ""
+					if mode == "summary" && tr.StocksRead == perRequest {
+						t.Errorf("summary mode read the stocks: %v, asked to probe every request: %v (%s)", tr.StocksRead, perRequest, tr.StocksNote)
+					}
+					if perRequest && tr.Charges < n {
 						t.Errorf("%d charge requests for %d touched pages", tr.Charges, n)
 					}
 					// The workload's binary, stack and page tables add a few dozen pages.
@@ -152,4 +170,55 @@ func TestTraceErrors(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Per-charge mode walks a request's kernel stack once per call path, not
+// once per request: the kinds it reports must be those of walking every
+// stack, the ground truth, for the same workload (a few pages of the
+// program's start-up differ from run to run).
+func TestStackPerPathAgreesWithEveryWalk(t *testing.T) {
+	bs := tracingBackends(t)
+	cgpeak, touch := build(t)
+	const n = 1000
+	for _, b := range bs {
+		t.Run(b, func(t *testing.T) {
+			kinds := map[bool]map[string]analysis.KindStats{}
+			for _, every := range []bool{true, false} {
+				if every {
+					t.Setenv("CGPEAK_WALK_EVERY_STACK", "1")
+				} else {
+					os.Unsetenv("CGPEAK_WALK_EVERY_STACK")
+				}
+				r, code := runJSON(t, cgpeak, "--trace-charges", "--backend", b, "--", "taskset", "-c", "0", touch, strconv.Itoa(n))
+				if code != 0 || r.Trace == nil {
+					t.Fatalf("exit %d, trace %v", code, r.Trace)
+				}
+				kinds[every] = r.Trace.Kinds
+				t.Logf("%s, every stack walked %v: %s", b, every, kindsLine(r.Trace.Kinds))
+			}
+			walked, cached := kinds[true], kinds[false]
+			if walked["anon"].Pages < n || cached["anon"].Pages < n {
+				t.Errorf("anon pages: %d walked, %d per path; want at least %d", walked["anon"].Pages, cached["anon"].Pages, n)
+			}
+			for k, w := range walked {
+				c := cached[k]
+				if d := int64(w.Pages) - int64(c.Pages); d < -8 || d > 8 {
+					t.Errorf("%s: %d pages walking every stack, %d walking once per path", k, w.Pages, c.Pages)
+				}
+				if w.Pages >= 8 && topCaller(w) != topCaller(c) {
+					t.Errorf("%s: top caller %q walking every stack, %q per path", k, topCaller(w), topCaller(c))
+				}
+			}
+		})
+	}
+}
+
+func topCaller(k analysis.KindStats) string {
+	top, most := "", uint64(0)
+	for c, n := range k.Callers {
+		if n > most || n == most && c < top {
+			top, most = c, n
+		}
+	}
+	return top
 }

@@ -36,8 +36,12 @@ type traceOpts struct {
 
 // TraceReport is the part of a run's report that comes from traced charges.
 type TraceReport struct {
-	Backend            string                          `json:"backend"`
-	Mode               string                          `json:"mode"` // summary, or charges: every charge recorded
+	Backend string `json:"backend"`
+	Mode    string `json:"mode"` // summary, or charges: every charge recorded
+	// StocksRead: summary mode read the per-CPU stocks from the kernel, so
+	// requests the stocks served are counted in pages only.
+	StocksRead         bool                            `json:"stocks_read,omitempty"`
+	StocksNote         string                          `json:"stocks_note,omitempty"` // summary mode: why the stocks were not read
 	Events             uint64                          `json:"events"`
 	Lost               uint64                          `json:"lost_events"`
 	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
@@ -54,15 +58,20 @@ type TraceReport struct {
 	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
 	Explanation        string                          `json:"explanation"`
 	Output             string                          `json:"trace_output,omitempty"`
-	Missing            []string                        `json:"not_traced,omitempty"`
-	Charges            uint64                          `json:"charge_requests"`
-	RequestedPages     uint64                          `json:"requested_pages"`
-	FromStock          uint64                          `json:"served_from_stock"`
-	CounterCharges     uint64                          `json:"counter_charges"`
-	Forced             uint64                          `json:"forced_charges"`
-	Failed             uint64                          `json:"failed_charges"`
-	result             analysis.Result
-	pageSize           uint64
+	// The tracer's own runs and time in the kernel, where the kernel counts
+	// them (kernel.bpf_stats_enabled=1); not part of any figure above.
+	ProgramRuns    uint64   `json:"program_runs,omitempty"`
+	ProgramSeconds float64  `json:"program_seconds,omitempty"`
+	Missing        []string `json:"not_traced,omitempty"`
+	Charges        uint64   `json:"charge_requests"`
+	RequestedPages uint64   `json:"requested_pages"`
+	FromStock      uint64   `json:"served_from_stock"`
+	FromStockPages uint64   `json:"served_from_stock_pages"`
+	CounterCharges uint64   `json:"counter_charges"`
+	Forced         uint64   `json:"forced_charges"`
+	Failed         uint64   `json:"failed_charges"`
+	result         analysis.Result
+	pageSize       uint64
 }
 
 type traceSession struct {
@@ -127,13 +136,17 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 	if err := syscall.Stat(leaf.Path, &st); err != nil {
 		return nil, fmt.Errorf("reading the run's cgroup id: %w", err)
 	}
-	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend})
+	rel := kernelRelease()
+	batch, src := chargeBatch(rel)
+	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend,
+		Batch: batch, PerRequest: os.Getenv("CGPEAK_SUMMARY_PER_REQUEST") != "", WalkEveryStack: os.Getenv("CGPEAK_WALK_EVERY_STACK") != ""})
 	if err != nil {
 		return nil, fmt.Errorf("charge tracing: %w", err)
 	}
-	rel := kernelRelease()
-	batch, src := chargeBatch(rel)
 	s := &traceSession{o: o, t: t, model: analysis.NewModel(batch, o.timeline || o.plot != ""), done: make(chan error, 1), batch: batch}
+	if t.StocksRead {
+		s.model.StocksRead()
+	}
 	s.cgid, s.dir = st.Ino, leaf.Path
 	if attached {
 		s.model.Attached()
@@ -148,6 +161,8 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 		for _, f := range t.Functions {
 			if f.Missing != "" {
 				fns[f.Name] = "missing: " + f.Missing
+			} else if f.Unneeded != "" {
+				fns[f.Name] = "not traced: " + f.Unneeded
 			} else {
 				fns[f.Name] = f.Symbol
 			}
@@ -157,7 +172,7 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 			ver = 2
 		}
 		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
-			Backend: t.Backend, Mode: o.mode(), Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached, Descendants: o.descend,
+			Backend: t.Backend, Mode: o.mode(), StocksRead: t.StocksRead, Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached, Descendants: o.descend,
 			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.abort()
@@ -195,7 +210,7 @@ func (s *traceSession) read() {
 		if s.w != nil {
 			if err := s.w.Write(trace.Event{T: ev.Time, CPU: ev.CPU, PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Op: ev.Op.String(), Fn: ev.Fn,
 				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed,
-				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed, Cgroup: cg}); err != nil {
+				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed, Cgroup: cg, Stocked: ev.Stocked, Real: ev.Real}); err != nil {
 				s.done <- fmt.Errorf("writing --trace-output: %w", err)
 				return
 			}
@@ -222,7 +237,7 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 		err = rerr
 	}
 	var sum *analysis.Summary
-	if !s.o.charges {
+	if !s.o.charges && !s.t.StocksRead {
 		v, serr := s.t.Summary()
 		if err == nil {
 			err = serr
@@ -235,16 +250,20 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	if lerr == nil {
 		lerr = merr
 	}
+	runs, spent, cerr := s.t.Cost()
+	if lerr == nil {
+		lerr = cerr
+	}
 	s.t.Close()
 	if err == nil {
 		err = lerr
 	}
 	r := s.model.Result()
 	page := uint64(os.Getpagesize())
-	tr := &TraceReport{Backend: s.t.Backend, Mode: s.o.mode(), Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.attached, Kinds: r.Kinds, PerCPU: r.CPUs, PerProcess: r.Procs, BatchPages: s.batch,
+	tr := &TraceReport{Backend: s.t.Backend, Mode: s.o.mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote, FromStockPages: r.Totals.FromStockPages, Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.attached, Kinds: r.Kinds, PerCPU: r.CPUs, PerProcess: r.Procs, BatchPages: s.batch,
 		WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page, Output: s.o.output,
 		Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
-		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page}
+		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page, ProgramRuns: runs, ProgramSeconds: spent.Seconds()}
 	var names map[string]string
 	if s.o.descend {
 		names = cgroupNames(s.dir)
@@ -274,7 +293,7 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 }
 
 func writeTraceText(w io.Writer, t *TraceReport) {
-	fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s mode), %d lost\n", t.Events, t.Backend, t.Mode, t.Lost)
+	fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s), %d lost\n", t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Lost)
 	exact := ""
 	if !t.Exact {
 		exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
@@ -289,11 +308,16 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	if len(t.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))
 	}
-	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
-		t.Charges, t.FromStock, t.CounterCharges, t.BatchPages, t.Forced, t.Failed)
-	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups)
+	writeCharges(w, t.result.Totals, t.BatchPages)
+	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups, t.StocksRead)
+	if t.Mode == "summary" && !t.StocksRead && t.StocksNote != "" {
+		fmt.Fprintf(w, "  summary mode probed every charge request: the per-CPU stocks could not be read (%s)\n", t.StocksNote)
+	}
 	for _, m := range t.Missing {
 		fmt.Fprintf(w, "  not traced: %s\n", m)
+	}
+	if t.ProgramRuns > 0 {
+		fmt.Fprintf(w, "  tracer cost              %d program runs, %.3f ms in the kernel (kernel.bpf_stats_enabled; probe entry and exit not included)\n", t.ProgramRuns, t.ProgramSeconds*1e3)
 	}
 	if t.Output != "" {
 		fmt.Fprintf(w, "  trace written to         %s\n", t.Output)
@@ -321,4 +345,24 @@ func cgroupNames(top string) map[string]string {
 		return nil
 	})
 	return names
+}
+
+// modeLabel names a trace's mode, and how a summary followed the stocks.
+func modeLabel(mode string, stocksRead bool) string {
+	if stocksRead {
+		return mode + " mode, stocks read from the kernel"
+	}
+	return mode + " mode"
+}
+
+// writeCharges prints the charge totals; a stock-read summary knows the
+// requests the stocks served only as pages.
+func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
+	if t.RequestsUncounted {
+		fmt.Fprintf(w, "  charges                  %d pages requested, %d of them served from the per-CPU stock (summary mode counts those in pages, not requests), %d counter charges of up to %d pages, %d forced, %d refused\n",
+			t.RequestedPages, t.FromStockPages, t.CounterCharges, batch, t.Forced, t.Failed)
+		return
+	}
+	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
+		t.Requests, t.FromStock, t.CounterCharges, batch, t.Forced, t.Failed)
 }

@@ -150,13 +150,12 @@ func Open(o Options) (t *Tracer, err error) {
 	} else if o.PerRequest {
 		note = "asked to probe every request"
 	}
-	for {
-		t, err = open(o, backend, kernelTypes, syms, &stocks, &note)
-		if err == nil || !stocks {
-			break
-		}
-		// The kernel would not take the stock reader: probe requests.
-		stocks, note = false, "reading the stocks failed: "+err.Error()
+	t, err = open(o, backend, kernelTypes, syms, stocks)
+	if err != nil && stocks {
+		// The stocks cannot be located, or the kernel would not take the
+		// programs that read them: probe every request instead.
+		note = err.Error()
+		t, err = open(o, backend, kernelTypes, syms, false)
 	}
 	if err != nil {
 		return nil, err
@@ -165,9 +164,8 @@ func Open(o Options) (t *Tracer, err error) {
 	return t, nil
 }
 
-// open loads and attaches the programs once; *stocks turns false, with a
-// note, where the kernel's stocks cannot be located.
-func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool, stocks *bool, note *string) (t *Tracer, err error) {
+// open loads and attaches the programs once, reading the stocks or not.
+func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool, stocks bool) (t *Tracer, err error) {
 	spec, err := bpf.LoadCgpeak()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded BPF object: %w", err)
@@ -190,13 +188,12 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 			return nil, fmt.Errorf("configuring the BPF object: %w", err)
 		}
 	}
-	if *stocks {
+	if stocks {
 		if err := stockReading(spec, kernelTypes, o.Batch); err != nil {
-			*stocks, *note = false, err.Error()
-			return open(o, backend, kernelTypes, syms, stocks, note)
+			return nil, err
 		}
 	}
-	t = &Tracer{Backend: backend, kinds: map[uint64][2]string{}, StocksRead: *stocks}
+	t = &Tracer{Backend: backend, kinds: map[uint64][2]string{}, StocksRead: stocks}
 	keep := map[string]bool{}
 	attachTo := map[string]string{} // program -> symbol
 	for _, f := range functions {
@@ -211,7 +208,7 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 			t.Functions = append(t.Functions, Function{Name: f.name, Missing: "not in this kernel (renamed or inlined): no " + f.lose})
 			continue
 		}
-		if *stocks && f.name == "try_charge_memcg" {
+		if stocks && f.name == "try_charge_memcg" {
 			t.Functions = append(t.Functions, Function{Name: f.name, Symbol: sym, Unneeded: "summary mode reads the per-CPU stocks instead of probing every request"})
 			continue
 		}

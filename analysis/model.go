@@ -283,10 +283,7 @@ func (m *Model) Apply(e Event) {
 		m.inflight[e.CPU] = max(m.inflight[e.CPU]-int64(e.Pages), 0)
 		m.totals.Refills++
 	case OpDrain:
-		m.stock[k] = 0
-		m.draining[e.CPU] = int64(e.Pages)
-		m.known[k] = true
-		m.totals.Drains++
+		m.drain(e, k)
 	case OpCharge:
 		if e.Failed {
 			m.totals.Failed++
@@ -416,10 +413,7 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 			before += int64(e.Pages) // freed into the stock
 		}
 	case OpDrain:
-		m.stock[k] = 0
-		m.draining[e.CPU] = int64(e.Pages)
-		m.known[k] = true
-		m.totals.Drains++
+		m.drain(e, k)
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
 		if m.draining[e.CPU] == 0 {
@@ -479,6 +473,14 @@ func (m *Model) counterCharge(e Event, c *CPUStats) {
 	case e.Pages == m.batch:
 		m.batches++
 	}
+}
+
+// drain empties a CPU's stock; its pages stay in usage until their uncharge.
+func (m *Model) drain(e Event, k slot) {
+	m.stock[k] = 0
+	m.draining[e.CPU] = int64(e.Pages)
+	m.known[k] = true
+	m.totals.Drains++
 }
 
 // endRequest counts a request charged to the counter (stock-read traces).

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -251,7 +252,24 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 			t = nil
 		}
 	}()
-	for name, prog := range coll.Programs {
+	// A kprobe and a kretprobe on one function share the kernel's probe,
+	// whose handlers run newest first; the kretprobe's replaces the return
+	// address with its trampoline, which kernels before 5.15 cannot unwind
+	// through. Attaching kretprobes first lets the kprobe walk the real
+	// stack before that.
+	names := make([]string, 0, len(coll.Programs))
+	for name := range coll.Programs {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := strings.HasPrefix(names[i], "kretprobe_"), strings.HasPrefix(names[j], "kretprobe_")
+		if ri != rj {
+			return ri
+		}
+		return names[i] < names[j]
+	})
+	for _, name := range names {
+		prog := coll.Programs[name]
 		var l link.Link
 		switch {
 		case backend == Fentry:

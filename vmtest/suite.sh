@@ -7,6 +7,9 @@ kernel=$1 modes=$2
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 vmtest=$root/bin/vmtest guest=$root/bin/guest
+# Each mode's test results, for the README's kernel table (vmtest/table.sh).
+results=${CGPEAK_SUITE_RESULTS:-$root/bin/suite-results}
+mkdir -p "$results"
 release=$("$vmtest" fetch "$kernel" | cut -f2) || { echo "vm suite: $kernel: INFRASTRUCTURE FAILURE: no kernel" >&2; exit 4; }
 status=0
 for mode in $modes; do
@@ -23,6 +26,10 @@ for mode in $modes; do
 	grep -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$|panic:|vmtest:|--- console|\s+\S+_test\.go:)' "$log"
 	pass=$(grep -cE '^\s*--- PASS' "$log") fail=$(grep -cE '^\s*--- FAIL' "$log") skip=$(grep -cE '^\s*--- SKIP' "$log")
 	infra=$(grep -c 'INFRASTRUCTURE FAILURE' "$log")
+	{
+		echo "# $kernel $release $mode"
+		grep -E '^\s*--- (PASS|FAIL|SKIP)' "$log" | awk '{ sub(":", "", $2); print $2, $3 }'
+	} >"$results/$kernel.$mode"
 	echo "vm suite: $kernel ($release) cgroup $mode: $((pass + fail + skip)) tests ran: $pass passed, $fail failed, $skip skipped; $infra infrastructure failures; $((SECONDS - start)) s; log $log"
 	if [ "$infra" -gt 0 ]; then
 		echo "vm suite: $kernel cgroup $mode: the VM failed to boot: an infrastructure failure, not a test result (console above)"

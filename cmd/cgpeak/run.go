@@ -52,6 +52,11 @@ type Report struct {
 	Interrupted   bool              `json:"interrupted,omitempty"`
 	Missing       []string          `json:"missing,omitempty"`
 	Trace         *TraceReport      `json:"trace,omitempty"`
+
+	// Where the kernel keeps no peak and BPF cannot read it: the most
+	// memory.current was seen at, a lower bound.
+	PeakLowerBoundBytes  *uint64 `json:"cgroup_peak_lower_bound_bytes,omitempty"`
+	PeakLowerBoundSource string  `json:"cgroup_peak_lower_bound_source,omitempty"`
 }
 
 func runCmd(args []string) int {
@@ -302,6 +307,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 		}
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
+	pf := startPeakFallback(leaf, topts.kernelBTF)
 	type end struct {
 		ws  syscall.WaitStatus
 		ru  syscall.Rusage
@@ -342,6 +348,7 @@ loop:
 	// Children the command left behind still count: end them before reading.
 	_ = leaf.Kill()
 	if e.err != nil {
+		pf.abort()
 		if ts != nil {
 			ts.abort()
 		}
@@ -369,6 +376,7 @@ loop:
 		rep.ExitCode = 128 + int(e.ws.Signal())
 	}
 	f := leaf.Read()
+	pf.fill(&f, rep)
 	if f.HavePeak {
 		v := f.PeakBytes
 		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
@@ -400,6 +408,9 @@ func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)
 	if r.PeakBytes != nil {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, cgroup v%d; includes per-CPU charge batching)\n", human(*r.PeakBytes), r.PeakSource, r.CgroupVersion)
+	}
+	if r.PeakLowerBoundBytes != nil {
+		fmt.Fprintf(w, "  cgroup peak, lower bound %10s     (%s)\n", human(*r.PeakLowerBoundBytes), r.PeakLowerBoundSource)
 	}
 	if r.SwapPeakBytes != nil {
 		label := "swap peak               "

@@ -123,6 +123,11 @@ wait:
 		rep.Missing = append(rep.Missing, "cgroup figures: the cgroup was removed before tracing ended")
 	} else {
 		f = target.Read()
+		if !f.HavePeak && target.H.V2 {
+			if err := watermarkPeak(&f, target.Path, o.kernelBTF); err != nil {
+				f.Missing = append(f.Missing, "cgroup peak: this kernel keeps no memory.peak (Linux 5.19+) and its watermark could not be read with BPF: "+oneLine(err))
+			}
+		}
 		rep.Missing = append(rep.Missing, f.Missing...)
 		if f.HavePeak {
 			v := f.PeakBytes

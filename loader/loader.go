@@ -76,6 +76,10 @@ type Options struct {
 	// WalkEveryStack: in per-charge mode, walk the kernel stack of every
 	// request instead of once per call path (tests compare the two).
 	WalkEveryStack bool
+	// RealStart: the tracepoint backend's real use when tracing begins, in
+	// pages (the charged statistics of a cgroup already running; 0 for a
+	// fresh one).
+	RealStart int64
 }
 
 // Function reports how one kernel function is traced.
@@ -102,6 +106,7 @@ type Tracer struct {
 	rd         *ringbuf.Reader
 	kinds      map[uint64][2]string // stack key -> kind, caller
 	ksyms      *ksyms
+	tracepoint bool // the stat tracepoint backend: its own events and summary
 }
 
 // Event is one traced call.
@@ -132,14 +137,17 @@ func Open(o Options) (t *Tracer, err error) {
 	if backend == "" || backend == Auto {
 		backend = ProbeBackend(kernelTypes)
 		if backend == "" {
-			return nil, errors.New("this kernel allows neither fentry nor kprobe programs: see cgpeak probe")
+			return nil, errors.New("this kernel allows neither fentry, kprobe nor memcg tracepoint programs: see cgpeak probe")
 		}
 	}
-	if backend != Fentry && backend != Kprobe {
-		return nil, fmt.Errorf("unknown backend %q: use auto, fentry or kprobe", backend)
+	if backend != Fentry && backend != Kprobe && backend != Tracepoint {
+		return nil, fmt.Errorf("unknown backend %q: use auto, fentry, kprobe or tracepoint", backend)
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return nil, fmt.Errorf("this kernel has no BPF ring buffer (Linux 5.8+), which charge tracing needs: %w", err)
+	}
+	if backend == Tracepoint {
+		return openTracepoint(o, kernelTypes)
 	}
 	syms, err := kallsyms()
 	if err != nil && backend == Kprobe {
@@ -293,6 +301,9 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 // Missing lists what the trace cannot see on this kernel.
 func (t *Tracer) Missing() []string {
 	var m []string
+	if t.tracepoint {
+		m = append(m, TracepointBlind...)
+	}
 	for _, f := range t.Functions {
 		if f.Missing != "" {
 			m = append(m, f.Name+": "+f.Missing)
@@ -315,6 +326,9 @@ func (t *Tracer) Read() (Event, error) {
 		}
 		if err != nil {
 			return Event{}, err
+		}
+		if t.tracepoint {
+			return decodeTP(rec.RawSample)
 		}
 		return decode(rec.RawSample)
 	}
@@ -388,6 +402,9 @@ func (t *Tracer) Cost() (runs uint64, spent time.Duration, err error) {
 
 // Summary reads what the programs kept per CPU in summary mode.
 func (t *Tracer) Summary() (analysis.Summary, error) {
+	if t.tracepoint {
+		return t.tpSummary()
+	}
 	var per []bpf.CgpeakCpuState
 	if err := t.coll.Maps["states"].Lookup(uint32(0), &per); err != nil {
 		return analysis.Summary{}, fmt.Errorf("reading the per-CPU summary: %w", err)

@@ -67,13 +67,17 @@ func ProbeKprobe() Answer {
 	return Answer{Known: true, Detail: "no kprobe PMU and no kprobe_events: the kernel is built without CONFIG_KPROBES"}
 }
 
-// ProbeBackend picks fentry where it works, else kprobe, else "".
+// ProbeBackend picks fentry where it works, else kprobe, else the memcg
+// stat tracepoints, else "".
 func ProbeBackend(kernelTypes *btf.Spec) string {
 	if ProbeFentry(kernelTypes).OK {
 		return Fentry
 	}
 	if ProbeKprobe().OK {
 		return Kprobe
+	}
+	if ProbeTracepoint(kernelTypes).OK {
+		return Tracepoint
 	}
 	return ""
 }

@@ -117,7 +117,12 @@ func runProbe() Probe {
 		_, err := os.Stat(events + strings.ReplaceAll(name, ":", "/"))
 		add("tracepoint "+name, err == nil, what)
 	}
-	tp("memcg", "memcg stat tracepoints (Linux 6.13+)")
+	tpa := loader.ProbeTracepoint(spec)
+	tps := state(tpa.OK)
+	if !tpa.Known {
+		tps = "unknown"
+	}
+	p.Features = append(p.Features, ProbeEntry{"memcg stat tracepoints", tps, tpa.Detail + " (the tracepoint backend, Linux 6.13+)"})
 	tp("kmem:rss_stat", "per-mm RSS counter changes")
 	add("root", os.Geteuid() == 0, fmt.Sprintf("euid %d", os.Geteuid()))
 	if lock, err := os.ReadFile("/sys/kernel/security/lockdown"); err != nil {
@@ -147,8 +152,10 @@ func runProbe() Probe {
 		p.Verdict = append(p.Verdict, "trace charges with fentry/fexit (--trace)", summaryVerdict(stocks))
 	case b == loader.Kprobe:
 		p.Verdict = append(p.Verdict, "trace charges with kprobes (--trace): fentry is not available: "+fe.Detail, summaryVerdict(stocks))
+	case b == loader.Tracepoint:
+		p.Verdict = append(p.Verdict, "trace charges with the memcg stat tracepoints (--trace): "+kp.Detail+"; and "+fe.Detail+"; the trace sees stat updates, not charge requests, and the stocks only as their total")
 	default:
-		p.Verdict = append(p.Verdict, "not trace charges: "+kp.Detail+"; and "+fe.Detail+" (run cgpeak run --trace inside a VM with a stock kernel, see make vmtest)")
+		p.Verdict = append(p.Verdict, "not trace charges: "+kp.Detail+"; "+fe.Detail+"; and "+tpa.Detail+" (run cgpeak run --trace inside a VM with a stock kernel, see make vmtest)")
 	}
 	return p
 }

@@ -72,7 +72,7 @@ func runCmd(args []string) int {
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
 	fs.BoolVar(&o.trace.descend, "descendants", false, "also trace the cgroups the workload makes below its own (implies --trace-charges)")
 	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (implies --trace)")
-	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
+	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.series.flags(fs)
 	fs.Usage = func() {
@@ -97,7 +97,7 @@ Flags:
 	o.trace.charges = o.trace.charges || o.trace.descend
 	o.trace.on = o.trace.on || o.trace.output != "" || o.trace.charges
 	if !validBackend(o.trace.backend) {
-		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.trace.backend)
 		return exitUsage
 	}
 	cmdArgs := fs.Args()

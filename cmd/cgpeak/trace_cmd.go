@@ -40,7 +40,7 @@ func traceCmd(args []string) int {
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
 	fs.BoolVar(&o.descend, "descendants", false, "also trace the cgroups below it (a container's or a slice's children; implies --trace-charges)")
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
-	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
+	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak trace (--cgroup PATH | --pid PID) [flags]\n\nAttaches the charge tracer to a running memory cgroup (a container, a service)\nuntil Ctrl-C, SIGTERM, --duration or the cgroup's removal, then explains what\nthe trace saw. Needs root (see cgpeak probe).\n\nFlags:\n")
@@ -55,7 +55,7 @@ func traceCmd(args []string) int {
 	}
 	o.charges = o.charges || o.descend
 	if !validBackend(o.backend) {
-		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.backend)
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.backend)
 		return exitUsage
 	}
 	target, err := tgt.resolve()
@@ -156,7 +156,9 @@ wait:
 	return 0
 }
 
-func validBackend(b string) bool { return b == "auto" || b == "fentry" || b == "kprobe" }
+func validBackend(b string) bool {
+	return b == "auto" || b == "fentry" || b == "kprobe" || b == "tracepoint"
+}
 
 func writeTraceCmdText(w io.Writer, r *TraceCmdReport) {
 	fmt.Fprintf(w, "cgpeak trace: %s (cgroup v%d)\n", r.Cgroup, r.CgroupVersion)

@@ -138,7 +138,11 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 	}
 	rel := kernelRelease()
 	batch, src := chargeBatch(rel)
-	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend,
+	var realStart int64
+	if attached {
+		realStart = chargedStats(leaf)
+	}
+	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend, RealStart: realStart,
 		Batch: batch, PerRequest: os.Getenv("CGPEAK_SUMMARY_PER_REQUEST") != "", WalkEveryStack: os.Getenv("CGPEAK_WALK_EVERY_STACK") != ""})
 	if err != nil {
 		return nil, fmt.Errorf("charge tracing: %w", err)
@@ -174,6 +178,9 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
 			Backend: t.Backend, Mode: o.mode(), StocksRead: t.StocksRead, Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached, Descendants: o.descend,
 			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
+		if t.Backend == loader.Tracepoint {
+			h.CannotSee = loader.TracepointBlind
+		}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.abort()
 			return nil, fmt.Errorf("writing --trace-output: %w", err)
@@ -358,6 +365,10 @@ func modeLabel(mode string, stocksRead bool) string {
 // writeCharges prints the charge totals; a stock-read summary knows the
 // requests the stocks served only as pages.
 func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
+	if t.Stats {
+		fmt.Fprintf(w, "  stat updates             %d pages added to the charged statistics, %d taken out (tracepoint backend: no charge requests seen)\n", t.RequestedPages, t.UnchargedPages)
+		return
+	}
 	if t.RequestsUncounted {
 		fmt.Fprintf(w, "  charges                  %d pages requested, %d of them served from the per-CPU stock (summary mode counts those in pages, not requests), %d counter charges of up to %d pages, %d forced, %d refused\n",
 			t.RequestedPages, t.FromStockPages, t.CounterCharges, batch, t.Forced, t.Failed)
@@ -365,4 +376,22 @@ func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
 	}
 	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
 		t.Requests, t.FromStock, t.CounterCharges, batch, t.Forced, t.Failed)
+}
+
+// chargedStats is what a running cgroup already holds of the statistics the
+// tracepoint backend sums as real use, in pages, from memory.stat (v2: anon,
+// file, kernel, sock; v1: rss, cache, and memory.kmem.usage_in_bytes).
+func chargedStats(leaf *cgroup.Leaf) int64 {
+	f := leaf.Read()
+	var b uint64
+	if leaf.H.V2 {
+		b = f.Stat["anon"] + f.Stat["file"] + f.Stat["kernel"] + f.Stat["sock"]
+	} else {
+		b = f.Stat["rss"] + f.Stat["cache"]
+		if k, err := os.ReadFile(filepath.Join(leaf.Path, "memory.kmem.usage_in_bytes")); err == nil {
+			v, _ := strconv.ParseUint(strings.TrimSpace(string(k)), 10, 64)
+			b += v
+		}
+	}
+	return int64(b / uint64(os.Getpagesize()))
 }

@@ -262,6 +262,10 @@ func TestTraceDescendants(t *testing.T) {
 					if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
 						t.Fatal(err)
 					}
+				} else if err := os.WriteFile(filepath.Join(parent, "memory.use_hierarchy"), []byte("1"), 0); err != nil && !os.IsNotExist(err) {
+					// v1 before 5.11: without it, the parent's counter
+					// leaves out its children's charges.
+					t.Fatal(err)
 				}
 				if err := os.Mkdir(child, 0o755); err != nil {
 					t.Fatal(err)

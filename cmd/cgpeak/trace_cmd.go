@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,6 +84,11 @@ func traceCmd(args []string) int {
 		rep.CgroupVersion = 2
 	}
 	start := target.Read()
+	if o.descend && !target.H.V2 {
+		if b, err := os.ReadFile(filepath.Join(target.Path, "memory.use_hierarchy")); err == nil && strings.TrimSpace(string(b)) == "0" {
+			rep.Missing = append(rep.Missing, "descendants in the cgroup's counter: its memory.use_hierarchy is 0 (cgroup v1 before 5.11), so its counter, watermark and peak leave out what its descendants charge")
+		}
+	}
 	ts, err := startTrace(o, target, nil, true)
 	if err != nil {
 		if *out != "" {

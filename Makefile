@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test kernel-table hosttest vmtest vmtest-all guest lint generate check-generated bench bench-explain
+.PHONY: help build test kernel-table hosttest bench-host vmtest vmtest-all guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -39,7 +39,12 @@ vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
+	@$(MAKE) -s bench-host
 	@$(MAKE) -s bench-explain
+bench-host: guest ## the tracepoint backend's overhead on this machine's own kernel (root; where cgpeak probe picks it)
+	@if bin/guest/cgpeak probe | grep -q 'with the memcg stat tracepoints'; then \
+		d=$$(mktemp -d); cp bench/guest.sh $$d/; cd $$d && PATH=$(CURDIR)/bin/guest:$$PATH CONFIGS="tracepoint:summary tracepoint:charges" sh guest.sh; rc=$$?; rm -rf $$d; exit $$rc; \
+	else echo "bench: this kernel's tracing backend is not the tracepoint one (see cgpeak probe): no native figures"; fi
 bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by cgpeak run (root)
 	@$(GO) build -o bin/gentrace ./bench/gentrace
 	@f=$$(mktemp --suffix=.jsonl); trap 'rm -f $$f' EXIT; bin/gentrace -events 10000000 > $$f && \

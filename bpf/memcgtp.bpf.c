@@ -126,8 +126,16 @@ static __always_inline int member(struct mem_cgroup *memcg, __u64 *id)
 	__u64 key = (__u64)memcg;
 	if (!memcg)
 		return 0;
+	/* Once the target's memcg is known, a pointer compare settles it
+	 * for every update of another cgroup, without reading memory. */
+	if (key == target_memcg) {
+		*id = target_cgid;
+		return 1;
+	}
+	if (target_memcg && !descendants)
+		return 0;
 	*id = BPF_CORE_READ(memcg, css.cgroup, kn, id);
-	if (key == target_memcg || *id == target_cgid) {
+	if (*id == target_cgid) {
 		target_memcg = key;
 		return 1;
 	}

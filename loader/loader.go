@@ -76,10 +76,11 @@ type Options struct {
 	// WalkEveryStack: in per-charge mode, walk the kernel stack of every
 	// request instead of once per call path (tests compare the two).
 	WalkEveryStack bool
-	// RealStart: the tracepoint backend's real use when tracing begins, in
-	// pages (the charged statistics of a cgroup already running; 0 for a
-	// fresh one).
-	RealStart int64
+	// RealStart gives the tracepoint backend's real use when tracing
+	// begins, in pages (the charged statistics of a cgroup already
+	// running); called once the programs are loaded, just before they are
+	// attached, so that nothing changes unseen in between. nil: 0.
+	RealStart func() int64
 }
 
 // Function reports how one kernel function is traced.

@@ -82,9 +82,6 @@ func openTracepoint(o Options, kernelTypes *btf.Spec) (t *Tracer, err error) {
 			return nil, err
 		}
 	}
-	if err := set("real_sum", o.RealStart); err != nil {
-		return nil, err
-	}
 	for _, it := range statItems {
 		v, err := enumValue(kernelTypes, it.enum, it.name)
 		if err != nil {
@@ -109,6 +106,11 @@ func openTracepoint(o Options, kernelTypes *btf.Spec) (t *Tracer, err error) {
 			t = nil
 		}
 	}()
+	if o.RealStart != nil {
+		if err := coll.Variables["real_sum"].Set(o.RealStart()); err != nil {
+			return nil, fmt.Errorf("setting the starting real use: %w", err)
+		}
+	}
 	for _, tp := range statTracepoints {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: coll.Programs[tp.prog]})
 		if err != nil {

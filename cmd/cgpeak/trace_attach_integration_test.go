@@ -22,7 +22,7 @@ import (
 // page it touches after tracing began, the kernel's watermark equals the
 // cgroup's peak file, and the trace ends on Ctrl-C or when the cgroup goes.
 func TestTraceRunningWorkload(t *testing.T) {
-	bs := tracingBackends(t)
+	bs := withTracepoint(t, backends(t))
 	cgpeak, touch := build(t)
 	h, err := cgroup.FindMemory()
 	if err != nil {

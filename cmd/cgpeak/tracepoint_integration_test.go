@@ -108,3 +108,16 @@ func traceHeader(t *testing.T, path string) trace.Header {
 	}
 	return h
 }
+
+// withTracepoint adds the tracepoint backend to bs where the kernel lets it
+// run, and skips the test where no backend can.
+func withTracepoint(t *testing.T, bs []string) []string {
+	spec, _ := btf.LoadKernelSpec()
+	if loader.ProbeTracepoint(spec).OK {
+		bs = append(bs, loader.Tracepoint)
+	}
+	if len(bs) == 0 {
+		t.Skip("this kernel offers neither fentry, kprobes nor memcg tracepoints (see cgpeak probe); charge tracing is tested in the VMs")
+	}
+	return bs
+}

@@ -138,9 +138,9 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 	}
 	rel := kernelRelease()
 	batch, src := chargeBatch(rel)
-	var realStart int64
+	var realStart func() int64
 	if attached {
-		realStart = chargedStats(leaf)
+		realStart = func() int64 { return chargedStats(leaf) }
 	}
 	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend, RealStart: realStart,
 		Batch: batch, PerRequest: os.Getenv("CGPEAK_SUMMARY_PER_REQUEST") != "", WalkEveryStack: os.Getenv("CGPEAK_WALK_EVERY_STACK") != ""})

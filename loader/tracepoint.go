@@ -5,11 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -214,21 +212,9 @@ func probeTracepoint(kernelTypes *btf.Spec) Answer {
 			return Answer{Known: true, Detail: "no memcg:mod_memcg_state tracepoint in this kernel (Linux 6.13+)"}
 		}
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.RawTracepoint, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return Answer{Known: true, Detail: "the kernel refuses raw tracepoint programs (EPERM: not root, lockdown or a policy)"}
-		}
-		return Answer{Known: errors.Is(err, ebpf.ErrNotSupported), Detail: "loading a raw tracepoint program failed: " + err.Error()}
-	}
-	defer prog.Close()
-	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "mod_memcg_state", Program: prog})
-	if err != nil {
-		return Answer{Known: true, Detail: "attaching to memcg:mod_memcg_state failed: " + err.Error()}
-	}
-	l.Close()
-	return Answer{OK: true, Known: true, Detail: "a raw tracepoint program loads and attaches to memcg:mod_memcg_state"}
+	return probeProgram(&ebpf.ProgramSpec{Type: ebpf.RawTracepoint}, nil,
+		func(p *ebpf.Program) (link.Link, error) {
+			return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "mod_memcg_state", Program: p})
+		},
+		"a raw tracepoint program on memcg:mod_memcg_state", "raw tracepoint programs (EPERM: not root, lockdown or a policy)", true)
 }

@@ -85,6 +85,7 @@ volatile const __s32 item_sock = -1;
 __s64 real_sum = 0;
 __u64 target_memcg = 0;
 __u64 last_usage = 0;
+__u64 last_wm = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -185,8 +186,15 @@ static __always_inline int on_update(struct mem_cgroup *memcg, __s32 item, __s32
 	__s64 real = __sync_fetch_and_add(&real_sum, (__s64)val) + val;
 	struct mem_cgroup *t = (struct mem_cgroup *)target_memcg;
 	__u64 usage = BPF_CORE_READ(t, memory.usage.counter);
-	__u64 wm = BPF_CORE_READ(t, memory.watermark);
-	__u64 now = bpf_ktime_get_ns();
+	/* The watermark only rises, and only to usage: below the last one
+	 * read, it cannot have moved, so it is read only at or above it
+	 * (this runs on most faults; each read of kernel memory costs). */
+	__u64 wm = last_wm;
+	if (usage >= wm) {
+		wm = BPF_CORE_READ(t, memory.watermark);
+		last_wm = wm;
+	}
+	__u64 now = 0;
 	__u32 zero = 0;
 	struct tp_cpu *st = bpf_map_lookup_elem(&states, &zero);
 	if (st) {
@@ -198,6 +206,7 @@ static __always_inline int on_update(struct mem_cgroup *memcg, __s32 item, __s32
 		} else
 			st->removed += -val;
 		if (real > st->max_real) {
+			now = bpf_ktime_get_ns();
 			st->max_real = real;
 			st->max_real_ts = now;
 		}
@@ -205,6 +214,8 @@ static __always_inline int on_update(struct mem_cgroup *memcg, __s32 item, __s32
 		 * exiting process unmaps (statistics fall) before its pages
 		 * are uncharged. */
 		if (usage == wm && (wm > st->wm || real > st->wm_real)) {
+			if (!now)
+				now = bpf_ktime_get_ns();
 			st->wm = wm;
 			st->wm_real = real;
 			st->wm_ts = now;
@@ -213,6 +224,8 @@ static __always_inline int on_update(struct mem_cgroup *memcg, __s32 item, __s32
 	if (!every && usage == last_usage)
 		return 0;
 	last_usage = usage;
+	if (!now)
+		now = bpf_ktime_get_ns();
 	struct tp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__u64 *l = bpf_map_lookup_elem(&lost, &zero);

@@ -67,6 +67,7 @@ const (
 	MemcgtpVarItemKernel             = "item_kernel"
 	MemcgtpVarItemSock               = "item_sock"
 	MemcgtpVarLastUsage              = "last_usage"
+	MemcgtpVarLastWm                 = "last_wm"
 	MemcgtpVarRealSum                = "real_sum"
 	MemcgtpVarTargetCgid             = "target_cgid"
 	MemcgtpVarTargetMemcg            = "target_memcg"
@@ -141,6 +142,7 @@ type MemcgtpVariableSpecs struct {
 	ItemKernel    *ebpf.VariableSpec `ebpf:"item_kernel"`
 	ItemSock      *ebpf.VariableSpec `ebpf:"item_sock"`
 	LastUsage     *ebpf.VariableSpec `ebpf:"last_usage"`
+	LastWm        *ebpf.VariableSpec `ebpf:"last_wm"`
 	RealSum       *ebpf.VariableSpec `ebpf:"real_sum"`
 	TargetCgid    *ebpf.VariableSpec `ebpf:"target_cgid"`
 	TargetMemcg   *ebpf.VariableSpec `ebpf:"target_memcg"`
@@ -194,6 +196,7 @@ type MemcgtpVariables struct {
 	ItemKernel    *ebpf.Variable `ebpf:"item_kernel"`
 	ItemSock      *ebpf.Variable `ebpf:"item_sock"`
 	LastUsage     *ebpf.Variable `ebpf:"last_usage"`
+	LastWm        *ebpf.Variable `ebpf:"last_wm"`
 	RealSum       *ebpf.Variable `ebpf:"real_sum"`
 	TargetCgid    *ebpf.Variable `ebpf:"target_cgid"`
 	TargetMemcg   *ebpf.Variable `ebpf:"target_memcg"`

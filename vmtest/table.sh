@@ -9,7 +9,7 @@ check=
 if [ "${1:-}" = --check ]; then check=$3; shift; fi
 dir=$1
 table() {
-	echo "| kernel | cgroup | cgroup peak | fentry | kprobe | tracepoint | stocks read | watch |"
+	echo "| kernel | cgroup | cgroup peak | fentry | kprobe | tracepoint | kernel stacks of requests | watch |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 	for k in host bullseye bookworm trixie trixie-backports; do
 		for m in v2 v1; do
@@ -32,7 +32,7 @@ table() {
 				else if (st["TestRunPeakWithoutPeakFile"] == "PASS") peak = "page_counter.watermark read by BPF"
 				else if (st["TestRunTouchesNPages"] == "FAIL" || st["TestRunPeakWithoutPeakFile"] == "FAIL") peak = "FAILS"
 				if (st["TestRunNoPeakWithoutBPF"] == "PASS") peak = peak "; without BPF a sampled lower bound"
-				printf "| %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n", k, rel, m, peak, backend("fentry"), backend("kprobe"), yes("TestTracepointBackend"), yes("TestFindStockLayout"), yes("TestWatchFollowsSteps")
+				printf "| %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n", k, rel, m, peak, backend("fentry"), backend("kprobe"), yes("TestTracepointBackend"), yes("TestStackPerPathAgreesWithEveryWalk"), yes("TestWatchFollowsSteps")
 			}' "$f"
 		done
 	done

@@ -568,18 +568,13 @@ static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 	emit_read(OP_REFILL, FN_REFILL_STOCK, 0, nr, cg, st, nr);
 }
 
-static __always_inline void set_drain(__u32 v)
+/* drain_ended: drain_stock returned, its pages are out of the stock. */
+static __always_inline void drain_ended(void)
 {
-	__u32 z = 0;
-	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
-	if (d)
-		*d = v;
-	if (!v) {
-		struct cpu_state *st = state();
-		if (st && st->draining) {
-			__sync_fetch_and_add(&draining_total, -st->draining);
-			st->draining = 0;
-		}
+	struct cpu_state *st = state();
+	if (st && st->draining) {
+		__sync_fetch_and_add(&draining_total, -st->draining);
+		st->draining = 0;
 	}
 }
 
@@ -721,14 +716,6 @@ static __always_inline void on_request(struct mem_cgroup *memcg, __u32 gfp, __u6
 		st->wm_real = real;
 		st->wm_ts = now;
 	}
-}
-
-static __always_inline void set_drain(__u32 v)
-{
-	__u32 z = 0;
-	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
-	if (d)
-		*d = v;
 }
 
 #endif /* MODE_SUMMARY */
@@ -898,15 +885,19 @@ static __always_inline void on_request(__u32 gfp, __u64 nr, int ret, __u64 stack
 	send(e);
 }
 
+#endif /* MODE_CHARGES */
+
 static __always_inline void set_drain(__u32 v)
 {
 	__u32 z = 0;
 	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
 	if (d)
 		*d = v;
+#ifdef MODE_STOCKS
+	if (!v)
+		drain_ended();
+#endif
 }
-
-#endif /* MODE_CHARGES */
 
 /* ---------------------------------------------------------------------
  * fentry / fexit

@@ -151,7 +151,12 @@ func TestTraceErrors(t *testing.T) {
 	cases := []tc{{[]string{"--backend", "bogus"}, exitUsage}}
 	if len(backends(t)) == 0 {
 		cases = append(cases, tc{[]string{"--trace"}, exitTrace})
-	} else {
+	}
+	if !loader.ProbeKprobe().OK {
+		// Loaded, then refused at attach: what was loaded is closed.
+		cases = append(cases, tc{[]string{"--backend", "kprobe"}, exitTrace})
+	}
+	if len(backends(t)) > 0 {
 		cases = append(cases, tc{[]string{"--kernel-btf", filepath.Join(dir, "no-such-btf")}, exitTrace})
 	}
 	for _, k := range cases {

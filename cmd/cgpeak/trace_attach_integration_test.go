@@ -352,8 +352,10 @@ func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 				stat := map[string]uint64{}
 				r := traceAround(t, cgpeak, args, dir, func() {
 					// Two steps, a pause after each: the last pause holds all N.
+					// memory.stat is flushed from the per-CPU counts lazily, at
+					// the latest every 2 s: the hold outlasts that.
 					w := exec.Command("taskset", "-c", "0", touch, strconv.Itoa(n), dir)
-					w.Env = append(os.Environ(), "TOUCH_STEPS=2", "TOUCH_PAUSE_MS=1500")
+					w.Env = append(os.Environ(), "TOUCH_STEPS=2", "TOUCH_PAUSE_MS=3000")
 					if err := w.Start(); err != nil {
 						t.Fatal(err)
 					}

@@ -127,6 +127,21 @@ func traceAround(t *testing.T, cgpeak string, args []string, dir string, workloa
 	return r
 }
 
+// emptyTarget makes an empty cgroup, removed after the test, and the
+// arguments of cgpeak trace on it with backend b in mode (summary or charges).
+func emptyTarget(t *testing.T, h cgroup.Hierarchy, name, b, mode string) (dir string, args []string) {
+	dir = filepath.Join(h.Mount, fmt.Sprintf("%s-%d-%s-%s", name, os.Getpid(), b, mode))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	args = []string{"--backend", b, "--cgroup", dir}
+	if mode == "charges" {
+		args = append(args, "--trace-charges")
+	}
+	return dir, args
+}
+
 func interrupt(p *os.Process) { p.Signal(syscall.SIGINT) }
 
 // run returns a workload that runs a command and fails the test if it fails.
@@ -174,15 +189,7 @@ func TestSeedExperiment(t *testing.T) {
 	for _, b := range bs {
 		for _, mode := range []string{"summary", "charges"} {
 			t.Run(b+"/"+mode, func(t *testing.T) {
-				dir := filepath.Join(h.Mount, fmt.Sprintf("seed-test-%d-%s-%s", os.Getpid(), b, mode))
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				defer os.Remove(dir)
-				args := []string{"--backend", b, "--cgroup", dir}
-				if mode == "charges" {
-					args = append(args, "--trace-charges")
-				}
+				dir, args := emptyTarget(t, h, "seed-test", b, mode)
 				r := traceAround(t, cgpeak, args, dir, run(t, "taskset", "-c", "0", touch, strconv.Itoa(n), dir), interrupt)
 				if r.PeakBytes == nil {
 					t.Fatalf("no cgroup peak: %v", r.Missing)
@@ -339,15 +346,7 @@ func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 	for _, b := range bs {
 		for _, mode := range []string{"summary", "charges"} {
 			t.Run(b+"/"+mode, func(t *testing.T) {
-				dir := filepath.Join(h.Mount, fmt.Sprintf("stat-test-%d-%s-%s", os.Getpid(), b, mode))
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				defer os.Remove(dir)
-				args := []string{"--backend", b, "--cgroup", dir}
-				if mode == "charges" {
-					args = append(args, "--trace-charges")
-				}
+				dir, args := emptyTarget(t, h, "stat-test", b, mode)
 				var held uint64
 				stat := map[string]uint64{}
 				r := traceAround(t, cgpeak, args, dir, func() {

@@ -328,9 +328,10 @@ func TestTraceDescendants(t *testing.T) {
 
 // The corrected peak against a ground truth the model does not produce: a
 // workload that moves itself into an empty cgroup, touches N pages and holds
-// them. During the hold the kernel's own memory.stat says what is charged
-// for real (anon + file + kernel + sock); real use at that plateau, which is
-// the corrected peak (nothing is freed before the exit), must agree with it.
+// them until told to go. During the hold the kernel's own memory.stat says
+// what is charged for real (anon + file + kernel + sock); real use at that
+// plateau, which is the corrected peak (nothing is freed before the exit),
+// must agree with it.
 func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 	bs := tracingBackends(t)
 	cgpeak, touch := build(t)
@@ -348,31 +349,32 @@ func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 			t.Run(b+"/"+mode, func(t *testing.T) {
 				dir, args := emptyTarget(t, h, "stat-test", b, mode)
 				var held uint64
-				stat := map[string]uint64{}
+				var stat map[string]uint64
 				r := traceAround(t, cgpeak, args, dir, func() {
-					// Two steps, a pause after each: the last pause holds all N.
-					// memory.stat is flushed from the per-CPU counts lazily, at
-					// the latest every 2 s: the hold outlasts that.
 					w := exec.Command("taskset", "-c", "0", touch, strconv.Itoa(n), dir)
-					w.Env = append(os.Environ(), "TOUCH_STEPS=2", "TOUCH_PAUSE_MS=3000")
+					w.Env = append(os.Environ(), "TOUCH_HOLD=1")
+					in, _ := w.StdinPipe()
+					out, _ := w.StdoutPipe()
 					if err := w.Start(); err != nil {
 						t.Fatal(err)
 					}
-					done := make(chan error, 1)
-					go func() { done <- w.Wait() }()
-					for {
-						select {
-						case err := <-done:
-							if err != nil {
-								t.Fatalf("workload: %v", err)
-							}
-							return
-						case <-time.After(100 * time.Millisecond):
+					defer w.Process.Kill()
+					if line, _ := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
+						t.Fatalf("workload said %q", line)
+					}
+					// memory.stat is summed from per-CPU counts lazily (at the
+					// latest every 2 s): wait for the touched pages to show.
+					for i := 0; i < 50; i++ {
+						stat = readStat(t, dir)
+						if stat["anon"] >= n*page {
+							break
 						}
-						s := readStat(t, dir)
-						if v := s["anon"] + s["file"] + s["kernel"] + s["sock"]; v > held {
-							held, stat = v, s
-						}
+						time.Sleep(100 * time.Millisecond)
+					}
+					held = stat["anon"] + stat["file"] + stat["kernel"] + stat["sock"]
+					in.Write([]byte("go\n"))
+					if err := w.Wait(); err != nil {
+						t.Fatalf("workload: %v", err)
 					}
 				}, interrupt)
 				x := r.Trace

@@ -75,14 +75,13 @@ func ProbeKprobe() Answer {
 	return Answer{Known: true, Detail: "no kprobe PMU and no kprobe_events: the kernel is built without CONFIG_KPROBES"}
 }
 
-// ProbeBackend picks fentry where it works, else kprobe, else the memcg
-// stat tracepoints, else "".
+// ProbeBackend picks the backend Open's Auto picks: the first of Backends
+// that works here, else the memcg stat tracepoints, else "".
 func ProbeBackend(kernelTypes *btf.Spec) string {
-	if ProbeFentry(kernelTypes).OK {
-		return Fentry
-	}
-	if ProbeKprobe().OK {
-		return Kprobe
+	for _, b := range backends {
+		if b.probe(kernelInfo{types: kernelTypes}).OK {
+			return b.name
+		}
 	}
 	if ProbeTracepoint(kernelTypes).OK {
 		return Tracepoint

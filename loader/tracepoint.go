@@ -141,12 +141,12 @@ const tpEventSize = 80
 
 var tpFnNames = map[uint8]string{1: "mod_memcg_state", 2: "mod_memcg_lruvec_state"}
 
-func decodeTP(b []byte) (Event, error) {
+func decodeTP(b []byte) (analysis.Event, error) {
 	if len(b) < tpEventSize {
-		return Event{}, fmt.Errorf("short event: %d bytes, want %d", len(b), tpEventSize)
+		return analysis.Event{}, fmt.Errorf("short event: %d bytes, want %d", len(b), tpEventSize)
 	}
 	le := binary.LittleEndian
-	var e Event
+	var e analysis.Event
 	e.Time = le.Uint64(b[0:])
 	e.Usage = le.Uint64(b[8:])
 	e.Watermark = le.Uint64(b[16:])
@@ -162,7 +162,7 @@ func decodeTP(b []byte) (Event, error) {
 	e.TID = int(le.Uint32(b[56:]))
 	e.Fn = tpFnNames[b[60]]
 	e.Kind = kindNames[b[61]]
-	e.Counter = "memory"
+	e.Counter = analysis.CounterMemory
 	comm := b[64:80]
 	if i := bytes.IndexByte(comm, 0); i >= 0 {
 		comm = comm[:i]

@@ -30,7 +30,7 @@ func TestDecodeTPMatchesGeneratedLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Event{Event: analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: c.op, Pages: c.pages, Usage: 128, Watermark: 192, Kind: "anon", Cgroup: 77, Real: 100},
+		want := analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: c.op, Pages: c.pages, Usage: 128, Watermark: 192, Kind: "anon", Cgroup: 77, Real: 100,
 			Fn: "mod_memcg_lruvec_state", Counter: "memory"}
 		if e != want {
 			t.Errorf("got %+v\nwant %+v", e, want)

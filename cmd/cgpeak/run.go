@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -27,6 +28,7 @@ type runOpts struct {
 	memoryMax string
 	swapMax   string
 	quiet     bool
+	from      string
 	trace     traceOpts
 	series    seriesOpts
 }
@@ -35,6 +37,7 @@ type runOpts struct {
 type Report struct {
 	Command       []string          `json:"command"`
 	Cgroup        string            `json:"cgroup"`
+	CgroupFrom    string            `json:"cgroup_from,omitempty"`
 	CgroupVersion int               `json:"cgroup_version"`
 	WallSeconds   float64           `json:"wall_seconds"`
 	UserSeconds   float64           `json:"user_seconds"`
@@ -63,6 +66,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
 	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
+	fs.StringVar(&o.from, "cgroup-from", "auto", "where the run's cgroup comes from: auto, delegated (a cgroup delegated to cgpeak), systemd (a transient scope) or direct")
 	fs.BoolVar(&o.trace.on, "trace", false, "trace every memory cgroup charge with eBPF and explain the peak (root; see cgpeak probe)")
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
 	fs.BoolVar(&o.trace.descend, "descendants", false, "also trace the cgroups the workload makes below its own (implies --trace-charges)")
@@ -95,6 +99,10 @@ Flags:
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
 		return exitUsage
 	}
+	if !slices.Contains(cgroup.Providers, o.from) {
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --cgroup-from %q: use %s\n", o.from, strings.Join(cgroup.Providers, ", "))
+		return exitUsage
+	}
 	cmdArgs := fs.Args()
 	if len(cmdArgs) == 0 {
 		fmt.Fprintln(os.Stderr, "cgpeak: no command given: use cgpeak run -- CMD [ARGS...]")
@@ -124,16 +132,18 @@ Flags:
 			return code
 		}
 	}
-	h, err := cgroup.FindMemory()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitCgroup
-	}
 	// Caught from here on, so that Ctrl-C before or between runs stops
 	// cgpeak cleanly instead of killing it with a cgroup made.
 	stopped := make(chan os.Signal, 1)
 	signal.Notify(stopped, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(stopped)
+	src, err := cgroup.Acquire(cgroup.Options{From: o.from, Description: "cgpeak run: " + specNames(specs)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+	defer closeSource(src)
+	h := src.H
 	if len(specs) > 1 || o.series.repeated() {
 		return runSeries(o, h, specs, mem, swap, stopped)
 	}
@@ -351,6 +361,7 @@ loop:
 	rep := &Report{
 		Command:       args,
 		Cgroup:        leaf.Path,
+		CgroupFrom:    leaf.H.From,
 		CgroupVersion: 1,
 		WallSeconds:   wall.Seconds(),
 		UserSeconds:   tv(e.ru.Utime),
@@ -395,6 +406,9 @@ var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", 
 
 func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
+	if r.CgroupFrom != "" {
+		fmt.Fprintf(w, "  cgroup from: %s\n", r.CgroupFrom)
+	}
 	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
 	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)
 	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)

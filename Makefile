@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated bench bench-explain
+.PHONY: help build test hosttest vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -16,6 +16,7 @@ build: ## build bin/cgpeak
 test: ## everything: unit and host tests, then the VM suite on each kernel of KERNELS
 	$(MAKE) hosttest
 	$(MAKE) vmtest-all
+	$(MAKE) vmtest-systemd
 hosttest: ## unit and host cgroup integration tests (needs root, gcc)
 	@log=$$(mktemp /tmp/cgpeak-hosttest-XXXXXX.log); \
 	$(GO) test -v -count=1 ./... >$$log 2>&1; rc=$$?; \
@@ -24,6 +25,8 @@ hosttest: ## unit and host cgroup integration tests (needs root, gcc)
 	echo "host suite: $$(uname -r): $$((p+f+s)) tests ran: $$p passed, $$f failed, $$s skipped; log $$log"; exit $$rc
 vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
+vmtest-systemd: guest bin/vmtest ## cgpeak as a normal user and as root in a systemd VM (bookworm image built by mmdebstrap, cached)
+	vmtest/suite.sh bookworm systemd ./cmd/cgpeak/ -run Unprivileged
 vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)

@@ -34,7 +34,16 @@ func binaryPath() (string, error) {
 			memfdErr = fmt.Errorf("creating launcher memfd: %w", err)
 			return
 		}
-		memfd = os.NewFile(uintptr(fd), "cgpeak-launcher")
+		// The child execs this path after its ExtraFiles were moved onto
+		// fds 3 and 4: a memfd numbered 3 or 4 would be shadowed there (the
+		// exec then fails with EACCES on the pipe), so keep it well above.
+		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 64)
+		unix.Close(fd)
+		if err != nil {
+			memfdErr = fmt.Errorf("moving launcher memfd: %w", err)
+			return
+		}
+		memfd = os.NewFile(uintptr(high), "cgpeak-launcher")
 		if _, err := memfd.Write(image); err != nil {
 			memfdErr = fmt.Errorf("writing launcher: %w", err)
 		}

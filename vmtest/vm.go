@@ -72,14 +72,21 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeV2
 	}
-	if cfg.Mode != ModeV2 && cfg.Mode != ModeV1 {
-		return 0, fmt.Errorf("unknown cgroup mode %q: use v2 or v1", cfg.Mode)
+	if cfg.Mode != ModeV2 && cfg.Mode != ModeV1 && cfg.Mode != ModeSystemd {
+		return 0, fmt.Errorf("unknown cgroup mode %q: use v2, v1 or systemd", cfg.Mode)
 	}
 	if err := cfg.Kernel.SupportsMode(cfg.Mode); err != nil {
 		return 0, err
 	}
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 2
+	}
+	if cfg.Mode == ModeSystemd {
+		// The root file system lives in guest RAM; systemd is slower to boot.
+		cfg.MemoryMB = max(cfg.MemoryMB, 1536)
+		if cfg.Boot == 0 {
+			cfg.Boot = systemdBoot * time.Second
+		}
 	}
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = 1024
@@ -111,7 +118,19 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	defer os.RemoveAll(tmp)
 	initrd := filepath.Join(tmp, "initrd.cpio")
-	if err := writeInitramfs(initrd, cfg); err != nil {
+	if cfg.Mode == ModeSystemd {
+		cache, err := CacheDir()
+		if err != nil {
+			return 0, err
+		}
+		rootfs, err := SystemdRootfs(ctx, cache, cfg.Logf)
+		if err != nil {
+			return 0, err
+		}
+		if err := writeSystemdInitramfs(initrd, rootfs, cfg); err != nil {
+			return 0, fmt.Errorf("building the initramfs: %w", err)
+		}
+	} else if err := writeInitramfs(initrd, cfg); err != nil {
 		return 0, fmt.Errorf("building the initramfs: %w", err)
 	}
 

@@ -9,6 +9,9 @@ KERNELS ?= bookworm trixie-backports
 KERNEL ?= bookworm
 MODES ?= v2 v1
 VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/ ./loader/
+# Under sudo, cgpeak runs commands as the user who ran sudo; the tests expect
+# their workloads to run as the test binary's own user.
+unexport SUDO_UID SUDO_GID SUDO_USER
 help: ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
 build: ## build bin/cgpeak

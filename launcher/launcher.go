@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -92,6 +93,22 @@ func Command(v2 bool, cg *os.File, path string, args []string) (*Launch, error) 
 	c.ExtraFiles = []*os.File{w, cg}
 	return &Launch{Cmd: c, res: r}, nil
 }
+
+// As makes the command run as uid and gid with the given supplementary
+// groups: the launcher's child drops to them once inside the cgroup. env is
+// the command's environment (its HOME and user names).
+func (l *Launch) As(uid, gid uint32, groups []uint32, env []string) {
+	gs := make([]string, len(groups))
+	for i, g := range groups {
+		gs[i] = strconv.FormatUint(uint64(g), 10)
+	}
+	l.Cmd.Args[1] += fmt.Sprintf(":%d:%d:%s", uid, gid, strings.Join(gs, ","))
+	l.Cmd.Env = env
+}
+
+// ExitCantDrop is the launcher child's exit code when it cannot become the
+// user As named.
+const ExitCantDrop = 123
 
 // Start starts the launcher.
 func (l *Launch) Start() error {

@@ -29,6 +29,7 @@ type runOpts struct {
 	swapMax   string
 	quiet     bool
 	from      string
+	user      string
 	trace     traceOpts
 	series    seriesOpts
 }
@@ -38,6 +39,7 @@ type Report struct {
 	Command       []string          `json:"command"`
 	Cgroup        string            `json:"cgroup"`
 	CgroupFrom    string            `json:"cgroup_from,omitempty"`
+	RanAs         string            `json:"ran_as,omitempty"`
 	CgroupVersion int               `json:"cgroup_version"`
 	WallSeconds   float64           `json:"wall_seconds"`
 	UserSeconds   float64           `json:"user_seconds"`
@@ -66,6 +68,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
 	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
+	fs.StringVar(&o.user, "user", "", "run the command as this user (name or uid; root only); under sudo the default is the user who ran sudo, --user root keeps root")
 	fs.StringVar(&o.from, "cgroup-from", "auto", "where the run's cgroup comes from: auto, delegated (a cgroup delegated to cgpeak), systemd (a transient scope) or direct")
 	fs.BoolVar(&o.trace.on, "trace", false, "trace every memory cgroup charge with eBPF and explain the peak (root; see cgpeak probe)")
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
@@ -98,6 +101,9 @@ Flags:
 	if !validBackend(o.trace.backend) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
 		return exitUsage
+	}
+	if code := chooseUser(&o); code != 0 {
+		return code
 	}
 	if !slices.Contains(cgroup.Providers, o.from) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --cgroup-from %q: use %s\n", o.from, strings.Join(cgroup.Providers, ", "))
@@ -285,6 +291,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 		}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
+	runAs(topts.as, l, cmd)
 
 	sigs := stop
 	if sigs == nil {
@@ -362,6 +369,7 @@ loop:
 		Command:       args,
 		Cgroup:        leaf.Path,
 		CgroupFrom:    leaf.H.From,
+		RanAs:         ranAs(topts.as),
 		CgroupVersion: 1,
 		WallSeconds:   wall.Seconds(),
 		UserSeconds:   tv(e.ru.Utime),
@@ -408,6 +416,9 @@ func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
 	if r.CgroupFrom != "" {
 		fmt.Fprintf(w, "  cgroup from: %s\n", r.CgroupFrom)
+	}
+	if r.RanAs != "" {
+		fmt.Fprintf(w, "  ran as: %s\n", r.RanAs)
 	}
 	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
 	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)

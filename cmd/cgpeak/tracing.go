@@ -19,6 +19,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/loader"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -32,6 +33,7 @@ type traceOpts struct {
 	kernelBTF string
 	timeline  bool
 	plot      string
+	as        *runas.Identity // who the command runs as (root's runs only); nil: as cgpeak
 }
 
 // TraceReport is the part of a run's report that comes from traced charges.

@@ -29,7 +29,7 @@ hosttest: ## unit and host cgroup integration tests (needs root, gcc)
 vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
 vmtest-systemd: guest bin/vmtest ## cgpeak as a normal user and as root in a systemd VM (bookworm image built by mmdebstrap, cached)
-	vmtest/suite.sh bookworm systemd ./cmd/cgpeak/ -run Unprivileged
+	vmtest/suite.sh bookworm systemd ./cmd/cgpeak/ -run 'Unprivileged|Sudo'
 vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)

@@ -390,3 +390,73 @@ func TestUnprivilegedDelegatedAndNoBus(t *testing.T) {
 	}
 	u.noLeftovers(t)
 }
+
+// Under sudo the command runs as the user who ran sudo (uid, gid,
+// supplementary groups, HOME), traced or not; --user root keeps root; a
+// normal user's --trace is refused in one line naming sudo.
+func TestSudoRunsTheCommandAsItsUser(t *testing.T) {
+	u := systemdVM(t)
+	// A supplementary group, so that dropping them is seen.
+	_ = exec.Command("groupadd", "cgpeaktest").Run()
+	if out, err := exec.Command("usermod", "-aG", "cgpeaktest", u.name).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v %s", err, out)
+	}
+	want := func(args ...string) string {
+		b, err := exec.Command("id", append(args, u.name)...).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	truth := strings.Join([]string{want("-u"), want("-g"), want("-G"), "/home/" + u.name}, "\n")
+	if !strings.Contains(want("-G"), " ") {
+		t.Fatalf("the user has no supplementary group: id -G %s", want("-G"))
+	}
+	probe := `id -u; id -g; id -G; echo "$HOME"`
+	sudoEnv := append(os.Environ(), fmt.Sprintf("SUDO_UID=%d", u.uid), "SUDO_GID=1000", "SUDO_USER="+u.name)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"sudo", []string{"run", "-q", "--", "sh", "-c", probe}, truth},
+		{"sudo --trace", []string{"run", "-q", "--trace", "--", "sh", "-c", probe}, truth},
+		{"sudo --user root", []string{"run", "-q", "--user", "root", "--", "sh", "-c", probe}, "0\n0\n0\n/root"},
+	} {
+		c := exec.Command(u.cgpeak, tc.args...)
+		c.Env = sudoEnv
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			t.Errorf("%s: %v: %s", tc.name, err, stderr.String())
+			continue
+		}
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("%s: the command saw\n%s\nwant\n%s", tc.name, got, tc.want)
+		}
+	}
+	c := exec.Command(u.cgpeak, "run", "--json", "--trace", "--", u.touch, "2000")
+	c.Env = sudoEnv
+	b, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sudo --trace: %v %s", err, b)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	if r.Trace == nil || !strings.HasPrefix(r.RanAs, u.name+" (uid 1000") {
+		t.Errorf("sudo --trace: trace %v, ran as %q", r.Trace != nil, r.RanAs)
+	}
+
+	c = u.cmd(nil, u.cgpeak, "run", "--trace", "--", "true")
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	code := exitCode(c.Run())
+	msg := strings.TrimSpace(stderr.String())
+	if code != exitTrace || strings.Contains(msg, "\n") || !strings.Contains(msg, "sudo") {
+		t.Errorf("a normal user's --trace: exit %d, %q; want exit %d and one line naming sudo", code, msg, exitTrace)
+	}
+	u.noLeftovers(t)
+}

@@ -22,11 +22,12 @@ const (
 )
 
 // systemdPackages are installed on top of mmdebstrap's minbase: systemd as
-// init, the system and user buses, and logind for lingering users.
-var systemdPackages = []string{"systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd", "procps"}
+// init, the system and user buses, logind for lingering users, and python3
+// for the README's first command.
+var systemdPackages = []string{"systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd", "procps", "python3-minimal"}
 
 // rootfsName names the cached image; bump it when the recipe changes.
-const rootfsName = "rootfs-bookworm-systemd-v1.cpio.gz"
+const rootfsName = "rootfs-bookworm-systemd-v2.cpio.gz"
 
 // SystemdRootfs returns the cached systemd image, building it with mmdebstrap
 // from the machine's Debian mirror when missing (about 20 s and 60 MB).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -29,26 +28,7 @@ until [ "$(systemctl is-active user@%[1]d.service)" = active ] && [ -S /run/user
 	sleep 0.2
 done
 `, SystemdUID)
-	env := []string{"HOME=/root", "TMPDIR=/tmp", "CGPEAK_VM_MODE=" + cfg.Mode, "CGPEAK_VM_RELEASE=" + cfg.Kernel.Release,
-		"CGPEAK_VM_USER=" + SystemdUser, fmt.Sprintf("CGPEAK_VM_UID=%d", SystemdUID)}
-	env = append(env, cfg.Env...)
-	for _, e := range env {
-		if k, v, ok := strings.Cut(e, "="); ok {
-			fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
-		}
-	}
-	dir := cfg.Dir
-	if dir == "" {
-		dir = "/root"
-	}
-	fmt.Fprintf(&b, "mkdir -p %[1]s; cd %[1]s\n", shellQuote(dir))
-	fmt.Fprintf(&b, "echo %s > /dev/ttyS3\n", startMarker)
-	b.WriteString(shellQuote(program))
-	for _, a := range cfg.Args {
-		b.WriteString(" " + shellQuote(a))
-	}
-	b.WriteString(" </dev/null >/dev/ttyS1 2>/dev/ttyS2\n")
-	fmt.Fprintf(&b, "echo %s$? > /dev/ttyS3\n", exitMarker)
+	runProgram(&b, cfg, program, "CGPEAK_VM_USER="+SystemdUser, fmt.Sprintf("CGPEAK_VM_UID=%d", SystemdUID))
 	b.WriteString("sleep 0.2\nsystemctl poweroff --force --force\n")
 	return b.String()
 }
@@ -95,35 +75,13 @@ func writeSystemdInitramfs(dst, rootfs string, cfg Config) error {
 	for _, d := range []string{"/usr/local/bin", "/etc/systemd/system/multi-user.target.wants", "/vmtest"} {
 		c.mkdirAll(d)
 	}
-	program := "/vmtest/" + baseName(cfg.Program)
-	c.copyFile(program, cfg.Program)
-	guests := make([]string, 0, len(cfg.Files))
-	for g := range cfg.Files {
-		guests = append(guests, g)
-	}
-	sort.Strings(guests)
-	for _, g := range guests {
-		h := cfg.Files[g]
-		st, err := os.Stat(h)
-		if err != nil {
-			return fmt.Errorf("shipping %s: %w", h, err)
-		}
-		if st.IsDir() {
-			c.copyTree(g, h)
-		} else {
-			c.copyFile(g, h)
-		}
+	program, err := shipProgram(c, cfg)
+	if err != nil {
+		return err
 	}
 	c.file("/vmtest/run.sh", 0o755, []byte(systemdRunScript(cfg, program)))
 	c.file("/etc/systemd/system/vmtest.service", 0o644, []byte(systemdUnit))
 	c.symlink("/etc/systemd/system/multi-user.target.wants/vmtest.service", "/etc/systemd/system/vmtest.service")
 	c.symlink("/init", "/lib/systemd/systemd")
 	return c.close()
-}
-
-func baseName(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
 }

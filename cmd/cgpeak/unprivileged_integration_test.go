@@ -102,12 +102,12 @@ func (u vmUser) run(t *testing.T, asUser bool, args ...string) (Report, int, str
 }
 
 // leftovers lists cgpeak's units (the user's and the system's) and cgroup
-// directories still there, waiting a while for systemd to collect empty
+// directories still there, waiting up to wait for systemd to collect empty
 // scopes.
-func (u vmUser) leftovers(t *testing.T) []string {
+func (u vmUser) leftovers(t *testing.T, wait time.Duration) []string {
 	t.Helper()
 	var left []string
-	for i := 0; i < 50; i++ {
+	for end := time.Now().Add(wait); ; {
 		left = nil
 		if b, err := u.cmd(nil, "systemctl", "--user", "list-units", "--all", "--no-legend", "--plain", "cgpeak*").Output(); err != nil {
 			t.Fatalf("systemctl --user list-units: %v", err)
@@ -126,17 +126,16 @@ func (u vmUser) leftovers(t *testing.T) []string {
 			}
 			return nil
 		})
-		if len(left) == 0 {
-			return nil
+		if len(left) == 0 || time.Now().After(end) {
+			return left
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return left
 }
 
 func (u vmUser) noLeftovers(t *testing.T) {
 	t.Helper()
-	if left := u.leftovers(t); len(left) > 0 {
+	if left := u.leftovers(t, 10*time.Second); len(left) > 0 {
 		t.Errorf("left behind: %s", strings.Join(left, "; "))
 	}
 }
@@ -306,7 +305,7 @@ func TestUnprivilegedKilled(t *testing.T) {
 		}
 		_ = run.Wait()
 		if sig == "KILL" {
-			if left := u.leftovers(t); len(left) == 0 {
+			if left := u.leftovers(t, 0); len(left) == 0 {
 				t.Errorf("after SIGKILL nothing was left: the test did not kill cgpeak mid-run")
 			}
 			if _, code, stderr := u.run(t, true, "true"); code != 0 {

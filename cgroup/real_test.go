@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // On the real hierarchy of this machine (v1 on the development hosts, v1 or
@@ -55,7 +54,7 @@ func TestLeafLifecycle(t *testing.T) {
 		t.Fatalf("procs in leaf: %v", p)
 	}
 	f := l.Read()
-	if !f.HavePeak && h.V2 && !kernelAtLeast(t, 5, 19) && strings.Contains(strings.Join(f.Missing, " "), "needs Linux 5.19+") {
+	if !f.HavePeak && h.V2 && !kernel.AtLeast(kernel.Release(), kernel.PeakFile.Major, kernel.PeakFile.Minor) && strings.Contains(strings.Join(f.Missing, " "), "needs Linux 5.19+") {
 		t.Logf("this kernel has no memory.peak (before 5.19), and Read says so: %v", f.Missing)
 	} else if !f.HavePeak || f.PeakBytes == 0 {
 		t.Errorf("no peak read from a leaf holding processes: %+v", f)
@@ -73,21 +72,6 @@ func TestLeafLifecycle(t *testing.T) {
 	if _, err := os.Stat(l.Path); !os.IsNotExist(err) {
 		t.Errorf("leaf still there: %v", err)
 	}
-}
-
-// kernelAtLeast compares the running kernel's release with major.minor.
-func kernelAtLeast(t *testing.T, major, minor int) bool {
-	t.Helper()
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	rel := unix.ByteSliceToString(u.Release[:])
-	var ma, mi int
-	if _, err := fmt.Sscanf(rel, "%d.%d", &ma, &mi); err != nil {
-		t.Fatalf("kernel release %q: %v", rel, err)
-	}
-	return ma > major || ma == major && mi >= minor
 }
 
 // memoryOrSkip finds the memory controller; only outside the VMs (which

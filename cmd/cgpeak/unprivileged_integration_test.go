@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // These run in the systemd VM (make vmtest-systemd): systemd as PID 1, cgroup
@@ -140,9 +142,9 @@ func (u vmUser) noLeftovers(t *testing.T) {
 	}
 }
 
-// slack is one charge batch per CPU (64 pages from 6.1, 32 before).
+// slack is one charge batch per CPU.
 func slack() uint64 {
-	return 64 * uint64(runtime.NumCPU()) * uint64(os.Getpagesize())
+	return kernel.ChargeBatch(kernel.Release()).Pages * uint64(runtime.NumCPU()) * uint64(os.Getpagesize())
 }
 
 // A normal user's run of a workload touching N pages gets its cgroup from a

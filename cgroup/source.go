@@ -64,7 +64,7 @@ func Acquire(o Options) (*Source, error) {
 	case FromDirect:
 		parent, _ := h.Parent()
 		h.Provider = FromDirect
-		h.From = "direct: beside cgpeak's own cgroup, in " + parent
+		h.From = "direct: a cgroup made in " + parent
 		return &Source{H: h}, nil
 	case FromDelegated:
 		s, err := delegate(h, h.Self)

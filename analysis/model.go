@@ -232,6 +232,9 @@ type Totals struct {
 	// or a stock served below zero (a refill it did not see). ResyncPages
 	// is how far the stock was moved. Either means the trace missed events.
 	Resyncs, ResyncPages uint64
+	// MaxPages: the most pages one traced call moved (a request, a counter
+	// charge or uncharge, a refill or a drain), for the error bound.
+	MaxPages uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -304,6 +307,7 @@ func (m *Model) Apply(e Event) {
 		m.mainCg = e.Cgroup
 	}
 	m.events++
+	m.totals.MaxPages = max(m.totals.MaxPages, e.Pages)
 	c := m.cpu(e.CPU)
 	k := slot{e.CPU, e.Cgroup}
 	if e.Consumed > 0 {

@@ -27,6 +27,10 @@ func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) B
 	for _, n := range missed {
 		calls += n
 	}
+	if calls == 0 {
+		// Each resync found at least one call missed that no counter saw.
+		calls = t.Resyncs
+	}
 	per := max(batch, t.MaxPages)
 	return Bound{Pages: calls*per + t.ResyncPages, Calls: calls}
 }

@@ -25,8 +25,13 @@ type Report struct {
 	BatchPages         uint64                          `json:"batch_pages"`
 	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
 	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
-	Explanation        string                          `json:"explanation"`
-	Output             string                          `json:"trace_output,omitempty"`
+	// The corrected peak is within CorrectedPeakErrorBytes of the real peak
+	// either way, from the MissedCalls calls missed or lost
+	// (analysis.ErrorBound); both 0 when the trace is exact.
+	CorrectedPeakErrorBytes uint64 `json:"corrected_peak_error_bytes"`
+	MissedCalls             uint64 `json:"missed_or_lost_calls"`
+	Explanation             string `json:"explanation"`
+	Output                  string `json:"trace_output,omitempty"`
 	// The tracer's own runs and time in the kernel, where the kernel counts
 	// them (kernel.bpf_stats_enabled=1); not part of any figure above.
 	ProgramRuns    uint64   `json:"program_runs,omitempty"`

@@ -218,6 +218,8 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	}
 	rep.Incomplete = analysis.Incomplete(lost, missed, r.Totals)
 	rep.Exact = len(rep.Incomplete) == 0
+	b := analysis.ErrorBound(lost, missed, r.Totals, s.batch.Pages)
+	rep.CorrectedPeakErrorBytes, rep.MissedCalls = b.Pages*page, b.Calls
 	var peak uint64
 	if f.HavePeak {
 		peak = f.PeakBytes

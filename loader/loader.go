@@ -224,6 +224,7 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 			return nil, fmt.Errorf("configuring the BPF object: %s: %w", name, err)
 		}
 	}
+	spec.Maps["events"].MaxEntries = ringBytes(m)
 	t = &Tracer{Backend: b.name, kinds: map[uint64][2]string{}, StocksRead: m == modeStocks, mode: m, swap: analysis.CounterMemsw}
 	if o.CgroupV2 {
 		t.swap = analysis.CounterSwap

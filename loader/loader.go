@@ -19,6 +19,7 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
 	"github.com/cgpeak/cgpeak/internal/kallsyms"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // Errors a caller may want to explain in its own words.
@@ -150,7 +151,7 @@ func Open(o Options) (t *Tracer, err error) {
 	}
 	var b *backend
 	if o.Backend == "" || o.Backend == Auto {
-		for i := range backends {
+		for _, i := range autoOrder(kernel.Preemption()) {
 			if backends[i].probe(k).OK {
 				b = &backends[i]
 				break

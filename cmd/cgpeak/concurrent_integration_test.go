@@ -27,9 +27,9 @@ func TestConcurrentTraces(t *testing.T) {
 			for _, procs := range []uint64{1, 2, 4, 8} {
 				t.Run(b+"/"+mode+"/"+strconv.FormatUint(procs, 10), func(t *testing.T) {
 					t.Setenv("TOUCH_PROCS", strconv.FormatUint(procs, 10))
-					args := []string{"--backend", b}
+					args := []string{"--backend", b, "--trace"}
 					if mode == "charges" {
-						args = append(args, "--trace-charges")
+						args[2] = "--trace-charges"
 					}
 					r, code := runJSON(t, cgpeak, append(args, "--", touch, strconv.FormatUint(n, 10))...)
 					if code != 0 || r.Trace == nil {

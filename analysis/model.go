@@ -235,6 +235,8 @@ type Totals struct {
 	// MaxPages: the most pages one traced call moved (a request, a counter
 	// charge or uncharge, a refill or a drain), for the error bound.
 	MaxPages uint64
+	// MaxCounterPages: the most pages one counter charge took.
+	MaxCounterPages uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -308,6 +310,9 @@ func (m *Model) Apply(e Event) {
 	}
 	m.events++
 	m.totals.MaxPages = max(m.totals.MaxPages, e.Pages)
+	if e.Op == OpCounterCharge {
+		m.totals.MaxCounterPages = max(m.totals.MaxCounterPages, e.Pages)
+	}
 	c := m.cpu(e.CPU)
 	k := slot{e.CPU, e.Cgroup}
 	if e.Consumed > 0 {

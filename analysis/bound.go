@@ -26,6 +26,7 @@ type Bound struct {
 //     largest counter charge the trace saw;
 //   - a counter charge or uncharge, or an event of unknown kind (lost, or
 //     a failed read): its pages, at most the largest call the trace saw.
+//
 // The errors of several missed calls add up at worst. The kernel counts
 // misses of every cgroup's calls, so the bound is wide where other cgroups
 // were busy too. Resyncs moved the replayed stock by pages the replay

@@ -58,7 +58,9 @@ type config map[string]string
 // lazyOnly: built with lazy preemption and neither none nor voluntary, as
 // Debian's 7.3 is: preempt= can only pick a model the kernel was built
 // with, so it stays lazy (preempt=none and =voluntary were seen ignored).
-func (c config) lazyOnly() bool { return c["CONFIG_PREEMPT_LAZY"] == "y" && c["CONFIG_PREEMPT_NONE"] != "y" && c["CONFIG_PREEMPT_VOLUNTARY"] != "y" }
+func (c config) lazyOnly() bool {
+	return c["CONFIG_PREEMPT_LAZY"] == "y" && c["CONFIG_PREEMPT_NONE"] != "y" && c["CONFIG_PREEMPT_VOLUNTARY"] != "y"
+}
 
 func configModel(c config) string {
 	switch {

@@ -40,9 +40,19 @@ func TestConcurrentTraces(t *testing.T) {
 					if tr.Lost != 0 {
 						t.Errorf("the ring buffer lost %d events", tr.Lost)
 					}
+					// Where the kernel does not preempt inside the kernel, both
+					// backends miss at most a nested call or two: the bound stays
+					// within one batch per CPU. On a preemptible kernel fentry
+					// misses calls by the thousand and kprobes a few dozen nested
+					// ones (README: what auto picks); there only the bound's truth
+					// below is promised.
 					limit := tr.BatchPages * uint64(runtime.NumCPU()) * page
 					if !tr.Exact && tr.CorrectedPeakErrorBytes > limit {
-						t.Errorf("not exact (%v), and the bound %d bytes exceeds one batch per CPU (%d)", tr.Incomplete, tr.CorrectedPeakErrorBytes, limit)
+						if model, src := kernel.Preemption(); kernel.Preemptible(model) {
+							t.Logf("bound %d bytes beyond one batch per CPU (%d) on a %s-preemptible kernel (%s)", tr.CorrectedPeakErrorBytes, limit, model, src)
+						} else {
+							t.Errorf("not exact (%v), and the bound %d bytes exceeds one batch per CPU (%d)", tr.Incomplete, tr.CorrectedPeakErrorBytes, limit)
+						}
 					}
 					if r.PeakBytes == nil && (!h.V2 || kernel.AtLeast(kernel.Release(), kernel.PeakFile.Major, kernel.PeakFile.Minor)) {
 						t.Errorf("no cgroup peak on Linux %s: %v", kernel.Release(), r.Missing)

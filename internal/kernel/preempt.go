@@ -6,8 +6,11 @@ import (
 	"compress/gzip"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Preemption models, as /sys/kernel/debug/sched/preempt names them.
@@ -32,10 +35,11 @@ func Preemptible(model string) bool {
 // with); "" when neither can be read.
 func Preemption() (model, source string) {
 	const debug = "/sys/kernel/debug/sched/preempt"
-	if b, err := os.ReadFile(debug); err == nil {
-		if m := regexp.MustCompile(`\((\w+)\)`).FindSubmatch(b); m != nil {
-			return string(m[1]), debug
-		}
+	if m := debugModel(os.ReadFile(debug)); m != "" {
+		return m, debug
+	}
+	if m := debugModel(readUnmountedDebugfs("sched/preempt")); m != "" {
+		return m, "debugfs sched/preempt"
 	}
 	rel := Release()
 	for _, path := range []string{"/boot/config-" + rel, "/proc/config.gz"} {
@@ -51,6 +55,34 @@ func Preemption() (model, source string) {
 		}
 	}
 	return "", ""
+}
+
+// debugModel reads the model in force from sched/preempt, which lists the
+// models the kernel offers with the current one in parentheses.
+func debugModel(b []byte, err error) string {
+	if err != nil {
+		return ""
+	}
+	if m := regexp.MustCompile(`\((\w+)\)`).FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// readUnmountedDebugfs reads a debugfs file where debugfs is not mounted:
+// it mounts debugfs on a directory of its own for the read, then unmounts
+// it and removes the directory. Needs CAP_SYS_ADMIN, as tracing does.
+func readUnmountedDebugfs(name string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "cgpeak-debugfs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(dir)
+	if err := unix.Mount("debugfs", dir, "debugfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return nil, err
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	return os.ReadFile(filepath.Join(dir, name))
 }
 
 type config map[string]string

@@ -40,9 +40,9 @@ func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) B
 		b.Pages += n * missedWeight(fn, t, batch, largest)
 	}
 	if b.Calls == 0 {
-		// Each resync found at least one call missed that no counter saw.
+		// Each resync found at least one call missed that no counter saw
+		// (or a request that moved CPU mid-way on a preemptible kernel).
 		b.Calls = t.Resyncs
-		b.Pages += t.Resyncs * largest
 	}
 	b.Pages += t.ResyncPages
 	return b

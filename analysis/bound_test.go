@@ -58,3 +58,24 @@ func TestErrorBoundHoldsWithDroppedEvents(t *testing.T) {
 // as the kernel's counts name them for kprobes.
 var fnOf = map[Op]string{OpCharge: "try_charge_memcg", OpCounterCharge: "page_counter_try_charge",
 	OpCounterUncharge: "page_counter_uncharge", OpRefill: "refill_stock", OpDrain: "drain_stock"}
+
+// On a preemptible kernel a request can move CPU between its counter
+// charge and its end: thread 7 charges a batch on CPU 0, is moved, and puts
+// the surplus in CPU 1's stock and ends there; then thread 8 on CPU 1 is
+// served from that stock. Nothing was missed: no resync, and real use is
+// the two pages the threads hold.
+func TestRequestMovingCPU(t *testing.T) {
+	m := NewModel(64, false)
+	for _, e := range []Event{
+		{CPU: 0, TID: 7, Op: OpCounterCharge, Pages: 64, Usage: 64, Watermark: 64},
+		{CPU: 1, TID: 7, Op: OpRefill, Pages: 63},
+		{CPU: 1, TID: 7, Op: OpCharge, Pages: 1},
+		{CPU: 1, TID: 8, Op: OpCharge, Pages: 1},
+	} {
+		m.Apply(e)
+	}
+	r := m.Result()
+	if r.Totals.Resyncs != 0 || r.CorrectedPeak.Pages != 2 {
+		t.Errorf("%d resyncs, corrected peak %d pages, want 0 and 2", r.Totals.Resyncs, r.CorrectedPeak.Pages)
+	}
+}

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -136,4 +137,18 @@ func autoOrder(model, _ string) []int {
 		}
 	}
 	return append(first, rest...)
+}
+
+// autoWhy says why Auto picked b.
+func autoWhy(b *backend, model, src string) string {
+	if b == nil {
+		return ""
+	}
+	switch {
+	case model == "":
+		return "auto: the preemption model could not be read; fentry first"
+	case kernel.Preemptible(model):
+		return fmt.Sprintf("auto: kprobe first, the kernel preempts (%s, %s): fentry programs lose calls to preemption", model, src)
+	}
+	return fmt.Sprintf("auto: fentry first, the kernel does not preempt in the kernel (%s, %s)", model, src)
 }

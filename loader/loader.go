@@ -122,13 +122,16 @@ type Tracer struct {
 	// every request).
 	StocksRead bool
 	StocksNote string
-	mode       mode
-	swap       string // the name of the memcg's second counter
-	coll       *ebpf.Collection
-	links      []link.Link
-	rd         *ringbuf.Reader
-	kinds      map[uint64][2]string // stack key -> kind, caller
-	syms       *kallsyms.Table
+	// BackendNote: with Auto, why this backend (the kernel's preemption
+	// model and where it was read).
+	BackendNote string
+	mode        mode
+	swap        string // the name of the memcg's second counter
+	coll        *ebpf.Collection
+	links       []link.Link
+	rd          *ringbuf.Reader
+	kinds       map[uint64][2]string // stack key -> kind, caller
+	syms        *kallsyms.Table
 }
 
 // Open loads and attaches the tracer for one memcg. Nothing stays loaded or
@@ -150,13 +153,16 @@ func Open(o Options) (t *Tracer, err error) {
 		k.syms = syms
 	}
 	var b *backend
+	why := ""
 	if o.Backend == "" || o.Backend == Auto {
-		for _, i := range autoOrder(kernel.Preemption()) {
+		model, src := kernel.Preemption()
+		for _, i := range autoOrder(model, src) {
 			if backends[i].probe(k).OK {
 				b = &backends[i]
 				break
 			}
 		}
+		why = autoWhy(b, model, src)
 		if b == nil {
 			return nil, ErrNoBackend
 		}
@@ -189,7 +195,7 @@ func Open(o Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t.StocksNote = note
+	t.StocksNote, t.BackendNote = note, why
 	t.syms = k.syms
 	return t, nil
 }

@@ -105,6 +105,9 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	}
 	writeCharges(w, t.Result.Totals, t.BatchPages)
 	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups, t.StocksRead)
+	if t.BackendNote != "" {
+		fmt.Fprintf(w, "  backend                  %s\n", t.BackendNote)
+	}
 	if t.Mode == "summary" && !t.StocksRead && t.StocksNote != "" {
 		fmt.Fprintf(w, "  summary mode probed every charge request: the per-CPU stocks could not be read (%s)\n", t.StocksNote)
 	}

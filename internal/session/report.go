@@ -5,8 +5,9 @@ import "github.com/cgpeak/cgpeak/analysis"
 // Report is what a live trace saw: the part of a run's report that comes
 // from traced charges.
 type Report struct {
-	Backend string `json:"backend"`
-	Mode    string `json:"mode"` // summary, or charges: every charge recorded
+	Backend     string `json:"backend"`
+	BackendNote string `json:"backend_note,omitempty"` // --backend auto: why this one
+	Mode        string `json:"mode"`                   // summary, or charges: every charge recorded
 	// StocksRead: summary mode read the per-CPU stocks from the kernel, so
 	// requests the stocks served are counted in pages only.
 	StocksRead         bool                            `json:"stocks_read,omitempty"`

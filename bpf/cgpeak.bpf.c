@@ -105,6 +105,7 @@ __u64 target_memcg = 0;
 
 #define WAKEUP_BYTES (256 << 10)
 
+/* Sized by the loader per mode and machine (loader/ring.go). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);

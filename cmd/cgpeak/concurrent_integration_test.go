@@ -40,16 +40,20 @@ func TestConcurrentTraces(t *testing.T) {
 					if tr.Lost != 0 {
 						t.Errorf("the ring buffer lost %d events", tr.Lost)
 					}
-					// Where the kernel does not preempt inside the kernel, both
-					// backends miss at most a nested call or two: the bound stays
-					// within one batch per CPU. On a preemptible kernel fentry
-					// misses calls by the thousand and kprobes a few dozen nested
-					// ones (README: what auto picks); there only the bound's truth
-					// below is promised.
+					// Where the kernel does not preempt inside the kernel, summary
+					// mode misses at most a nested call or two: the bound stays
+					// within one batch per CPU. Per-charge mode runs programs on
+					// every request, and fentry's then miss now and then a
+					// page_counter_uncharge nested in an interrupt (8 in one run
+					// with 8 processes on 6.1; any cgroup's), each weighed as the
+					// largest call seen: over the limit, logged. On a preemptible
+					// kernel fentry misses calls by the thousand and kprobes a few
+					// dozen nested ones (README: what auto picks). Everywhere the
+					// bound's truth below is asserted.
 					limit := tr.BatchPages * uint64(runtime.NumCPU()) * page
 					if !tr.Exact && tr.CorrectedPeakErrorBytes > limit {
-						if model, src := kernel.Preemption(); kernel.Preemptible(model) {
-							t.Logf("bound %d bytes beyond one batch per CPU (%d) on a %s-preemptible kernel (%s)", tr.CorrectedPeakErrorBytes, limit, model, src)
+						if model, src := kernel.Preemption(); kernel.Preemptible(model) || mode == "charges" {
+							t.Logf("bound %d bytes beyond one batch per CPU (%d): %s mode, preemption %q (%s)", tr.CorrectedPeakErrorBytes, limit, mode, model, src)
 						} else {
 							t.Errorf("not exact (%v), and the bound %d bytes exceeds one batch per CPU (%d)", tr.Incomplete, tr.CorrectedPeakErrorBytes, limit)
 						}

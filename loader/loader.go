@@ -245,12 +245,14 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 		return nil, fmt.Errorf("loading BPF programs: %w", err)
 	}
 	t.coll = coll
-	defer func() {
+	// A failed attach returns t nil before this runs: close the tracer made
+	// here, not the result.
+	defer func(made *Tracer) {
 		if err != nil {
-			t.Close()
+			made.Close()
 			t = nil
 		}
-	}()
+	}(t)
 	for name, prog := range coll.Programs {
 		var l link.Link
 		switch {

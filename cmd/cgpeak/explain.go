@@ -1,9 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"os"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/plot"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -37,6 +39,7 @@ type Explanation struct {
 	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
 	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
 	Explanation        string                          `json:"explanation"`
+	Breakdown          analysis.Breakdown              `json:"breakdown"`
 	PerCPU             map[int]analysis.CPUStats       `json:"per_cpu"`
 	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
 	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
@@ -59,6 +62,10 @@ func explainCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE.jsonl")
 		return exitUsage
 	}
+	if err := checkDests(dest{"--plot", *plotFile}); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %v\n", err)
@@ -70,31 +77,28 @@ func explainCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
 		return exitBadTrace
 	}
+	failed := 0
 	if *plotFile != "" {
-		out, err := os.Create(*plotFile)
-		if err == nil {
-			err = plot.Timeline(out, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			os.Remove(*plotFile)
-			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot: %v\n", err)
-			return exitUsage
+		if err := outfile.Write(*plotFile, func(w io.Writer) error {
+			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
+		}); err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot %s: %v (it is left as it was)\n", *plotFile, err)
+			failed = exitWrite
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(ex)
-	} else {
-		writeExplanation(os.Stdout, ex)
+	if code := emit(dest{}, os.Stdout, func(w io.Writer) error {
+		if *asJSON {
+			return writeJSON(w, ex)
+		}
+		writeExplanation(w, ex)
 		if *timeline {
-			writeTimeline(os.Stdout, pts)
+			writeTimeline(w, pts)
 		}
+		return nil
+	}); code != 0 {
+		return code
 	}
-	return 0
+	return failed
 }
 
 // explainTrace streams a trace through the model.
@@ -133,8 +137,18 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 	}
 	res := m.Result()
 	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
-		WatermarkBytes: res.Watermark * h.PageSize, CorrectedPeakBytes: res.CorrectedPeak.Pages * h.PageSize,
 		PerCPU: res.CPUs, PerProcess: res.Procs, Kinds: res.Kinds, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
+	var inconsistent []string
+	if res.CorrectedPeak.Pages > res.Watermark {
+		// Real use never exceeds usage, nor usage the watermark.
+		inconsistent = append(inconsistent, fmt.Sprintf("the replayed real use (%d pages) exceeds the traced watermark (%d pages): the trace contradicts itself", res.CorrectedPeak.Pages, res.Watermark))
+		res.CorrectedPeak.Pages = res.Watermark
+	}
+	var overflow bool
+	ex.WatermarkBytes, overflow = mulBytes(res.Watermark, h.PageSize)
+	if ex.CorrectedPeakBytes, _ = mulBytes(res.CorrectedPeak.Pages, h.PageSize); overflow {
+		return nil, nil, fmt.Errorf("the traced watermark of %d pages of %d bytes overflows 64 bits", res.Watermark, h.PageSize)
+	}
 	var peak uint64
 	label := ""
 	if rd.End == nil {
@@ -154,9 +168,20 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 		ex.Cgroups = cgroupTotals(res.Cgroups, names)
 	}
 	ex.Incomplete = append(ex.Incomplete, incompleteReasons(ex.Lost, ex.Missed, res.Totals)...)
+	ex.Incomplete = append(ex.Incomplete, inconsistent...)
 	ex.Complete = len(ex.Incomplete) == 0
-	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
+	ex.Breakdown = analysis.Break(res, label, peak, h.PageSize)
+	ex.Explanation = ex.Breakdown.String()
 	return ex, res.Timeline, nil
+}
+
+// mulBytes is pages x page size; true when it overflows (then the most).
+func mulBytes(pages, pageSize uint64) (uint64, bool) {
+	hi, lo := bits.Mul64(pages, pageSize)
+	if hi != 0 {
+		return math.MaxUint64, true
+	}
+	return lo, false
 }
 
 func writeExplanation(w io.Writer, ex *Explanation) {

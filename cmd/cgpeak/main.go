@@ -18,6 +18,7 @@ const (
 	exitCgroup   = 3
 	exitTrace    = 4 // charge tracing asked for but not possible here
 	exitBadTrace = 5 // a trace file that cannot be read
+	exitWrite    = 6 // a report, export, trace or plot could not be written
 	exitNotFound = 127
 	exitNoExec   = 126
 	exitInternal = 125

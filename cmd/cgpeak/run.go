@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/launcher"
@@ -50,8 +51,11 @@ type Report struct {
 	Signal        string            `json:"signal,omitempty"`
 	OOMKilled     bool              `json:"oom_killed"`
 	Interrupted   bool              `json:"interrupted,omitempty"`
+	InterruptedBy string            `json:"interrupted_by,omitempty"` // the signal cgpeak got
 	Missing       []string          `json:"missing,omitempty"`
 	Trace         *TraceReport      `json:"trace,omitempty"`
+	stoppedBy     os.Signal
+	writeFailed   bool // a file the user named could not be written
 }
 
 func runCmd(args []string) int {
@@ -110,6 +114,9 @@ Flags:
 		return exitUsage
 	}
 	mem, err := parseSizeFlag("--memory-max", o.memoryMax)
+	if err == nil && mem >= 0 && mem < minMemoryMax {
+		err = fmt.Errorf("--memory-max %s is below %s: less than a program needs to start, so the run would be OOM-killed at once; give at least 1M", o.memoryMax, human(minMemoryMax))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
@@ -124,62 +131,84 @@ Flags:
 			return code
 		}
 	}
+	if err := checkDests(dest{"--output", o.output}, dest{"--trace-output", o.trace.output}, dest{"--export-json", o.series.exportJSON},
+		dest{"--export-csv", o.series.exportCSV}, dest{"--export-markdown", o.series.exportMarkdown}); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
 	h, err := cgroup.FindMemory()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
 	}
-	// Caught from here on, so that Ctrl-C before or between runs stops
+	if !h.V2 && swap >= 0 && mem < 0 {
+		fmt.Fprintln(os.Stderr, "cgpeak: --swap-max on cgroup v1 needs --memory-max too (v1 limits memory and swap together)")
+		return exitUsage
+	}
+	// Caught from here on, so that a signal before or between runs stops
 	// cgpeak cleanly instead of killing it with a cgroup made.
 	stopped := make(chan os.Signal, 1)
-	signal.Notify(stopped, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(stopped, stopSignals...)
 	defer signal.Stop(stopped)
 	if len(specs) > 1 || o.series.repeated() {
 		return runSeries(o, h, specs, mem, swap, stopped)
 	}
-	// The report file is opened once the first run has its cgroup, so a
-	// failed start leaves no empty report behind.
-	var out io.Writer = os.Stderr
-	var outFile *os.File
-	defer func() {
-		if outFile != nil {
-			outFile.Close()
-		}
-	}()
-	opened := func() error {
-		if o.output == "" {
-			return nil
-		}
-		f, err := os.Create(o.output)
-		if err != nil {
-			return fmt.Errorf("opening --output: %w", err)
-		}
-		outFile, out = f, f
-		return nil
-	}
-	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, opened, stopped)
+	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
 	if rep == nil {
 		return code
 	}
 	if !o.quiet {
-		if o.json {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			writeText(out, rep)
+		if code := emit(dest{"--output", o.output}, os.Stderr, func(w io.Writer) error {
+			if o.json {
+				return writeJSON(w, rep)
+			}
+			writeText(w, rep)
+			return nil
+		}); code != 0 {
+			return code
 		}
 	}
-	return rep.ExitCode
+	return rep.exitCode()
+}
+
+// stopSignals end cgpeak: each kills the workload and removes its cgroup
+// first, and cgpeak exits 128+signal.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE}
+
+// signalCode is cgpeak's exit code when sig ended it.
+func signalCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// exitCode is cgpeak's code after a run: 128+signal when a signal to cgpeak
+// ended it, exitWrite when a file it was to write could not be, else the
+// command's own.
+func (r *Report) exitCode() int {
+	switch {
+	case r.stoppedBy != nil:
+		return signalCode(r.stoppedBy)
+	case r.writeFailed:
+		return exitWrite
+	}
+	return r.ExitCode
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // measure runs one command once in a fresh leaf cgroup, removed after. On
 // failure it says why on stderr and returns a nil report and cgpeak's exit
-// code. ready runs once the leaf exists (and may fail the run).
+// code.
 //
 // A signal on stopped before the command starts ends the run there (exit
-// 130); once it runs, execute kills it and reports the figures so far.
-func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, ready func() error, stopped <-chan os.Signal) (*Report, int) {
+// 128+signal); once it runs, execute kills it and reports the figures so far.
+func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, int) {
 	leaf, err := cgroup.NewLeaf(h)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
@@ -194,16 +223,10 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return nil, exitCgroup
 	}
-	if ready != nil {
-		if err := ready(); err != nil {
-			fmt.Fprintln(os.Stderr, "cgpeak:", err)
-			return nil, exitUsage
-		}
-	}
 	select {
-	case <-stopped:
-		fmt.Fprintln(os.Stderr, "cgpeak: interrupted before the command started")
-		return nil, 130
+	case sig := <-stopped:
+		fmt.Fprintf(os.Stderr, "cgpeak: %v before the command started\n", sig)
+		return nil, signalCode(sig)
 	default:
 	}
 	rep, err := execute(leaf, spec.path, spec.argv, topts, stdout, stopped)
@@ -212,6 +235,11 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
 		return nil, exitTrace
 	}
+	var xe *execError
+	if errors.As(err, &xe) {
+		fmt.Fprintln(os.Stderr, "cgpeak:", xe)
+		return nil, xe.code
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		_ = leaf.Kill()
@@ -219,6 +247,10 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 	}
 	return rep, 0
 }
+
+// minMemoryMax is the smallest --memory-max taken: below it even a static
+// program that touches nothing is OOM-killed while it starts.
+const minMemoryMax = 1 << 20
 
 func parseSizeFlag(name, v string) (int64, error) {
 	if v == "" {
@@ -233,8 +265,8 @@ func parseSizeFlag(name, v string) (int64, error) {
 
 // execute starts the command inside the leaf, waits for it (killing the whole
 // tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
-// stop delivers SIGINT and SIGTERM (caught by the caller since before the
-// cgroup was made); nil to catch them here.
+// stop delivers the signals that end cgpeak (caught by the caller since
+// before the cgroup was made); nil to catch them here.
 func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, stdout *os.File, stop <-chan os.Signal) (*Report, error) {
 	var cg *os.File
 	var err error
@@ -279,7 +311,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 	sigs := stop
 	if sigs == nil {
 		c := make(chan os.Signal, 2)
-		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(c, stopSignals...)
 		defer signal.Stop(c)
 		sigs = c
 	}
@@ -300,18 +332,23 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 		if ts != nil {
 			ts.abort()
 		}
+		var errno syscall.Errno
+		if l == nil && errors.As(err, &errno) {
+			return nil, newExecError(path, errno)
+		}
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
 	type end struct {
-		ws  syscall.WaitStatus
-		ru  syscall.Rusage
-		err error
+		ws      syscall.WaitStatus
+		ru      syscall.Rusage
+		err     error
+		execErr error
 	}
 	done := make(chan end, 1)
 	go func() {
 		if l != nil {
 			r, err := l.Wait()
-			done <- end{r.Status, r.Rusage, err}
+			done <- end{r.Status, r.Rusage, err, r.ExecErr}
 			return
 		}
 		err := cmd.Wait()
@@ -326,24 +363,30 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 		}
 		done <- e
 	}()
-	interrupted := false
+	var stoppedBy os.Signal
 	var e end
 loop:
 	for {
 		select {
 		case e = <-done:
 			break loop
-		case <-sigs:
-			interrupted = true
+		case sig := <-sigs:
+			if stoppedBy == nil {
+				stoppedBy = sig
+			}
 			_ = leaf.Kill()
 		}
 	}
 	wall := time.Since(start)
 	// Children the command left behind still count: end them before reading.
 	_ = leaf.Kill()
-	if e.err != nil {
+	if e.err != nil || e.execErr != nil {
 		if ts != nil {
 			ts.abort()
+		}
+		var errno syscall.Errno
+		if errors.As(e.execErr, &errno) {
+			return nil, newExecError(path, errno)
 		}
 		return nil, e.err
 	}
@@ -356,7 +399,11 @@ loop:
 		UserSeconds:   tv(e.ru.Utime),
 		SysSeconds:    tv(e.ru.Stime),
 		MaxRSSBytes:   uint64(e.ru.Maxrss) * 1024,
-		Interrupted:   interrupted,
+		Interrupted:   stoppedBy != nil,
+		stoppedBy:     stoppedBy,
+	}
+	if stoppedBy != nil {
+		rep.InterruptedBy = signalName(stoppedBy)
 	}
 	if leaf.H.V2 {
 		rep.CgroupVersion = 2
@@ -382,10 +429,60 @@ loop:
 	rep.OOMKilled = f.Events["oom_kill"] > 0
 	if ts != nil {
 		if rep.Trace, err = ts.stop(f); err != nil {
-			rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
+			var we *writeError
+			if errors.As(err, &we) {
+				rep.writeFailed = true
+				fmt.Fprintln(os.Stderr, "cgpeak:", err)
+			} else {
+				rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
+			}
 		}
 	}
 	return rep, nil
+}
+
+// execError: the kernel would not execute the command; code is 127 or 126
+// as a shell gives.
+type execError struct {
+	msg  string
+	code int
+}
+
+func (e *execError) Error() string { return e.msg }
+
+// newExecError says why execve refused path, naming a missing #! interpreter.
+func newExecError(path string, errno syscall.Errno) *execError {
+	switch errno {
+	case syscall.ENOENT:
+		msg := fmt.Sprintf("%s: cannot run it: %v", path, errno)
+		if interp := shebang(path); interp != "" {
+			msg = fmt.Sprintf("%s: cannot run it: its interpreter %s (the #! line) does not exist", path, interp)
+		}
+		return &execError{msg, exitNotFound}
+	case syscall.ENOEXEC:
+		return &execError{fmt.Sprintf("%s: cannot run it: exec format error (not a program for this machine, or a script without a #! line)", path), exitNoExec}
+	}
+	return &execError{fmt.Sprintf("%s: cannot run it: %v", path, errno), exitNoExec}
+}
+
+// shebang returns the interpreter a script names on its #! line, or "".
+func shebang(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 256)
+	n, _ := io.ReadFull(f, b)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	rest, ok := strings.CutPrefix(line, "#!")
+	if !ok {
+		return ""
+	}
+	if f := strings.Fields(rest); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
@@ -436,15 +533,29 @@ func writeText(w io.Writer, r *Report) {
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)
 	}
+	status := fmt.Sprintf("code %d", r.ExitCode)
+	if r.Signal != "" {
+		status = fmt.Sprintf("killed by signal %s, exit code %d", r.Signal, r.ExitCode)
+	}
+	kills := r.Events["oom_kill"]
 	switch {
+	case r.Interrupted:
+		fmt.Fprintf(w, "  exit                     cgpeak got %s and killed the workload (its status: %s); these are the figures so far; cgpeak exits %d\n", r.InterruptedBy, status, r.exitCode())
+	case r.OOMKilled && r.Signal == syscall.SIGKILL.String():
+		fmt.Fprintf(w, "  exit                     killed by the OOM killer (memory.events oom_kill %d), exit code %d\n", kills, r.ExitCode)
 	case r.OOMKilled:
-		fmt.Fprintf(w, "  exit                     killed by the OOM killer (memory.events oom_kill), exit code %d\n", r.ExitCode)
-	case r.Signal != "":
-		fmt.Fprintf(w, "  exit                     killed by signal %s, exit code %d\n", r.Signal, r.ExitCode)
+		fmt.Fprintf(w, "  exit                     %s; the OOM killer ended %d of its processes (memory.events oom_kill)\n", status, kills)
 	default:
-		fmt.Fprintf(w, "  exit                     code %d\n", r.ExitCode)
+		fmt.Fprintf(w, "  exit                     %s\n", status)
 	}
-	if r.Interrupted {
-		fmt.Fprintln(w, "  interrupted: cgpeak was signalled; the workload was killed and these are the figures so far")
+}
+
+// signalName names a signal as kill -l does, e.g. SIGINT.
+func signalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if n := unix.SignalName(s); n != "" {
+			return n
+		}
 	}
+	return sig.String()
 }

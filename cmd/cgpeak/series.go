@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/stats"
 )
 
@@ -45,19 +45,29 @@ func commandSpecs(args []string, dash int) ([]commandSpec, error) {
 	return nil, fmt.Errorf("commands both before and after --: give quoted command lines, or one command after --")
 }
 
-// resolve finds the program in PATH; on failure it says so and returns the
-// exit code (127 not found, 126 not executable).
+// resolve finds the program in PATH; on failure it says why and returns the
+// exit code (127 not found, 126 found but not runnable).
 func (c *commandSpec) resolve() int {
-	path, err := exec.LookPath(c.argv[0])
-	if err == nil {
+	name := c.argv[0]
+	path, err := exec.LookPath(name)
+	switch {
+	case err == nil:
 		c.path = path
 		return 0
-	}
-	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(os.Stderr, "cgpeak: %s: command not found (check the name and PATH)\n", c.argv[0])
+	case errors.Is(err, exec.ErrDot):
+		// Found only through "." (or an empty entry) in PATH, which Go's
+		// lookup refuses: saying "chmod +x" would mislead.
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: found only in the current directory through PATH; run it as ./%s\n", name, name)
+		return exitNotFound
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: command not found (check the name and PATH)\n", name)
 		return exitNotFound
 	}
-	fmt.Fprintf(os.Stderr, "cgpeak: %s: not executable: %v (chmod +x it)\n", c.argv[0], err)
+	if st, serr := os.Stat(name); serr == nil && st.IsDir() {
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: is a directory, not a program\n", name)
+		return exitNoExec
+	}
+	fmt.Fprintf(os.Stderr, "cgpeak: %s: not executable: %v (chmod +x it)\n", name, err)
 	return exitNoExec
 }
 
@@ -141,16 +151,16 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 				if err := p.Run(); err != nil {
 					bar.clear()
 					select {
-					case <-stopped:
-						fmt.Fprintln(os.Stderr, "cgpeak: interrupted; no statistics")
-						return 130
+					case sig := <-stopped:
+						fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; no statistics\n", signalName(sig))
+						return signalCode(sig)
 					default:
 					}
 					fmt.Fprintf(os.Stderr, "cgpeak: --prepare %q failed: %v (fix it, or drop --prepare)\n", o.series.prepare, err)
 					return exitUsage
 				}
 			}
-			r, code := measure(h, spec, mem, swap, o.trace, stdout, nil, stopped)
+			r, code := measure(h, spec, mem, swap, o.trace, stdout, stopped)
 			done++
 			bar.set(done, spec.name)
 			if r == nil {
@@ -159,8 +169,8 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 			}
 			if r.Interrupted {
 				bar.clear()
-				fmt.Fprintln(os.Stderr, "cgpeak: interrupted: the workload was killed; no statistics")
-				return 130
+				fmt.Fprintf(os.Stderr, "cgpeak: %s: the workload was killed; no statistics\n", r.InterruptedBy)
+				return r.exitCode()
 			}
 			if i < o.series.warmup {
 				continue
@@ -171,28 +181,23 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 		rep.Results = append(rep.Results, res)
 	}
 	bar.clear()
+	// The statistics are shown first: an export that fails loses no figure.
+	wrote := 0
+	if !o.quiet {
+		wrote = emit(dest{"--output", o.output}, os.Stderr, func(w io.Writer) error {
+			if o.json {
+				return writeJSON(w, rep)
+			}
+			writeSeries(w, &rep)
+			return nil
+		})
+	}
 	if err := exportSeries(o.series, &rep); err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitUsage
+		return exitWrite
 	}
-	if !o.quiet {
-		w := io.Writer(os.Stderr)
-		if o.output != "" {
-			f, err := os.Create(o.output)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
-				return exitUsage
-			}
-			defer f.Close()
-			w = f
-		}
-		if o.json {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			writeSeries(w, &rep)
-		}
+	if wrote != 0 {
+		return wrote
 	}
 	for _, r := range rep.Results {
 		for _, c := range r.ExitCodes {
@@ -368,29 +373,20 @@ func csvRow(r *SeriesResult) []string {
 	return append(row, b(r.MaxRSSBytes.Mean), b(r.MaxRSSBytes.Max), strconv.Itoa(failed))
 }
 
+// exportSeries writes every export asked for; each destination is left as
+// it was when its own write fails.
 func exportSeries(o seriesOpts, rep *SeriesReport) error {
-	write := func(name, flag string, fill func(io.Writer) error) error {
+	var errs []error
+	write := func(name, flag string, fill func(io.Writer) error) {
 		if name == "" {
-			return nil
+			return
 		}
-		f, err := os.Create(name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", flag, err)
+		if err := outfile.Write(name, fill); err != nil {
+			errs = append(errs, fmt.Errorf("writing %s %s: %w (it is left as it was)", flag, name, err))
 		}
-		if err := fill(f); err != nil {
-			f.Close()
-			return fmt.Errorf("%s: %w", flag, err)
-		}
-		return f.Close()
 	}
-	if err := write(o.exportJSON, "--export-json", func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}); err != nil {
-		return err
-	}
-	if err := write(o.exportCSV, "--export-csv", func(w io.Writer) error {
+	write(o.exportJSON, "--export-json", func(w io.Writer) error { return writeJSON(w, rep) })
+	write(o.exportCSV, "--export-csv", func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		cw.Write(csvHeader)
 		for _, r := range rep.Results {
@@ -398,12 +394,9 @@ func exportSeries(o seriesOpts, rep *SeriesReport) error {
 		}
 		cw.Flush()
 		return cw.Error()
-	}); err != nil {
-		return err
-	}
-	return write(o.exportMarkdown, "--export-markdown", func(w io.Writer) error {
-		return writeMarkdown(w, rep)
 	})
+	write(o.exportMarkdown, "--export-markdown", func(w io.Writer) error { return writeMarkdown(w, rep) })
+	return errors.Join(errs...)
 }
 
 // writeMarkdown writes the comparison as a table ready for a README.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -23,6 +24,11 @@ func shim(args []string) {
 	}
 	procs.Close()
 	err := syscall.Exec(args[0], args[1:], os.Environ())
-	fmt.Fprintf(os.Stderr, "cgpeak: exec %s: %v\n", args[0], err)
-	os.Exit(exitNoExec)
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		errno = syscall.EINVAL
+	}
+	xe := newExecError(args[0], errno)
+	fmt.Fprintln(os.Stderr, "cgpeak:", xe)
+	os.Exit(xe.code)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/loader"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -77,13 +78,14 @@ type TraceReport struct {
 type traceSession struct {
 	o        traceOpts
 	t        *loader.Tracer
-	file     *os.File
+	file     *outfile.File
 	w        *trace.Writer
 	model    *analysis.Model
 	done     chan error
 	batch    uint64
 	others   uint64 // events of the memsw/swap counter
 	attached bool
+	werr     error  // the first failed write of the trace file
 	cgid     uint64 // the target's cgroup id
 	dir      string // the target's directory
 }
@@ -153,9 +155,11 @@ func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*
 		s.attached = true
 	}
 	if o.output != "" {
-		if s.file, err = os.Create(o.output); err != nil {
+		// Written beside the destination, which is replaced only once the
+		// trace is whole.
+		if s.file, err = outfile.Create(o.output); err != nil {
 			t.Close()
-			return nil, fmt.Errorf("opening --trace-output: %w", err)
+			return nil, fmt.Errorf("opening --trace-output %s: %w", o.output, err)
 		}
 		fns := map[string]string{}
 		for _, f := range t.Functions {
@@ -208,23 +212,23 @@ func (s *traceSession) read() {
 			ev.Counter = counterName
 		}
 		if s.w != nil {
+			if s.werr != nil {
+				continue // keep draining: the events still count
+			}
 			if err := s.w.Write(trace.Event{T: ev.Time, CPU: ev.CPU, PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Op: ev.Op.String(), Fn: ev.Fn,
 				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed,
 				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed, Cgroup: cg, Stocked: ev.Stocked, Real: ev.Real}); err != nil {
-				s.done <- fmt.Errorf("writing --trace-output: %w", err)
-				return
+				s.werr = err
 			}
 		}
 	}
 }
 
-// abort detaches and removes a half-written trace file.
+// abort detaches and drops a half-written trace: the destination stays as
+// it was.
 func (s *traceSession) abort() {
 	s.t.Close()
-	if s.file != nil {
-		s.file.Close()
-		os.Remove(s.o.output)
-	}
+	s.file.Abort()
 }
 
 // stop drains what the kernel still holds, detaches, and explains the run's
@@ -284,10 +288,21 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 		} else {
 			end.PeakUnavailable = strings.Join(f.Missing, "; ")
 		}
-		if cerr := s.w.Close(end); cerr != nil && err == nil {
-			err = fmt.Errorf("writing --trace-output: %w", cerr)
+		cerr := s.werr
+		if cerr == nil {
+			cerr = s.w.Close(end)
 		}
-		s.file.Close()
+		if cerr == nil {
+			cerr = s.file.Commit()
+		} else {
+			s.file.Abort()
+		}
+		if cerr != nil {
+			tr.Output = ""
+			if err == nil {
+				err = &writeError{fmt.Errorf("writing --trace-output %s: %w (it is left as it was)", s.o.output, cerr)}
+			}
+		}
 	}
 	return tr, err
 }

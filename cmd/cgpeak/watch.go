@@ -9,13 +9,13 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/outfile"
 )
 
 // WatchSample is one line of `cgpeak watch --json`; bytes, stable names.
@@ -63,42 +63,55 @@ func watchCmd(args []string) int {
 		return exitCgroup
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, stopSignals...)
 	defer signal.Stop(sig)
 	var timeout <-chan time.Time
 	if tgt.duration > 0 {
 		timeout = time.After(tgt.duration)
 	}
+	out := &outfile.ErrWriter{W: os.Stdout}
 	var v watchView
 	switch {
 	case *asJSON:
-		v = &jsonView{enc: json.NewEncoder(os.Stdout)}
+		v = &jsonView{enc: json.NewEncoder(out)}
 	case isTerminal(os.Stdout):
-		v = &screenView{w: os.Stdout, target: target}
+		v = &screenView{w: out, target: target}
 	default:
-		v = &lineView{w: os.Stdout}
+		v = &lineView{w: out}
 	}
 	start := time.Now()
+	end := func(why string) int {
+		v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: why})
+		return writeFailed(out.Err, "the samples")
+	}
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
+	// A cgroup being removed fails its files before its directory goes:
+	// a few incomplete reads in a row are waited out, more are an error.
+	const maxIncomplete = 5
+	incomplete := 0
 	for {
 		s, err := target.Sample()
-		if errors.Is(err, cgroup.ErrIncomplete) {
-			<-tick.C // going away: the next look will tell
-			continue
+		switch {
+		case errors.Is(err, cgroup.ErrIncomplete):
+			if incomplete++; incomplete >= maxIncomplete {
+				fmt.Fprintf(os.Stderr, "cgpeak: %s: its memory files cannot be read (%d tries)\n", target.Path, incomplete)
+				return exitCgroup
+			}
+		case err != nil:
+			return end("cgroup removed")
+		default:
+			incomplete = 0
+			v.show(watchSample(target, s, start))
+			if out.Err != nil {
+				return writeFailed(out.Err, "the samples")
+			}
 		}
-		if err != nil {
-			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "cgroup removed"})
-			return 0
-		}
-		v.show(watchSample(target, s, start))
 		select {
 		case <-sig:
-			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "signal"})
-			return 0
+			return end("signal")
 		case <-timeout:
-			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "duration"})
-			return 0
+			return end("duration")
 		case <-tick.C:
 		}
 	}

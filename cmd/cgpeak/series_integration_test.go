@@ -128,8 +128,8 @@ func TestSeriesInterrupted(t *testing.T) {
 	}
 	c.Process.Signal(syscall.SIGTERM)
 	err := c.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Errorf("cgpeak after SIGTERM: %v, want exit 130", err)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Errorf("cgpeak after SIGTERM: %v, want exit 143 (128+SIGTERM)", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(parent, cgroup.NamePrefix+strconv.Itoa(c.Process.Pid)+"-*")); len(left) > 0 {
 		t.Errorf("cgroups left: %v", left)

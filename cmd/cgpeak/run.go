@@ -6,20 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
-	"github.com/cgpeak/cgpeak/launcher"
+	"github.com/cgpeak/cgpeak/internal/runner"
 )
 
 type runOpts struct {
@@ -32,30 +27,12 @@ type runOpts struct {
 	series    seriesOpts
 }
 
-// Report is one run's result; JSON field names are stable.
+// Report is one run's result: the runner's figures, and the traced
+// charges when asked; JSON field names are stable (docs/json.md).
 type Report struct {
-	Command       []string          `json:"command"`
-	Cgroup        string            `json:"cgroup"`
-	CgroupVersion int               `json:"cgroup_version"`
-	WallSeconds   float64           `json:"wall_seconds"`
-	UserSeconds   float64           `json:"user_seconds"`
-	SysSeconds    float64           `json:"sys_seconds"`
-	PeakBytes     *uint64           `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource    string            `json:"cgroup_peak_source,omitempty"`
-	SwapPeakBytes *uint64           `json:"swap_peak_bytes,omitempty"`
-	SwapSource    string            `json:"swap_peak_source,omitempty"`
-	MaxRSSBytes   uint64            `json:"ru_maxrss_bytes"`
-	Stat          map[string]uint64 `json:"memory_stat,omitempty"`
-	Events        map[string]uint64 `json:"memory_events,omitempty"`
-	ExitCode      int               `json:"exit_code"`
-	Signal        string            `json:"signal,omitempty"`
-	OOMKilled     bool              `json:"oom_killed"`
-	Interrupted   bool              `json:"interrupted,omitempty"`
-	InterruptedBy string            `json:"interrupted_by,omitempty"` // the signal cgpeak got
-	Missing       []string          `json:"missing,omitempty"`
-	Trace         *TraceReport      `json:"trace,omitempty"`
-	stoppedBy     os.Signal
-	writeFailed   bool // a file the user named could not be written
+	runner.Report
+	Trace       *TraceReport `json:"trace,omitempty"`
+	writeFailed bool         // a file the user named could not be written
 }
 
 func runCmd(args []string) int {
@@ -188,8 +165,8 @@ func signalCode(sig os.Signal) int {
 // command's own.
 func (r *Report) exitCode() int {
 	switch {
-	case r.stoppedBy != nil:
-		return signalCode(r.stoppedBy)
+	case r.StoppedBy != nil:
+		return signalCode(r.StoppedBy)
 	case r.writeFailed:
 		return exitWrite
 	}
@@ -229,21 +206,40 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		return nil, signalCode(sig)
 	default:
 	}
-	rep, err := execute(leaf, spec.path, spec.argv, topts, stdout, stopped)
-	var te *traceStartError
-	if errors.As(err, &te) {
-		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
-		return nil, exitTrace
+	// The tracer attaches before the command starts, so its first charge
+	// is seen.
+	var ts *traceSession
+	if topts.on {
+		if ts, err = startTrace(topts, leaf, spec.argv, false); err != nil {
+			fmt.Fprintln(os.Stderr, "cgpeak:", err)
+			return nil, exitTrace
+		}
 	}
-	var xe *execError
-	if errors.As(err, &xe) {
-		fmt.Fprintln(os.Stderr, "cgpeak:", xe)
-		return nil, xe.code
-	}
+	rr, err := runner.Run(leaf, runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		if ts != nil {
+			ts.abort()
+		}
 		_ = leaf.Kill()
+		var xe *runner.ExecError
+		if errors.As(err, &xe) {
+			fmt.Fprintln(os.Stderr, "cgpeak:", xe)
+			return nil, xe.Code
+		}
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return nil, exitInternal
+	}
+	rep := &Report{Report: *rr}
+	if ts != nil {
+		if rep.Trace, err = ts.stop(rr.Figures); err != nil {
+			var we *writeError
+			if errors.As(err, &we) {
+				rep.writeFailed = true
+				fmt.Fprintln(os.Stderr, "cgpeak:", err)
+			} else {
+				rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
+			}
+		}
 	}
 	return rep, 0
 }
@@ -262,230 +258,6 @@ func parseSizeFlag(name, v string) (int64, error) {
 	}
 	return n, nil
 }
-
-// execute starts the command inside the leaf, waits for it (killing the whole
-// tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
-// stop delivers the signals that end cgpeak (caught by the caller since
-// before the cgroup was made); nil to catch them here.
-func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, stdout *os.File, stop <-chan os.Signal) (*Report, error) {
-	var cg *os.File
-	var err error
-	if leaf.H.V2 {
-		cg, err = os.Open(leaf.Path)
-	} else {
-		cg, err = os.OpenFile(filepath.Join(leaf.Path, "cgroup.procs"), os.O_WRONLY, 0)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("opening the run's cgroup: %w", err)
-	}
-	defer cg.Close()
-
-	var l *launcher.Launch
-	var cmd *exec.Cmd
-	var missing []string
-	if launcher.Available() {
-		if l, err = launcher.Command(leaf.H.V2, cg, path, args); err != nil {
-			return nil, err
-		}
-		cmd = l.Cmd
-	} else {
-		// No launcher for this architecture: start the command from cgpeak
-		// itself, and say that ru_maxrss is inflated by it.
-		missing = append(missing, "exact ru_maxrss: no small launcher for "+runtime.GOARCH+"; ru_maxrss includes cgpeak's own size at exec")
-		if leaf.H.V2 {
-			cmd = exec.Command(path, args[1:]...)
-			cmd.Args[0] = args[0]
-			// CLONE_INTO_CGROUP: the child is born in the leaf, so no page is charged elsewhere.
-			cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-		} else {
-			self, err := os.Executable()
-			if err != nil {
-				return nil, fmt.Errorf("finding cgpeak's own binary: %w", err)
-			}
-			cmd = exec.Command(self, append([]string{shimArg, path}, args...)...)
-			cmd.ExtraFiles = []*os.File{cg}
-		}
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
-
-	sigs := stop
-	if sigs == nil {
-		c := make(chan os.Signal, 2)
-		signal.Notify(c, stopSignals...)
-		defer signal.Stop(c)
-		sigs = c
-	}
-
-	var ts *traceSession
-	if topts.on {
-		if ts, err = startTrace(topts, leaf, args, false); err != nil {
-			return nil, &traceStartError{err}
-		}
-	}
-	start := time.Now()
-	if l != nil {
-		err = l.Start()
-	} else {
-		err = cmd.Start()
-	}
-	if err != nil {
-		if ts != nil {
-			ts.abort()
-		}
-		var errno syscall.Errno
-		if l == nil && errors.As(err, &errno) {
-			return nil, newExecError(path, errno)
-		}
-		return nil, fmt.Errorf("starting %s: %w", args[0], err)
-	}
-	type end struct {
-		ws      syscall.WaitStatus
-		ru      syscall.Rusage
-		err     error
-		execErr error
-	}
-	done := make(chan end, 1)
-	go func() {
-		if l != nil {
-			r, err := l.Wait()
-			done <- end{r.Status, r.Rusage, err, r.ExecErr}
-			return
-		}
-		err := cmd.Wait()
-		var e end
-		if cmd.ProcessState != nil {
-			e.ws, _ = cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				e.ru = *ru
-			}
-		} else {
-			e.err = err
-		}
-		done <- e
-	}()
-	var stoppedBy os.Signal
-	var e end
-loop:
-	for {
-		select {
-		case e = <-done:
-			break loop
-		case sig := <-sigs:
-			if stoppedBy == nil {
-				stoppedBy = sig
-			}
-			_ = leaf.Kill()
-		}
-	}
-	wall := time.Since(start)
-	// Children the command left behind still count: end them before reading.
-	_ = leaf.Kill()
-	if e.err != nil || e.execErr != nil {
-		if ts != nil {
-			ts.abort()
-		}
-		var errno syscall.Errno
-		if errors.As(e.execErr, &errno) {
-			return nil, newExecError(path, errno)
-		}
-		return nil, e.err
-	}
-
-	rep := &Report{
-		Command:       args,
-		Cgroup:        leaf.Path,
-		CgroupVersion: 1,
-		WallSeconds:   wall.Seconds(),
-		UserSeconds:   tv(e.ru.Utime),
-		SysSeconds:    tv(e.ru.Stime),
-		MaxRSSBytes:   uint64(e.ru.Maxrss) * 1024,
-		Interrupted:   stoppedBy != nil,
-		stoppedBy:     stoppedBy,
-	}
-	if stoppedBy != nil {
-		rep.InterruptedBy = signalName(stoppedBy)
-	}
-	if leaf.H.V2 {
-		rep.CgroupVersion = 2
-	}
-	switch {
-	case e.ws.Exited():
-		rep.ExitCode = e.ws.ExitStatus()
-	case e.ws.Signaled():
-		rep.Signal = e.ws.Signal().String()
-		rep.ExitCode = 128 + int(e.ws.Signal())
-	}
-	f := leaf.Read()
-	if f.HavePeak {
-		v := f.PeakBytes
-		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
-	}
-	if f.HaveSwapPeak {
-		v := f.SwapPeakBytes
-		rep.SwapPeakBytes, rep.SwapSource = &v, f.SwapPeakFile
-	}
-	rep.Stat, rep.Events = f.Stat, f.Events
-	rep.Missing = append(missing, f.Missing...)
-	rep.OOMKilled = f.Events["oom_kill"] > 0
-	if ts != nil {
-		if rep.Trace, err = ts.stop(f); err != nil {
-			var we *writeError
-			if errors.As(err, &we) {
-				rep.writeFailed = true
-				fmt.Fprintln(os.Stderr, "cgpeak:", err)
-			} else {
-				rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
-			}
-		}
-	}
-	return rep, nil
-}
-
-// execError: the kernel would not execute the command; code is 127 or 126
-// as a shell gives.
-type execError struct {
-	msg  string
-	code int
-}
-
-func (e *execError) Error() string { return e.msg }
-
-// newExecError says why execve refused path, naming a missing #! interpreter.
-func newExecError(path string, errno syscall.Errno) *execError {
-	switch errno {
-	case syscall.ENOENT:
-		msg := fmt.Sprintf("%s: cannot run it: %v", path, errno)
-		if interp := shebang(path); interp != "" {
-			msg = fmt.Sprintf("%s: cannot run it: its interpreter %s (the #! line) does not exist", path, interp)
-		}
-		return &execError{msg, exitNotFound}
-	case syscall.ENOEXEC:
-		return &execError{fmt.Sprintf("%s: cannot run it: exec format error (not a program for this machine, or a script without a #! line)", path), exitNoExec}
-	}
-	return &execError{fmt.Sprintf("%s: cannot run it: %v", path, errno), exitNoExec}
-}
-
-// shebang returns the interpreter a script names on its #! line, or "".
-func shebang(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b := make([]byte, 256)
-	n, _ := io.ReadFull(f, b)
-	line, _, _ := strings.Cut(string(b[:n]), "\n")
-	rest, ok := strings.CutPrefix(line, "#!")
-	if !ok {
-		return ""
-	}
-	if f := strings.Fields(rest); len(f) > 0 {
-		return f[0]
-	}
-	return ""
-}
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // statKeys are the memory.stat entries shown in the text report, v2 then v1 names.
 var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", "slab", "shmem", "sock", "rss", "cache", "mapped_file"}
@@ -550,12 +322,4 @@ func writeText(w io.Writer, r *Report) {
 	}
 }
 
-// signalName names a signal as kill -l does, e.g. SIGINT.
-func signalName(sig os.Signal) string {
-	if s, ok := sig.(syscall.Signal); ok {
-		if n := unix.SignalName(s); n != "" {
-			return n
-		}
-	}
-	return sig.String()
-}
+func signalName(sig os.Signal) string { return runner.SignalName(sig) }

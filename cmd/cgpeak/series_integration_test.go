@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/series"
 )
 
 // Two commands of known size, three runs each: every run has its own cgroup,
@@ -62,7 +63,7 @@ func TestSeriesStatsAndExports(t *testing.T) {
 	f, _ := os.Open(c)
 	rows, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil || len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(csvHeader, ",") {
+	if err != nil || len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(series.CSVHeader, ",") {
 		t.Fatalf("export-csv: %v %q", err, rows)
 	}
 	col := map[string]int{}

@@ -339,11 +339,6 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	}
 }
 
-// traceStartError marks a failure to attach, reported with its own exit code.
-type traceStartError struct{ err error }
-
-func (e *traceStartError) Error() string { return e.err.Error() }
-
 // cgroupNames maps the ids of a cgroup and those below it to their
 // directories (a cgroup's id is its directory's inode number). Cgroups
 // removed before tracing ended are missing and shown by id.

@@ -3,48 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/plot"
-	"github.com/cgpeak/cgpeak/trace"
 )
-
-// Explanation is `cgpeak explain --json`; byte figures, stable names.
-type Explanation struct {
-	Trace              string                          `json:"trace"`
-	Kernel             string                          `json:"kernel"`
-	Backend            string                          `json:"backend"`
-	Mode               string                          `json:"mode"`
-	StocksRead         bool                            `json:"stocks_read,omitempty"` // a summary whose events carry the kernel's stocks
-	BatchPages         uint64                          `json:"batch_pages"`
-	PageSize           uint64                          `json:"page_size"`
-	Events             uint64                          `json:"events"`
-	Lost               uint64                          `json:"lost_events"`
-	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
-	Resyncs            uint64                          `json:"resyncs"`
-	ResyncPages        uint64                          `json:"resync_pages"`
-	Complete           bool                            `json:"complete"` // end line present, nothing lost, missed or resynced
-	Incomplete         []string                        `json:"incomplete,omitempty"`
-	PeakBytes          *uint64                         `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource         string                          `json:"cgroup_peak_source,omitempty"`
-	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
-	Explanation        string                          `json:"explanation"`
-	Breakdown          analysis.Breakdown              `json:"breakdown"`
-	PerCPU             map[int]analysis.CPUStats       `json:"per_cpu"`
-	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
-	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
-	Cgroups            map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
-}
 
 func explainCmd(args []string) int {
 	fs := pflag.NewFlagSet("explain", pflag.ContinueOnError)
@@ -72,7 +41,7 @@ func explainCmd(args []string) int {
 		return exitUsage
 	}
 	defer f.Close()
-	ex, pts, err := explainTrace(f, fs.Arg(0), *timeline || *plotFile != "")
+	ex, pts, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
 		return exitBadTrace
@@ -101,90 +70,7 @@ func explainCmd(args []string) int {
 	return failed
 }
 
-// explainTrace streams a trace through the model.
-func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysis.Point, error) {
-	rd, err := trace.NewReader(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	h := rd.Header
-	m := analysis.NewModel(h.Batch, keepTimeline)
-	if h.Attached {
-		m.Attached()
-	}
-	if h.StocksRead {
-		m.StocksRead()
-	}
-	var n uint64
-	for {
-		e, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		n++
-		if ev, ok := e.Analysis(); ok {
-			if ev.Cgroup == 0 {
-				ev.Cgroup = h.CgroupID
-			}
-			m.Apply(ev)
-		}
-	}
-	if rd.End != nil && rd.End.Summary != nil {
-		m.ApplySummary(*rd.End.Summary)
-	}
-	res := m.Result()
-	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
-		PerCPU: res.CPUs, PerProcess: res.Procs, Kinds: res.Kinds, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
-	var inconsistent []string
-	if res.CorrectedPeak.Pages > res.Watermark {
-		// Real use never exceeds usage, nor usage the watermark.
-		inconsistent = append(inconsistent, fmt.Sprintf("the replayed real use (%d pages) exceeds the traced watermark (%d pages): the trace contradicts itself", res.CorrectedPeak.Pages, res.Watermark))
-		res.CorrectedPeak.Pages = res.Watermark
-	}
-	var overflow bool
-	ex.WatermarkBytes, overflow = mulBytes(res.Watermark, h.PageSize)
-	if ex.CorrectedPeakBytes, _ = mulBytes(res.CorrectedPeak.Pages, h.PageSize); overflow {
-		return nil, nil, fmt.Errorf("the traced watermark of %d pages of %d bytes overflows 64 bits", res.Watermark, h.PageSize)
-	}
-	var peak uint64
-	label := ""
-	if rd.End == nil {
-		ex.Incomplete = []string{"the trace has no end line (cut short)"}
-	} else {
-		ex.Lost, ex.Missed = rd.End.Lost, rd.End.Missed
-		if rd.End.PeakBytes != nil {
-			peak, label = *rd.End.PeakBytes, rd.End.PeakSource
-			ex.PeakBytes, ex.PeakSource = rd.End.PeakBytes, label
-		}
-	}
-	if h.Descendants {
-		var names map[string]string
-		if rd.End != nil {
-			names = rd.End.Cgroups
-		}
-		ex.Cgroups = cgroupTotals(res.Cgroups, names)
-	}
-	ex.Incomplete = append(ex.Incomplete, incompleteReasons(ex.Lost, ex.Missed, res.Totals)...)
-	ex.Incomplete = append(ex.Incomplete, inconsistent...)
-	ex.Complete = len(ex.Incomplete) == 0
-	ex.Breakdown = analysis.Break(res, label, peak, h.PageSize)
-	ex.Explanation = ex.Breakdown.String()
-	return ex, res.Timeline, nil
-}
-
-// mulBytes is pages x page size; true when it overflows (then the most).
-func mulBytes(pages, pageSize uint64) (uint64, bool) {
-	hi, lo := bits.Mul64(pages, pageSize)
-	if hi != 0 {
-		return math.MaxUint64, true
-	}
-	return lo, false
-}
-
-func writeExplanation(w io.Writer, ex *Explanation) {
+func writeExplanation(w io.Writer, ex *replay.Explanation) {
 	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, modeLabel(ex.Mode, ex.StocksRead), ex.Kernel, ex.BatchPages)
 	if !ex.Complete {
 		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
@@ -199,27 +85,6 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
 	}
 	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups, ex.StocksRead)
-}
-
-// incompleteReasons says why a trace is not a full record of the charges,
-// so no figure derived from it is presented as exact.
-func incompleteReasons(lost uint64, missed map[string]uint64, t analysis.Totals) []string {
-	var why []string
-	if lost > 0 {
-		why = append(why, fmt.Sprintf("%d events were lost (ring buffer full)", lost))
-	}
-	var fns []string
-	for fn, n := range missed {
-		fns = append(fns, fmt.Sprintf("%s %d", fn, n))
-	}
-	sort.Strings(fns)
-	if len(fns) > 0 {
-		why = append(why, "the kernel skipped probes on traced functions (calls for any cgroup: "+strings.Join(fns, ", ")+")")
-	}
-	if t.Resyncs > 0 {
-		why = append(why, fmt.Sprintf("the replay contradicted the kernel %s and followed it (%d pages of stock moved): the trace missed calls", times(t.Resyncs), t.ResyncPages))
-	}
-	return why
 }
 
 // writeTimeline prints the steps where U, U - S or the watermark changed.
@@ -243,13 +108,6 @@ func sortedKeys[V any](m map[int]V) []int {
 	}
 	sort.Ints(keys)
 	return keys
-}
-
-func times(n uint64) string {
-	if n == 1 {
-		return "once"
-	}
-	return fmt.Sprintf("%d times", n)
 }
 
 var kindNames = map[string]string{"anon": "anon", "file": "page cache", "shmem": "shmem", "swapin": "swapped in", "user": "other user pages", "thp": "transparent huge pages", "page_tables": "page tables",
@@ -312,20 +170,4 @@ func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]anal
 	for _, p := range paths {
 		fmt.Fprintf(w, "  cgroup %s: %d requests, %d pages\n", p, cgroups[p].Requests, cgroups[p].Pages)
 	}
-}
-
-// cgroupTotals names each cgroup's totals by its directory where known,
-// else by its id.
-func cgroupTotals(byID map[uint64]analysis.CgroupStats, names map[string]string) map[string]analysis.CgroupStats {
-	out := map[string]analysis.CgroupStats{}
-	for id, st := range byID {
-		key := strconv.FormatUint(id, 10)
-		if n, ok := names[key]; ok {
-			key = n
-		} else {
-			key = "id " + key
-		}
-		out[key] = st
-	}
-	return out
 }

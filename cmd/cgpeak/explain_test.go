@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cgpeak/cgpeak/internal/replay"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden explanations of testdata/traces")
@@ -33,7 +35,7 @@ func TestExplainGoldenTraces(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			ex, pts, err := explainTrace(f, filepath.Base(tf), true)
+			ex, pts, err := replay.Trace(f, filepath.Base(tf), true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +83,7 @@ func TestExplainMalformed(t *testing.T) {
 	}
 	f, _ := os.Open(bad)
 	defer f.Close()
-	if _, _, err := explainTrace(f, bad, false); err == nil || !strings.Contains(err.Error(), "line 3") {
+	if _, _, err := replay.Trace(f, bad, false); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("error %v, want one naming line 3", err)
 	}
 }
@@ -93,7 +95,7 @@ func TestExplainTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.SplitAfter(string(b), "\n")
-	ex, _, err := explainTrace(strings.NewReader(strings.Join(lines[:len(lines)/2], "")), "cut", false)
+	ex, _, err := replay.Trace(strings.NewReader(strings.Join(lines[:len(lines)/2], "")), "cut", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestExplainRefusesAbsurdFigures(t *testing.T) {
 		if code := explainCmd([]string{"--json", p}); code != exitBadTrace {
 			t.Errorf("%s: exit %d, want %d", c.name, code, exitBadTrace)
 		}
-		_, _, err := explainTrace(strings.NewReader(c.trace+"\n"), c.name, false)
+		_, _, err := replay.Trace(strings.NewReader(c.trace+"\n"), c.name, false)
 		if err == nil || !strings.Contains(err.Error(), c.line) {
 			t.Errorf("%s: error %v, want one naming %s", c.name, err, c.line)
 		}
@@ -139,7 +141,7 @@ func TestExplainResidualSign(t *testing.T) {
 		`{"t":2,"cpu":0,"pid":1,"tid":1,"comm":"a","op":"refill_stock","fn":"refill_stock","pages":60}` + "\n" +
 		`{"t":3,"cpu":0,"pid":1,"tid":1,"comm":"a","op":"charge","fn":"try_charge_memcg","pages":4}` + "\n" +
 		`{"type":"end","events":3,"lost":0,"cgroup_peak_bytes":303104,"cgroup_peak_source":"memory.peak"}` + "\n"
-	ex, _, err := explainTrace(strings.NewReader(tr), "residual", false)
+	ex, _, err := replay.Trace(strings.NewReader(tr), "residual", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func FuzzExplainInvariants(f *testing.F) {
 	f.Add([]byte(testHeader + "\n" + `{"t":2,"cpu":0,"op":"counter_uncharge","pages":1,"usage":5000}` + "\n"))
 	f.Add([]byte(strings.Replace(testHeader, `"mode":"charges"`, `"mode":"summary","stocks_read":true`, 1) + "\n" + `{"t":2,"cpu":1,"op":"refill_stock","pages":3,"usage":9,"stocked":3,"real":70}` + "\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ex, _, err := explainTrace(bytes.NewReader(b), "fuzz", false)
+		ex, _, err := replay.Trace(bytes.NewReader(b), "fuzz", false)
 		if err != nil {
 			return
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/loader"
 )
 
@@ -115,7 +116,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer f.Close()
-					ex, _, err := explainTrace(f, tf, false)
+					ex, _, err := replay.Trace(f, tf, false)
 					if err != nil {
 						t.Fatal(err)
 					}

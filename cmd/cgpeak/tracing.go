@@ -271,9 +271,9 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	var names map[string]string
 	if s.o.descend {
 		names = cgroupNames(s.dir)
-		tr.Cgroups = cgroupTotals(r.Cgroups, names)
+		tr.Cgroups = analysis.CgroupsByName(r.Cgroups, names)
 	}
-	tr.Incomplete = incompleteReasons(lost, missed, r.Totals)
+	tr.Incomplete = analysis.Incomplete(lost, missed, r.Totals)
 	tr.Exact = len(tr.Incomplete) == 0
 	var peak uint64
 	if f.HavePeak {

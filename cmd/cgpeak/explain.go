@@ -72,7 +72,7 @@ func explainCmd(args []string) int {
 
 func writeExplanation(w io.Writer, ex *replay.Explanation) {
 	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, modeLabel(ex.Mode, ex.StocksRead), ex.Kernel, ex.BatchPages)
-	if !ex.Complete {
+	if !ex.Exact {
 		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
 	}
 	if ex.PeakBytes != nil {

@@ -45,8 +45,8 @@ func TestExplainGoldenTraces(t *testing.T) {
 			}
 			n, _ := strconv.ParseUint(m[1], 10, 64)
 			unseen := strings.Contains(tf, "unseen")
-			if ex.Complete == unseen || (ex.Resyncs > 0) != unseen {
-				t.Errorf("complete %v with %d resyncs (%v)", ex.Complete, ex.Resyncs, ex.Incomplete)
+			if ex.Exact == unseen || (ex.Resyncs > 0) != unseen {
+				t.Errorf("complete %v with %d resyncs (%v)", ex.Exact, ex.Resyncs, ex.Incomplete)
 			}
 			if ex.PeakBytes == nil || ex.WatermarkBytes != *ex.PeakBytes {
 				t.Errorf("watermark %d, memory.peak %v", ex.WatermarkBytes, ex.PeakBytes)
@@ -101,7 +101,7 @@ func TestExplainTruncated(t *testing.T) {
 	}
 	var out bytes.Buffer
 	writeExplanation(&out, ex)
-	if ex.Complete || !strings.Contains(out.String(), "INCOMPLETE") {
+	if ex.Exact || !strings.Contains(out.String(), "INCOMPLETE") {
 		t.Errorf("a cut trace reads as complete:\n%s", out.String())
 	}
 }

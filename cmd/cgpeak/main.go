@@ -9,13 +9,14 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/cgpeak/cgpeak/internal/report"
 	"github.com/cgpeak/cgpeak/internal/runner"
 )
 
 var version = "0.1.0-dev"
 
 // reportSchema versions the JSON reports of every command (docs/json.md).
-const reportSchema = 1
+const reportSchema = report.Schema
 
 // Exit codes of cgpeak's own failures; a finished workload's code passes through.
 const (

@@ -30,6 +30,7 @@ type runOpts struct {
 // Report is one run's result: the runner's figures, and the traced
 // charges when asked; JSON field names are stable (docs/json.md).
 type Report struct {
+	Schema int `json:"schema"`
 	runner.Report
 	Trace       *TraceReport `json:"trace,omitempty"`
 	writeFailed bool         // a file the user named could not be written
@@ -229,7 +230,7 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return nil, exitInternal
 	}
-	rep := &Report{Report: *rr}
+	rep := &Report{Schema: reportSchema, Report: *rr}
 	if ts != nil {
 		if rep.Trace, err = ts.stop(rr.Figures); err != nil {
 			var we *writeError

@@ -16,6 +16,7 @@ import (
 
 // TraceCmdReport is `cgpeak trace --json`.
 type TraceCmdReport struct {
+	Schema        int          `json:"schema"`
 	Cgroup        string       `json:"cgroup"`
 	CgroupVersion int          `json:"cgroup_version"`
 	Seconds       float64      `json:"traced_seconds"`
@@ -71,7 +72,7 @@ func traceCmd(args []string) int {
 	signal.Notify(sig, stopSignals...)
 	defer signal.Stop(sig)
 
-	rep := &TraceCmdReport{Cgroup: target.Path, CgroupVersion: 1}
+	rep := &TraceCmdReport{Schema: reportSchema, Cgroup: target.Path, CgroupVersion: 1}
 	if target.H.V2 {
 		rep.CgroupVersion = 2
 	}

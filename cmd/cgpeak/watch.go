@@ -16,25 +16,11 @@ import (
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/watch"
 )
 
-// WatchSample is one line of `cgpeak watch --json`; bytes, stable names.
-type WatchSample struct {
-	Time         string            `json:"time"` // RFC 3339
-	Seconds      float64           `json:"seconds"`
-	CurrentBytes uint64            `json:"current_bytes"`
-	UsageSource  string            `json:"current_source"`
-	PeakBytes    *uint64           `json:"peak_bytes,omitempty"`
-	PeakSource   string            `json:"peak_source,omitempty"`
-	LimitBytes   *uint64           `json:"limit_bytes"` // null: no limit
-	Stat         map[string]uint64 `json:"stat,omitempty"`
-	Events       map[string]uint64 `json:"events,omitempty"`
-	Pressure     *cgroup.Pressure  `json:"pressure,omitempty"`
-	Ended        string            `json:"ended,omitempty"` // last line: "cgroup removed", "signal" or "duration"
-}
-
-// The memory.stat entries shown, v2 names then v1's.
-var watchStat = []string{"anon", "file", "kernel", "shmem", "sock", "rss", "cache", "mapped_file"}
+// WatchSample is one line of `cgpeak watch --json`.
+type WatchSample = watch.Sample
 
 func watchCmd(args []string) int {
 	fs := pflag.NewFlagSet("watch", pflag.ContinueOnError)
@@ -65,10 +51,6 @@ func watchCmd(args []string) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, stopSignals...)
 	defer signal.Stop(sig)
-	var timeout <-chan time.Time
-	if tgt.duration > 0 {
-		timeout = time.After(tgt.duration)
-	}
 	out := &outfile.ErrWriter{W: os.Stdout}
 	var v watchView
 	switch {
@@ -79,69 +61,23 @@ func watchCmd(args []string) int {
 	default:
 		v = &lineView{w: out}
 	}
-	start := time.Now()
-	end := func(why string) int {
-		v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: why})
-		return writeFailed(out.Err, "the samples")
+	err = watch.Follow(target, watch.Options{Interval: *interval, Duration: tgt.duration, Stop: sig}, func(s WatchSample) error {
+		v.show(s)
+		return out.Err
+	}, func(s WatchSample) error {
+		v.end(s)
+		return out.Err
+	})
+	if errors.Is(err, watch.ErrUnreadable) {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
 	}
-	tick := time.NewTicker(*interval)
-	defer tick.Stop()
-	// A cgroup being removed fails its files before its directory goes:
-	// a few incomplete reads in a row are waited out, more are an error.
-	const maxIncomplete = 5
-	incomplete := 0
-	for {
-		s, err := target.Sample()
-		switch {
-		case errors.Is(err, cgroup.ErrIncomplete):
-			if incomplete++; incomplete >= maxIncomplete {
-				fmt.Fprintf(os.Stderr, "cgpeak: %s: its memory files cannot be read (%d tries)\n", target.Path, incomplete)
-				return exitCgroup
-			}
-		case err != nil:
-			return end("cgroup removed")
-		default:
-			incomplete = 0
-			v.show(watchSample(target, s, start))
-			if out.Err != nil {
-				return writeFailed(out.Err, "the samples")
-			}
-		}
-		select {
-		case <-sig:
-			return end("signal")
-		case <-timeout:
-			return end("duration")
-		case <-tick.C:
-		}
-	}
+	return writeFailed(err, "the samples")
 }
 
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-func watchSample(l *cgroup.Leaf, s cgroup.Sample, start time.Time) WatchSample {
-	w := WatchSample{Time: time.Now().UTC().Format(time.RFC3339Nano), Seconds: time.Since(start).Seconds(),
-		CurrentBytes: s.CurrentBytes, UsageSource: "memory.current", Events: s.Events, Pressure: s.Pressure, Stat: map[string]uint64{}}
-	if !l.H.V2 {
-		w.UsageSource = "memory.usage_in_bytes"
-	}
-	if s.HavePeak {
-		v := s.PeakBytes
-		w.PeakBytes, w.PeakSource = &v, s.PeakFile
-	}
-	if s.Limited {
-		v := s.Limit
-		w.LimitBytes = &v
-	}
-	for _, k := range watchStat {
-		if v, ok := s.Stat[k]; ok {
-			w.Stat[k] = v
-		}
-	}
-	return w
 }
 
 type watchView interface {
@@ -164,7 +100,7 @@ func (v *lineView) end(s WatchSample) {
 
 func sampleLine(s WatchSample) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8.1fs  current %s (%s)", s.Seconds, human(s.CurrentBytes), s.UsageSource)
+	fmt.Fprintf(&b, "%8.1fs  current %s (%s)", s.Seconds, human(s.UsageBytes), s.UsageSource)
 	if s.PeakBytes != nil {
 		fmt.Fprintf(&b, "  peak %s (%s)", human(*s.PeakBytes), s.PeakSource)
 	}
@@ -173,7 +109,7 @@ func sampleLine(s WatchSample) string {
 	} else {
 		b.WriteString("  limit none")
 	}
-	for _, k := range watchStat {
+	for _, k := range watch.StatKeys {
 		if v, ok := s.Stat[k]; ok {
 			fmt.Fprintf(&b, "  %s %s", k, human(v))
 		}
@@ -205,7 +141,7 @@ type screenView struct {
 var bars = []rune("▁▂▃▄▅▆▇█")
 
 func (v *screenView) show(s WatchSample) {
-	v.history = append(v.history, s.CurrentBytes)
+	v.history = append(v.history, s.UsageBytes)
 	const width = 60
 	if len(v.history) > width {
 		v.history = v.history[len(v.history)-width:]
@@ -224,7 +160,7 @@ func (v *screenView) show(s WatchSample) {
 	var b strings.Builder
 	b.WriteString("\033[H\033[2J")
 	fmt.Fprintf(&b, "cgpeak watch: %s (cgroup v%d), %.0fs; Ctrl-C to stop\n\n", v.target.Path, map[bool]int{true: 2, false: 1}[v.target.H.V2], s.Seconds)
-	fmt.Fprintf(&b, "  current     %10s   (%s)\n", human(s.CurrentBytes), s.UsageSource)
+	fmt.Fprintf(&b, "  current     %10s   (%s)\n", human(s.UsageBytes), s.UsageSource)
 	if s.PeakBytes != nil {
 		fmt.Fprintf(&b, "  peak        %10s   (%s: includes per-CPU charge batching)\n", human(*s.PeakBytes), s.PeakSource)
 	}
@@ -234,7 +170,7 @@ func (v *screenView) show(s WatchSample) {
 		fmt.Fprintf(&b, "  limit       %10s\n", "none")
 	}
 	fmt.Fprintf(&b, "\n  current, last %d samples (top %s):\n  %s\n\n", len(v.history), human(top), g.String())
-	for _, k := range watchStat {
+	for _, k := range watch.StatKeys {
 		if x, ok := s.Stat[k]; ok {
 			fmt.Fprintf(&b, "  %-12s %10s   (memory.stat)\n", k, human(x))
 		}

@@ -12,11 +12,9 @@ import (
 	"math/bits"
 
 	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/internal/report"
 	"github.com/cgpeak/cgpeak/trace"
 )
-
-// Schema versions the JSON reports (docs/json.md).
-const Schema = 1
 
 // Explanation is what a saved trace says about its cgroup's peak (`cgpeak
 // explain --json`); byte figures, stable names (docs/json.md).
@@ -34,7 +32,7 @@ type Explanation struct {
 	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
 	Resyncs            uint64                          `json:"resyncs"`
 	ResyncPages        uint64                          `json:"resync_pages"`
-	Complete           bool                            `json:"complete"` // end line present, nothing lost, missed or resynced
+	Exact              bool                            `json:"exact"` // end line present, nothing lost, missed or resynced: as a live trace's report
 	Incomplete         []string                        `json:"incomplete,omitempty"`
 	PeakBytes          *uint64                         `json:"cgroup_peak_bytes,omitempty"`
 	PeakSource         string                          `json:"cgroup_peak_source,omitempty"`
@@ -85,7 +83,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysi
 		m.ApplySummary(*rd.End.Summary)
 	}
 	res := m.Result()
-	ex := &Explanation{Schema: Schema, Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
+	ex := &Explanation{Schema: report.Schema, Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
 		PerCPU: res.CPUs, PerProcess: res.Procs, Kinds: res.Kinds, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
 	var inconsistent []string
 	if res.CorrectedPeak.Pages > res.Watermark {
@@ -118,7 +116,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysi
 	}
 	ex.Incomplete = append(ex.Incomplete, analysis.Incomplete(ex.Lost, ex.Missed, res.Totals)...)
 	ex.Incomplete = append(ex.Incomplete, inconsistent...)
-	ex.Complete = len(ex.Incomplete) == 0
+	ex.Exact = len(ex.Incomplete) == 0
 	ex.Breakdown = analysis.Break(res, label, peak, h.PageSize)
 	ex.Explanation = ex.Breakdown.String()
 	return ex, res.Timeline, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/runner"
 	"github.com/cgpeak/cgpeak/internal/series"
 	"github.com/cgpeak/cgpeak/stats"
 )
@@ -44,29 +45,16 @@ func commandSpecs(args []string, dash int) ([]commandSpec, error) {
 }
 
 // resolve finds the program in PATH; on failure it says why and returns the
-// exit code (127 not found, 126 found but not runnable).
+// exit code.
 func (c *commandSpec) resolve() int {
-	name := c.argv[0]
-	path, err := exec.LookPath(name)
-	switch {
-	case err == nil:
-		c.path = path
-		return 0
-	case errors.Is(err, exec.ErrDot):
-		// Found only through "." (or an empty entry) in PATH, which Go's
-		// lookup refuses: saying "chmod +x" would mislead.
-		fmt.Fprintf(os.Stderr, "cgpeak: %s: found only in the current directory through PATH; run it as ./%s\n", name, name)
-		return exitNotFound
-	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist):
-		fmt.Fprintf(os.Stderr, "cgpeak: %s: command not found (check the name and PATH)\n", name)
-		return exitNotFound
+	path, err := runner.Resolve(c.argv[0])
+	var xe *runner.ExecError
+	if errors.As(err, &xe) {
+		fmt.Fprintln(os.Stderr, "cgpeak:", xe)
+		return xe.Code
 	}
-	if st, serr := os.Stat(name); serr == nil && st.IsDir() {
-		fmt.Fprintf(os.Stderr, "cgpeak: %s: is a directory, not a program\n", name)
-		return exitNoExec
-	}
-	fmt.Fprintf(os.Stderr, "cgpeak: %s: not executable: %v (chmod +x it)\n", name, err)
-	return exitNoExec
+	c.path = path
+	return 0
 }
 
 // seriesOpts are the flags of repeated runs.

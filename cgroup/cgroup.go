@@ -329,6 +329,10 @@ func (l *Leaf) readFlat(name string) (map[string]uint64, error) {
 	return m, nil
 }
 
+// ErrSwapWithoutMemory: v1 limits memory and swap together, so a swap
+// limit needs a memory limit.
+var ErrSwapWithoutMemory = errors.New("a swap limit on cgroup v1 needs a memory limit too (v1 limits memory+swap together)")
+
 // SetLimits applies a memory and a swap limit; negative leaves one unset.
 func (l *Leaf) SetLimits(mem, swap int64) error {
 	if l.H.V2 {
@@ -355,7 +359,7 @@ func (l *Leaf) SetLimits(mem, swap int64) error {
 		if mem >= 0 {
 			total += mem
 		} else {
-			return errors.New("--swap-max on cgroup v1 needs --memory-max too (v1 limits memory+swap together)")
+			return ErrSwapWithoutMemory
 		}
 		if err := os.WriteFile(filepath.Join(l.Path, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(total, 10)), 0); err != nil {
 			return fmt.Errorf("setting memory.memsw.limit_in_bytes: %w (is swap accounting enabled?)", err)

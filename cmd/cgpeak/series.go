@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/internal/runner"
 	"github.com/cgpeak/cgpeak/internal/series"
@@ -121,7 +122,7 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	rep := SeriesReport{Schema: reportSchema}
 	// Peaks move by whole charge batches from run to run: only a jump
 	// beyond what the per-CPU stocks can hold is an outlier.
-	stockBytes := float64(64 * runtime.NumCPU() * os.Getpagesize())
+	stockBytes := float64(kernel.ChargeBatch(kernel.Release()).Pages * uint64(runtime.NumCPU()*os.Getpagesize()))
 	total := len(specs) * (o.series.runs + o.series.warmup)
 	done := 0
 	bar := newProgress(os.Stderr, total)

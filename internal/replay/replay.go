@@ -72,7 +72,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysi
 			return nil, nil, err
 		}
 		n++
-		if ev, ok := e.Analysis(); ok {
+		if ev := e; !ev.OtherCounter() {
 			if ev.Cgroup == 0 {
 				ev.Cgroup = h.CgroupID
 			}

@@ -6,6 +6,10 @@ require github.com/spf13/pflag v1.1.0
 
 require golang.org/x/sys v0.50.0
 
-require github.com/cilium/ebpf v0.22.0
+require (
+	github.com/cilium/ebpf v0.22.0
+	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/godbus/dbus/v5 v5.2.4
+)
 
 tool github.com/cilium/ebpf/cmd/bpf2go

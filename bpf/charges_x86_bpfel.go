@@ -132,7 +132,9 @@ const (
 	ChargesProgKretprobePcTryCharge = "kretprobe_pc_try_charge"
 	ChargesProgKretprobePcUncharge  = "kretprobe_pc_uncharge"
 	ChargesProgKretprobeTryCharge   = "kretprobe_try_charge"
+	ChargesProgTestNesting          = "test_nesting"
 	ChargesVarDescendants           = "descendants"
+	ChargesVarNestResult            = "nest_result"
 	ChargesVarTargetCgid            = "target_cgid"
 	ChargesVarTargetMemcg           = "target_memcg"
 	ChargesVarUnusedCounter         = "unused_counter"
@@ -203,6 +205,7 @@ type ChargesProgramSpecs struct {
 	KretprobePcTryCharge *ebpf.ProgramSpec `ebpf:"kretprobe_pc_try_charge"`
 	KretprobePcUncharge  *ebpf.ProgramSpec `ebpf:"kretprobe_pc_uncharge"`
 	KretprobeTryCharge   *ebpf.ProgramSpec `ebpf:"kretprobe_try_charge"`
+	TestNesting          *ebpf.ProgramSpec `ebpf:"test_nesting"`
 }
 
 // ChargesMapSpecs contains maps before they are loaded into the kernel.
@@ -225,6 +228,7 @@ type ChargesMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ChargesVariableSpecs struct {
 	Descendants   *ebpf.VariableSpec `ebpf:"descendants"`
+	NestResult    *ebpf.VariableSpec `ebpf:"nest_result"`
 	TargetCgid    *ebpf.VariableSpec `ebpf:"target_cgid"`
 	TargetMemcg   *ebpf.VariableSpec `ebpf:"target_memcg"`
 	UnusedCounter *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -285,6 +289,7 @@ func (m *ChargesMaps) Close() error {
 // It can be passed to LoadChargesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ChargesVariables struct {
 	Descendants   *ebpf.Variable `ebpf:"descendants"`
+	NestResult    *ebpf.Variable `ebpf:"nest_result"`
 	TargetCgid    *ebpf.Variable `ebpf:"target_cgid"`
 	TargetMemcg   *ebpf.Variable `ebpf:"target_memcg"`
 	UnusedCounter *ebpf.Variable `ebpf:"unused_counter"`
@@ -317,6 +322,7 @@ type ChargesPrograms struct {
 	KretprobePcTryCharge *ebpf.Program `ebpf:"kretprobe_pc_try_charge"`
 	KretprobePcUncharge  *ebpf.Program `ebpf:"kretprobe_pc_uncharge"`
 	KretprobeTryCharge   *ebpf.Program `ebpf:"kretprobe_try_charge"`
+	TestNesting          *ebpf.Program `ebpf:"test_nesting"`
 }
 
 func (p *ChargesPrograms) Close() error {
@@ -339,6 +345,7 @@ func (p *ChargesPrograms) Close() error {
 		p.KretprobePcTryCharge,
 		p.KretprobePcUncharge,
 		p.KretprobeTryCharge,
+		p.TestNesting,
 	)
 }
 

@@ -17,6 +17,12 @@ type Hierarchy struct {
 	V2    bool
 	Mount string // mount point of the hierarchy that holds memory
 	Self  string // this process's cgroup directory in it
+
+	// Set by Acquire: where the runs' leaves go (memory already enabled
+	// there), the provider's name, and how the place was had, for reports.
+	Base     string
+	Provider string
+	From     string
 }
 
 // FindMemory locates the memory controller from this process's mountinfo and
@@ -111,12 +117,18 @@ const NamePrefix = "cgpeak-"
 
 // leafName is the name of this process's i-th leaf attempt.
 func leafName(i int) string {
+	return fmt.Sprintf("%s%s-%d-%d", NamePrefix, owner(), time.Now().UnixNano()%1e9, i)
+}
+
+// owner names this process for the names of what it makes: its pid and,
+// after a "t", its start time. Without a start time what it makes is kept
+// while the pid lives.
+func owner() string {
 	start, err := startTime(os.Getpid())
 	if err != nil {
-		// Without a start time the leaf is kept while the pid lives.
-		return fmt.Sprintf("%s%d-%d-%d", NamePrefix, os.Getpid(), time.Now().UnixNano()%1e9, i)
+		return strconv.Itoa(os.Getpid())
 	}
-	return fmt.Sprintf("%s%d-t%d-%d-%d", NamePrefix, os.Getpid(), start, time.Now().UnixNano()%1e9, i)
+	return fmt.Sprintf("%d-t%d", os.Getpid(), start)
 }
 
 // startTime reads a process's start time, in clock ticks since boot.
@@ -175,6 +187,9 @@ func ownerGone(name string) bool {
 // child, so unless we sit in the root (which is exempt) the leaf goes beside
 // our cgroup, whose parent already grants memory when our cgroup has it.
 func (h Hierarchy) Parent() (dir string, enable bool) {
+	if h.Base != "" {
+		return h.Base, false
+	}
 	if !h.V2 || filepath.Clean(h.Self) == filepath.Clean(h.Mount) {
 		return h.Self, h.V2
 	}

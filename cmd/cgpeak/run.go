@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -23,6 +24,8 @@ type runOpts struct {
 	memoryMax string
 	swapMax   string
 	quiet     bool
+	from      string
+	user      string
 	trace     traceOpts
 	series    seriesOpts
 }
@@ -45,6 +48,8 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
 	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
+	fs.StringVar(&o.user, "user", "", "run the command as this user (name or uid; root only); under sudo the default is the user who ran sudo, --user root keeps root")
+	fs.StringVar(&o.from, "cgroup-from", "auto", "where the run's cgroup comes from: auto, delegated (a cgroup delegated to cgpeak), systemd (a transient scope) or direct")
 	fs.BoolVar(&o.trace.on, "trace", false, "trace every memory cgroup charge with eBPF and explain the peak (root; see cgpeak probe)")
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
 	fs.BoolVar(&o.trace.descend, "descendants", false, "also trace the cgroups the workload makes below its own (implies --trace-charges)")
@@ -76,6 +81,13 @@ Flags:
 	o.trace.on = o.trace.on || o.trace.output != "" || o.trace.charges
 	if !validBackend(o.trace.backend) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
+		return exitUsage
+	}
+	if code := chooseUser(&o); code != 0 {
+		return code
+	}
+	if !slices.Contains(cgroup.Providers, o.from) {
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --cgroup-from %q: use %s\n", o.from, strings.Join(cgroup.Providers, ", "))
 		return exitUsage
 	}
 	cmdArgs := fs.Args()
@@ -115,12 +127,8 @@ Flags:
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
-	h, err := cgroup.FindMemory()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitCgroup
-	}
-	if !h.V2 && swap >= 0 && mem < 0 {
+	// Before any cgroup is made: v1 is the machine's, whichever source.
+	if mh, err := cgroup.FindMemory(); err == nil && !mh.V2 && swap >= 0 && mem < 0 {
 		fmt.Fprintln(os.Stderr, "cgpeak: --swap-max on cgroup v1 needs --memory-max too (v1 limits memory and swap together)")
 		return exitUsage
 	}
@@ -129,6 +137,13 @@ Flags:
 	stopped := make(chan os.Signal, 1)
 	signal.Notify(stopped, stopSignals...)
 	defer signal.Stop(stopped)
+	src, err := cgroup.Acquire(cgroup.Options{From: o.from, Description: "cgpeak run: " + specNames(specs)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+	defer closeSource(src)
+	h := src.H
 	if len(specs) > 1 || o.series.repeated() {
 		return runSeries(o, h, specs, mem, swap, stopped)
 	}
@@ -217,7 +232,7 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 			return nil, exitTrace
 		}
 	}
-	rr, err := runner.Run(leaf, runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped})
+	rr, err := runner.Run(leaf, runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped, As: topts.as})
 	if err != nil {
 		if ts != nil {
 			ts.abort()
@@ -266,6 +281,12 @@ var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", 
 
 func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
+	if r.CgroupFrom != "" {
+		fmt.Fprintf(w, "  cgroup from: %s\n", r.CgroupFrom)
+	}
+	if r.RanAs != "" {
+		fmt.Fprintf(w, "  ran as: %s\n", r.RanAs)
+	}
 	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
 	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)
 	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/launcher"
 )
 
@@ -28,6 +29,8 @@ const (
 type Report struct {
 	Command       []string          `json:"command"`
 	Cgroup        string            `json:"cgroup"`
+	CgroupFrom    string            `json:"cgroup_from,omitempty"`
+	RanAs         string            `json:"ran_as,omitempty"`
 	CgroupVersion int               `json:"cgroup_version"`
 	WallSeconds   float64           `json:"wall_seconds"`
 	UserSeconds   float64           `json:"user_seconds"`
@@ -60,6 +63,8 @@ type Command struct {
 	// the figures so far are reported. Caught by the caller, ideally since
 	// before the leaf was made.
 	Stop <-chan os.Signal
+	// As is the user the command runs as; nil for cgpeak's own.
+	As *runas.Identity
 }
 
 // ShimArg marks the binary re-executed as the child on cgroup v1 without a
@@ -154,6 +159,7 @@ func Run(leaf *cgroup.Leaf, c Command) (*Report, error) {
 		}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.Stdout, os.Stderr
+	runAs(c.As, l, cmd)
 
 	start := time.Now()
 	if l != nil {
@@ -224,6 +230,7 @@ loop:
 	rep := &Report{
 		Command:       args,
 		Cgroup:        leaf.Path,
+		CgroupFrom:    leaf.H.From,
 		CgroupVersion: 1,
 		WallSeconds:   wall.Seconds(),
 		UserSeconds:   tv(e.ru.Utime),
@@ -234,6 +241,9 @@ loop:
 	}
 	if stoppedBy != nil {
 		rep.InterruptedBy = SignalName(stoppedBy)
+	}
+	if c.As != nil {
+		rep.RanAs = c.As.String()
 	}
 	if leaf.H.V2 {
 		rep.CgroupVersion = 2
@@ -259,6 +269,24 @@ loop:
 	rep.Missing = append(missing, f.Missing...)
 	rep.OOMKilled = f.Events["oom_kill"] > 0
 	return rep, nil
+}
+
+// runAs has the command run as id: the launcher drops to it inside the
+// cgroup, or os/exec does where there is no launcher.
+func runAs(id *runas.Identity, l *launcher.Launch, cmd *exec.Cmd) {
+	if id == nil {
+		return
+	}
+	env := id.Env(os.Environ())
+	if l != nil {
+		l.As(id.UID, id.GID, id.Groups, env)
+		return
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: id.Groups}
+	cmd.Env = env
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

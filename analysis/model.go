@@ -206,26 +206,33 @@ type Snapshot struct {
 
 // CPUStats and ProcStats are charge totals.
 type CPUStats struct {
-	Requests, RequestedPages, FromStock, CounterCharges, CounterPages uint64
-	FromStockPages                                                    uint64
+	Requests       uint64 `json:"requests"`
+	RequestedPages uint64 `json:"requested_pages"`
+	FromStock      uint64 `json:"from_stock"`
+	FromStockPages uint64 `json:"from_stock_pages"`
+	CounterCharges uint64 `json:"counter_charges"`
+	CounterPages   uint64 `json:"counter_pages"`
 }
 
 // KindStats counts the charge requests of one kind, and for kernel memory
 // the kernel functions that made them.
 type KindStats struct {
-	Requests, Pages uint64
-	Callers         map[string]uint64 `json:",omitempty"` // function -> pages
+	Requests uint64            `json:"requests"`
+	Pages    uint64            `json:"pages"`
+	Callers  map[string]uint64 `json:"callers,omitempty"` // function -> pages
 }
 
 // CgroupStats counts the charge requests of one cgroup (traces of a cgroup
 // and its descendants).
 type CgroupStats struct {
-	Requests, Pages uint64
+	Requests uint64 `json:"requests"`
+	Pages    uint64 `json:"pages"`
 }
 
 type ProcStats struct {
-	Comm                     string
-	Requests, RequestedPages uint64
+	Comm           string `json:"comm"`
+	Requests       uint64 `json:"requests"`
+	RequestedPages uint64 `json:"requested_pages"`
 }
 
 // Totals over the whole trace.
@@ -431,6 +438,7 @@ func (m *Model) Apply(e Event) {
 		m.charged[req] = false
 		m.inflight[req] = 0
 	}
+	m.raiseWatermark()
 	m.real = m.usage - m.stocked() - sum(m.inflight) - sum(m.draining)
 	// Between a counter charge and the end of its request, U holds a surplus
 	// not yet in the stock; between drain_stock's entry and its uncharge, U
@@ -516,6 +524,7 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 		m.totals.Uncharges++
 		m.totals.UnchargedPages += e.Pages
 	}
+	m.raiseWatermark()
 	m.real = e.Real
 	if p := max(before, e.Real); p > int64(m.best.Pages) {
 		m.best = Peak{Pages: uint64(p), Time: e.Time}
@@ -590,6 +599,15 @@ func (m *Model) applyStatSummary(s Summary) {
 		if sc.Watermark > 0 && sc.Watermark == m.watermark {
 			m.snapStat(sc.Watermark, sc.WatermarkReal, sc.WatermarkTime)
 		}
+	}
+}
+
+// raiseWatermark keeps the watermark at least the usage: the kernel's is
+// the most usage ever was, so usage seen above it (an uncharge reporting
+// pages charged before the trace began) raises it.
+func (m *Model) raiseWatermark() {
+	if m.usage > int64(m.watermark) {
+		m.watermark = uint64(m.usage)
 	}
 }
 

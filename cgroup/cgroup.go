@@ -108,9 +108,76 @@ type Leaf struct {
 	Path string
 }
 
-// NamePrefix starts every cgroup cgpeak makes; the pid after it lets a later
-// run tell a live owner from a dead one.
+// NamePrefix starts every cgroup cgpeak makes. After it come the owner's pid
+// and, after a "t", the owner's start time in clock ticks since boot
+// (/proc/PID/stat field 22): together they name one process for the life
+// of the system, whatever its binary is called, so a later run can tell a
+// live owner from a dead one whose pid was reused.
 const NamePrefix = "cgpeak-"
+
+// leafName is the name of this process's i-th leaf attempt.
+func leafName(i int) string {
+	return fmt.Sprintf("%s%s-%d-%d", NamePrefix, owner(), time.Now().UnixNano()%1e9, i)
+}
+
+// owner names this process for the names of what it makes: its pid and,
+// after a "t", its start time. Without a start time what it makes is kept
+// while the pid lives.
+func owner() string {
+	start, err := startTime(os.Getpid())
+	if err != nil {
+		return strconv.Itoa(os.Getpid())
+	}
+	return fmt.Sprintf("%d-t%d", os.Getpid(), start)
+}
+
+// startTime reads a process's start time, in clock ticks since boot.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStartTime(string(b))
+}
+
+// parseStartTime reads field 22 of /proc/PID/stat. The command name (field
+// 2) is in parentheses and may hold spaces and parentheses itself: the
+// fields are counted after its last ')'.
+func parseStartTime(stat string) (uint64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/PID/stat")
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("malformed /proc/PID/stat: too few fields")
+	}
+	return strconv.ParseUint(f[19], 10, 64) // field 22; f[0] is field 3
+}
+
+// ownerGone reports whether the cgpeak that made the leaf called name is
+// provably gone: its pid runs no more, or runs a process that started at
+// another time. A leaf of another format, or this process's own, is kept.
+func ownerGone(name string) bool {
+	rest, ok := strings.CutPrefix(name, NamePrefix)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "-")
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	now, err := startTime(pid)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	if err != nil || len(parts) < 2 || !strings.HasPrefix(parts[1], "t") {
+		return false // cannot tell, or an older name without a start time: keep it
+	}
+	was, err := strconv.ParseUint(parts[1][1:], 10, 64)
+	return err == nil && was != now
+}
 
 // Parent returns the directory a run's leaf goes in, and whether the memory
 // controller must first be enabled in its cgroup.subtree_control.
@@ -141,8 +208,7 @@ func NewLeaf(h Hierarchy) (*Leaf, error) {
 		}
 	}
 	for i := 0; i < 100; i++ {
-		name := fmt.Sprintf("%s%d-%d-%d", NamePrefix, os.Getpid(), time.Now().UnixNano()%1e9, i)
-		p := filepath.Join(parent, name)
+		p := filepath.Join(parent, leafName(i))
 		err := os.Mkdir(p, 0o755)
 		if err == nil {
 			return &Leaf{H: h, Path: p}, nil
@@ -180,28 +246,13 @@ func CleanStale(dir string) {
 		return
 	}
 	for _, e := range ents {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), NamePrefix) {
-			continue
-		}
-		pidStr, _, _ := strings.Cut(strings.TrimPrefix(e.Name(), NamePrefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() || alive(pid) {
+		if !e.IsDir() || !ownerGone(e.Name()) {
 			continue
 		}
 		l := &Leaf{Path: filepath.Join(dir, e.Name())}
 		_ = l.Kill()
 		_ = l.Remove()
 	}
-}
-
-// alive reports whether pid runs a cgpeak; a reused pid running something
-// else does not own the leaf.
-func alive(pid int) bool {
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		return false
-	}
-	return strings.HasPrefix(strings.TrimSpace(string(comm)), "cgpeak")
 }
 
 // Procs lists the pids in the leaf.
@@ -293,6 +344,10 @@ func (l *Leaf) readFlat(name string) (map[string]uint64, error) {
 	return m, nil
 }
 
+// ErrSwapWithoutMemory: v1 limits memory and swap together, so a swap
+// limit needs a memory limit.
+var ErrSwapWithoutMemory = errors.New("a swap limit on cgroup v1 needs a memory limit too (v1 limits memory+swap together)")
+
 // SetLimits applies a memory and a swap limit; negative leaves one unset.
 func (l *Leaf) SetLimits(mem, swap int64) error {
 	if l.H.V2 {
@@ -319,7 +374,7 @@ func (l *Leaf) SetLimits(mem, swap int64) error {
 		if mem >= 0 {
 			total += mem
 		} else {
-			return errors.New("--swap-max on cgroup v1 needs --memory-max too (v1 limits memory+swap together)")
+			return ErrSwapWithoutMemory
 		}
 		if err := os.WriteFile(filepath.Join(l.Path, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(total, 10)), 0); err != nil {
 			return fmt.Errorf("setting memory.memsw.limit_in_bytes: %w (is swap accounting enabled?)", err)
@@ -398,13 +453,35 @@ func Existing(path string) (*Leaf, error) {
 		return nil, err
 	}
 	dir := filepath.Clean(path)
-	if !filepath.IsAbs(dir) || !strings.HasPrefix(dir+"/", filepath.Clean(h.Mount)+"/") {
+	mount := filepath.Clean(h.Mount)
+	if !filepath.IsAbs(dir) || !within(dir, mount) {
 		dir = filepath.Join(h.Mount, path)
+	}
+	if !within(dir, mount) {
+		return nil, fmt.Errorf("cgroup %s is outside the memory hierarchy at %s: %w", path, h.Mount, ErrNoMemory)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
 		return nil, fmt.Errorf("no cgroup %s in the memory hierarchy at %s: give its directory or its path relative to %s", path, h.Mount, h.Mount)
 	}
-	return &Leaf{H: h, Path: dir}, nil
+	l := &Leaf{H: h, Path: dir}
+	return l, l.hasMemory()
+}
+
+// ErrNoMemory: a cgroup the memory controller does not account.
+var ErrNoMemory = errors.New("no memory controller there")
+
+func within(dir, top string) bool {
+	return dir == top || strings.HasPrefix(dir, strings.TrimSuffix(top, "/")+"/")
+}
+
+// hasMemory checks the memory controller accounts the cgroup: on v1 its
+// hierarchy has the files; on v2 memory.stat is absent where the parent
+// does not enable memory.
+func (l *Leaf) hasMemory() error {
+	if _, err := os.Stat(filepath.Join(l.Path, "memory.stat")); err != nil {
+		return fmt.Errorf("cgroup %s has no memory.stat: %w", l.Path, ErrNoMemory)
+	}
+	return nil
 }
 
 // OfPID finds the memory cgroup a running process belongs to.
@@ -434,7 +511,8 @@ func OfPID(pid int) (*Leaf, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	return &Leaf{H: h, Path: h.Self}, nil
+	l := &Leaf{H: h, Path: h.Self}
+	return l, l.hasMemory()
 }
 
 // Sample is one look at a running cgroup (cgpeak watch): its Figures and

@@ -151,7 +151,10 @@ func ParseFlatKeyed(r io.Reader) (map[string]uint64, error) {
 // Pressure is the memory PSI of a cgroup (memory.pressure, v2): the share
 // of time, in percent, some or all of its tasks stalled on memory.
 type Pressure struct {
-	Some10, Some60, Full10, Full60 float64
+	Some10 float64 `json:"some10"`
+	Some60 float64 `json:"some60"`
+	Full10 float64 `json:"full10"`
+	Full60 float64 `json:"full60"`
 }
 
 // ParsePressure parses a PSI file: lines "some avg10=0.00 avg60=0.00

@@ -118,7 +118,7 @@ func connectSystemd(ctx context.Context, user bool, busAddr string) (*sdbus.Conn
 func scopeName() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s%d-%s.scope", NamePrefix, os.Getpid(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s%s-%s.scope", NamePrefix, owner(), hex.EncodeToString(b[:]))
 }
 
 func (sc *scope) start(ctx context.Context, desc string) error {
@@ -208,9 +208,7 @@ func cleanStaleScopes(ctx context.Context, conn *sdbus.Conn) {
 		return
 	}
 	for _, u := range units {
-		pidStr, _, _ := strings.Cut(strings.TrimPrefix(u.Name, NamePrefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() || alive(pid) {
+		if !ownerGone(strings.TrimSuffix(u.Name, ".scope")) {
 			continue
 		}
 		done := make(chan string, 1)

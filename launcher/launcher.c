@@ -6,7 +6,7 @@
 // command started straight from cgpeak would report cgpeak's size. cgpeak
 // starts this launcher; the launcher forks a fresh few-page mm, puts the child
 // in the run's cgroup before exec, waits for it and hands back its exit status
-// and rusage on fd 3.
+// and rusage on fd 3 (after the errno of a failed exec, when it failed).
 //
 // argv: launcher MODE PATH ARG0 ARGS...   MODE "2": fd 4 is the cgroup directory
 // (clone3 CLONE_INTO_CGROUP); MODE "1": fd 4 is the v1 cgroup.procs file.
@@ -18,6 +18,7 @@
 #include <linux/resource.h>
 #include <linux/signal.h>
 #include <asm/unistd.h>
+#include <linux/fcntl.h>
 
 static long sc(long n, long a, long b, long c, long d, long e) {
 	long ret;
@@ -84,12 +85,16 @@ void cmain(long *sp) {
 	long pid = sc(__NR_clone3, (long)&ca, sizeof ca, 0, 0, 0);
 	if (pid == 0) {
 		if (!v2 && sc(__NR_write, 4, (long)"0", 1, 0, 0) != 1) sc(__NR_exit_group, 124, 0, 0, 0, 0);
-		sc(__NR_close, 3, 0, 0, 0, 0);
+		// fd 3 closes at a successful exec; a failed one reports its errno
+		// there (status -1) before the launcher's own result.
+		sc(__NR_fcntl, 3, F_SETFD, FD_CLOEXEC, 0, 0);
 		sc(__NR_close, 4, 0, 0, 0, 0);
 		if (drop && (sc(__NR_setgroups, (long)ngroups, (long)groups, 0, 0, 0) < 0 ||
 			     sc(__NR_setgid, (long)gid, 0, 0, 0, 0) < 0 || sc(__NR_setuid, (long)uid, 0, 0, 0, 0) < 0))
 			sc(__NR_exit_group, 123, 0, 0, 0, 0);
 		long e = sc(__NR_execve, (long)argv[2], (long)(argv + 3), (long)envp, 0, 0);
+		struct result fail = {-1, (int)-e};
+		sc(__NR_write, 3, (long)&fail, sizeof fail, 0, 0);
 		sc(__NR_exit_group, e == -2 ? 127 : 126, 0, 0, 0, 0);
 	}
 	if (pid < 0) {

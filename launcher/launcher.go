@@ -59,6 +59,9 @@ func binaryPath() (string, error) {
 type Result struct {
 	Status syscall.WaitStatus
 	Rusage syscall.Rusage
+	// ExecErr: the command could not be executed (the status is then the
+	// child's 127 or 126); nil when it ran.
+	ExecErr error
 }
 
 type wire struct {
@@ -126,6 +129,12 @@ func (l *Launch) Wait() (Result, error) {
 	defer l.res.Close()
 	var w wire
 	rerr := binary.Read(l.res, binary.NativeEndian, &w)
+	var execErr error
+	if rerr == nil && w.Status == -1 {
+		// The child's report of a failed exec comes first.
+		execErr = syscall.Errno(w.Err)
+		rerr = binary.Read(l.res, binary.NativeEndian, &w)
+	}
 	werr := l.Cmd.Wait()
 	if rerr != nil {
 		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
@@ -136,5 +145,5 @@ func (l *Launch) Wait() (Result, error) {
 	if w.Err != 0 {
 		return Result{}, fmt.Errorf("starting the command: %w", syscall.Errno(w.Err))
 	}
-	return Result{Status: syscall.WaitStatus(w.Status), Rusage: w.Ru}, nil
+	return Result{Status: syscall.WaitStatus(w.Status), Rusage: w.Ru, ExecErr: execErr}, nil
 }

@@ -161,10 +161,92 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if rd.Header.Schema > Schema {
 		return nil, fmt.Errorf("line 1: trace schema %d is newer than this cgpeak's %d: upgrade cgpeak", rd.Header.Schema, Schema)
 	}
-	if rd.Header.Batch == 0 || rd.Header.PageSize == 0 {
-		return nil, errors.New("line 1: header lacks batch_pages or page_size")
+	if err := rd.Header.check(); err != nil {
+		return nil, fmt.Errorf("line 1: %w", err)
 	}
 	return rd, nil
+}
+
+// Limits on a trace's figures. No kernel has more: a page count past
+// MaxPages (4 PiB of 4 KiB pages) or a page size past MaxPageSize is a
+// corrupt trace, and within them pages x page_size fits in 63 bits.
+const (
+	MaxPages    = 1 << 40
+	MaxPageSize = 1 << 21
+	MaxBatch    = 1 << 16
+	MaxCPUs     = 1 << 16
+)
+
+func (h *Header) check() error {
+	switch {
+	case h.Batch == 0 || h.PageSize == 0:
+		return errors.New("header lacks batch_pages or page_size")
+	case h.Batch > MaxBatch:
+		return fmt.Errorf("batch_pages %d is out of range (1 to %d)", h.Batch, MaxBatch)
+	case h.PageSize < 512 || h.PageSize > MaxPageSize || h.PageSize&(h.PageSize-1) != 0:
+		return fmt.Errorf("page_size %d is not a power of two from 512 to %d", h.PageSize, MaxPageSize)
+	case h.CPUs < 0 || h.CPUs > MaxCPUs:
+		return fmt.Errorf("cpus %d is out of range (0 to %d)", h.CPUs, MaxCPUs)
+	}
+	return nil
+}
+
+// pagesField checks one page count.
+func pagesField(name string, v uint64) error {
+	if v > MaxPages {
+		return fmt.Errorf("%s %d is out of range (at most %d pages)", name, v, uint64(MaxPages))
+	}
+	return nil
+}
+
+// check range-checks an event's fields.
+func check(e *Event) error {
+	if e.Op == 0 {
+		return errors.New("no op")
+	}
+	switch {
+	case e.CPU < 0 || e.CPU >= MaxCPUs:
+		return fmt.Errorf("cpu %d is out of range (0 to %d)", e.CPU, MaxCPUs-1)
+	case e.PID < 0 || e.TID < 0:
+		return fmt.Errorf("pid %d / tid %d: negative", e.PID, e.TID)
+	case e.Real < -MaxPages || e.Real > MaxPages:
+		return fmt.Errorf("real %d is out of range (at most %d pages either way)", e.Real, int64(MaxPages))
+	}
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{{"pages", e.Pages}, {"usage", e.Usage}, {"watermark", e.Watermark}, {"consumed", e.Consumed}, {"stocked", e.Stocked}} {
+		if err := pagesField(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *End) check(pageSize uint64) error {
+	if e.PeakBytes != nil && *e.PeakBytes > MaxPages*pageSize {
+		return fmt.Errorf("cgroup_peak_bytes %d is out of range (at most %d pages of %d bytes)", *e.PeakBytes, uint64(MaxPages), pageSize)
+	}
+	if e.Summary == nil {
+		return nil
+	}
+	for cpu, c := range e.Summary.CPUs {
+		if cpu < 0 || cpu >= MaxCPUs {
+			return fmt.Errorf("summary: cpu %d is out of range (0 to %d)", cpu, MaxCPUs-1)
+		}
+		for _, f := range []struct {
+			name string
+			v    uint64
+		}{{"from_stock_pages", c.FromStockPages}, {"pending", c.Pending}, {"watermark", c.Watermark}} {
+			if err := pagesField("summary: cpu "+fmt.Sprint(cpu)+" "+f.name, f.v); err != nil {
+				return err
+			}
+		}
+		if c.MaxReal < -MaxPages || c.MaxReal > MaxPages || c.WatermarkReal < -MaxPages || c.WatermarkReal > MaxPages {
+			return fmt.Errorf("summary: cpu %d: real use out of range (at most %d pages either way)", cpu, int64(MaxPages))
+		}
+	}
+	return nil
 }
 
 // Next returns the next event, io.EOF at the end.
@@ -180,8 +262,8 @@ func (r *Reader) Next() (Event, error) {
 		}
 		var e Event
 		if fastEvent(b, &e) {
-			if e.Op == 0 {
-				return Event{}, fmt.Errorf("line %d: no op", r.line)
+			if err := check(&e); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 			}
 			return e, nil
 		}
@@ -197,6 +279,9 @@ func (r *Reader) Next() (Event, error) {
 			if err := json.Unmarshal(b, r.End); err != nil {
 				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 			}
+			if err := r.End.check(r.Header.PageSize); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
 			continue
 		}
 		if probe.Type != "" {
@@ -205,8 +290,8 @@ func (r *Reader) Next() (Event, error) {
 		if err := json.Unmarshal(b, &e); err != nil {
 			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 		}
-		if e.Op == 0 {
-			return Event{}, fmt.Errorf("line %d: no op", r.line)
+		if err := check(&e); err != nil {
+			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 		}
 		return e, nil
 	}

@@ -18,10 +18,10 @@ for mode in $modes; do
 		continue
 	fi
 	log=$(mktemp /tmp/cgpeak-vmtest-XXXXXX.log)
-	exec_cmd="$vmtest -q --kernel $kernel --mode $mode --bin $guest --env CGPEAK_TEST_CGPEAK=/usr/local/bin/cgpeak --env CGPEAK_TEST_TOUCH=/usr/local/bin/touchpages"
+	exec_cmd="$vmtest -q --kernel $kernel --mode $mode --timeout 40m --bin $guest --env CGPEAK_TEST_CGPEAK=/usr/local/bin/cgpeak --env CGPEAK_TEST_TOUCH=/usr/local/bin/touchpages"
 	echo "=== vm suite: $kernel ($release), cgroup $mode"
 	start=$SECONDS
-	CGO_ENABLED=0 go test -count=1 -v -p 1 -timeout 40m -exec "$exec_cmd" "$@" >"$log" 2>&1
+	CGO_ENABLED=0 go test -count=1 -v -p 1 -timeout 45m -exec "$exec_cmd" "$@" >"$log" 2>&1
 	rc=$?
 	grep -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$|panic:|vmtest:|--- console|\s+\S+_test\.go:)' "$log"
 	pass=$(grep -cE '^\s*--- PASS' "$log") fail=$(grep -cE '^\s*--- FAIL' "$log") skip=$(grep -cE '^\s*--- SKIP' "$log")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,40 +10,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/plot"
-	"github.com/cgpeak/cgpeak/trace"
 )
-
-// Explanation is `cgpeak explain --json`; byte figures, stable names.
-type Explanation struct {
-	Trace              string            `json:"trace"`
-	Kernel             string            `json:"kernel"`
-	Backend            string            `json:"backend"`
-	Mode               string            `json:"mode"`
-	StocksRead         bool              `json:"stocks_read,omitempty"` // a summary whose events carry the kernel's stocks
-	BatchPages         uint64            `json:"batch_pages"`
-	PageSize           uint64            `json:"page_size"`
-	Events             uint64            `json:"events"`
-	Lost               uint64            `json:"lost_events"`
-	Missed             map[string]uint64 `json:"missed_calls,omitempty"`
-	Resyncs            uint64            `json:"resyncs"`
-	ResyncPages        uint64            `json:"resync_pages"`
-	Complete           bool              `json:"complete"` // end line present, nothing lost, missed or resynced
-	Incomplete         []string          `json:"incomplete,omitempty"`
-	PeakBytes          *uint64           `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource         string            `json:"cgroup_peak_source,omitempty"`
-	WatermarkBytes     uint64            `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64            `json:"corrected_peak_bytes"`
-	// Within CorrectedPeakErrorBytes of the real peak, from MissedCalls
-	// calls missed or lost (analysis.ErrorBound).
-	CorrectedPeakErrorBytes uint64                          `json:"corrected_peak_error_bytes"`
-	MissedCalls             uint64                          `json:"missed_or_lost_calls"`
-	Explanation             string                          `json:"explanation"`
-	PerCPU                  map[int]analysis.CPUStats       `json:"per_cpu"`
-	PerProcess              map[int]analysis.ProcStats      `json:"per_process"`
-	Kinds                   map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
-	Cgroups                 map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
-}
 
 func explainCmd(args []string) int {
 	fs := pflag.NewFlagSet("explain", pflag.ContinueOnError)
@@ -62,118 +31,55 @@ func explainCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE.jsonl")
 		return exitUsage
 	}
+	if err := checkDests(dest{"--plot", *plotFile}); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %v\n", err)
 		return exitUsage
 	}
 	defer f.Close()
-	ex, pts, err := explainTrace(f, fs.Arg(0), *timeline || *plotFile != "")
+	ex, pts, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
 		return exitBadTrace
 	}
+	failed := 0
 	if *plotFile != "" {
-		out, err := os.Create(*plotFile)
-		if err == nil {
-			err = plot.Timeline(out, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			os.Remove(*plotFile)
-			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot: %v\n", err)
-			return exitUsage
+		if err := outfile.Write(*plotFile, func(w io.Writer) error {
+			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
+		}); err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot %s: %v (it is left as it was)\n", *plotFile, err)
+			failed = exitWrite
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(ex)
-	} else {
-		writeExplanation(os.Stdout, ex)
+	if code := emit(dest{}, os.Stdout, func(w io.Writer) error {
+		if *asJSON {
+			return writeJSON(w, ex)
+		}
+		writeExplanation(w, ex)
 		if *timeline {
-			writeTimeline(os.Stdout, pts)
+			writeTimeline(w, pts)
 		}
+		return nil
+	}); code != 0 {
+		return code
 	}
-	return 0
+	return failed
 }
 
-// explainTrace streams a trace through the model.
-func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysis.Point, error) {
-	rd, err := trace.NewReader(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	h := rd.Header
-	m := analysis.NewModel(h.Batch, keepTimeline)
-	if h.Attached {
-		m.Attached()
-	}
-	if h.StocksRead {
-		m.StocksRead()
-	}
-	var n uint64
-	for {
-		e, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		n++
-		if ev := e; !ev.OtherCounter() {
-			if ev.Cgroup == 0 {
-				ev.Cgroup = h.CgroupID
-			}
-			m.Apply(ev)
-		}
-	}
-	if rd.End != nil && rd.End.Summary != nil {
-		m.ApplySummary(*rd.End.Summary)
-	}
-	res := m.Result()
-	ex := &Explanation{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, BatchPages: h.Batch, PageSize: h.PageSize, Events: n,
-		WatermarkBytes: res.Watermark * h.PageSize, CorrectedPeakBytes: res.CorrectedPeak.Pages * h.PageSize,
-		PerCPU: res.CPUs, PerProcess: res.Procs, Kinds: res.Kinds, Resyncs: res.Totals.Resyncs, ResyncPages: res.Totals.ResyncPages}
-	var peak uint64
-	label := ""
-	if rd.End == nil {
-		ex.Incomplete = []string{"the trace has no end line (cut short)"}
-	} else {
-		ex.Lost, ex.Missed = rd.End.Lost, rd.End.Missed
-		if rd.End.PeakBytes != nil {
-			peak, label = *rd.End.PeakBytes, rd.End.PeakSource
-			ex.PeakBytes, ex.PeakSource = rd.End.PeakBytes, label
-		}
-	}
-	if h.Descendants {
-		var names map[string]string
-		if rd.End != nil {
-			names = rd.End.Cgroups
-		}
-		ex.Cgroups = analysis.CgroupsByName(res.Cgroups, names)
-	}
-	ex.Incomplete = append(ex.Incomplete, analysis.Incomplete(ex.Lost, ex.Missed, res.Totals)...)
-	ex.Complete = len(ex.Incomplete) == 0
-	b := analysis.ErrorBound(ex.Lost, ex.Missed, res.Totals, h.Batch)
-	ex.CorrectedPeakErrorBytes, ex.MissedCalls = b.Pages*h.PageSize, b.Calls
-	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
-	return ex, res.Timeline, nil
-}
-
-func writeExplanation(w io.Writer, ex *Explanation) {
+func writeExplanation(w io.Writer, ex *replay.Explanation) {
 	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, modeLabel(ex.Mode, ex.StocksRead), ex.Kernel, ex.BatchPages)
-	if !ex.Complete {
+	if !ex.Exact {
 		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
 	}
 	if ex.PeakBytes != nil {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*ex.PeakBytes), ex.PeakSource)
 	}
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
-	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes)+bound(ex.CorrectedPeakErrorBytes, ex.MissedCalls, ex.Complete))
+	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes)+bound(ex.CorrectedPeakErrorBytes, ex.MissedCalls, ex.Exact))
 	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
 	if len(ex.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))

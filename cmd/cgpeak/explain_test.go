@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cgpeak/cgpeak/internal/replay"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden explanations of testdata/traces")
@@ -32,7 +34,7 @@ func TestExplainGoldenTraces(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			ex, pts, err := explainTrace(f, filepath.Base(tf), true)
+			ex, pts, err := replay.Trace(f, filepath.Base(tf), true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,8 +44,8 @@ func TestExplainGoldenTraces(t *testing.T) {
 			}
 			n, _ := strconv.ParseUint(m[1], 10, 64)
 			unseen := strings.Contains(tf, "unseen")
-			if ex.Complete == unseen || (ex.Resyncs > 0) != unseen {
-				t.Errorf("complete %v with %d resyncs (%v)", ex.Complete, ex.Resyncs, ex.Incomplete)
+			if ex.Exact == unseen || (ex.Resyncs > 0) != unseen {
+				t.Errorf("complete %v with %d resyncs (%v)", ex.Exact, ex.Resyncs, ex.Incomplete)
 			}
 			if ex.PeakBytes == nil || ex.WatermarkBytes != *ex.PeakBytes {
 				t.Errorf("watermark %d, memory.peak %v", ex.WatermarkBytes, ex.PeakBytes)
@@ -80,7 +82,7 @@ func TestExplainMalformed(t *testing.T) {
 	}
 	f, _ := os.Open(bad)
 	defer f.Close()
-	if _, _, err := explainTrace(f, bad, false); err == nil || !strings.Contains(err.Error(), "line 3") {
+	if _, _, err := replay.Trace(f, bad, false); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("error %v, want one naming line 3", err)
 	}
 }
@@ -92,13 +94,38 @@ func TestExplainTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.SplitAfter(string(b), "\n")
-	ex, _, err := explainTrace(strings.NewReader(strings.Join(lines[:len(lines)/2], "")), "cut", false)
+	ex, _, err := replay.Trace(strings.NewReader(strings.Join(lines[:len(lines)/2], "")), "cut", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	writeExplanation(&out, ex)
-	if ex.Complete || !strings.Contains(out.String(), "INCOMPLETE") {
+	if ex.Exact || !strings.Contains(out.String(), "INCOMPLETE") {
 		t.Errorf("a cut trace reads as complete:\n%s", out.String())
+	}
+}
+
+const testHeader = `{"type":"header","schema":1,"kernel":"6.1.0","batch_pages":64,"page_size":4096,"backend":"fentry","mode":"charges"}`
+
+// Absurd figures are refused with the line that holds them, never printed
+// as nonsense (issue 11, item 7).
+func TestExplainRefusesAbsurdFigures(t *testing.T) {
+	for _, c := range []struct{ name, trace, line string }{
+		{"pages 2^63", testHeader + "\n" + `{"t":1,"cpu":0,"op":"counter_charge","pages":9223372036854775808,"usage":1,"watermark":1}`, "line 2"},
+		{"usage 2^64-1", testHeader + "\n" + `{"t":1,"cpu":0,"op":"charge","pages":1}` + "\n" + `{"t":2,"cpu":0,"op":"counter_uncharge","pages":1,"usage":18446744073709551615}`, "line 3"},
+		{"page_size 2^64-1", strings.Replace(testHeader, `"page_size":4096`, `"page_size":18446744073709551615`, 1), "line 1"},
+		{"page_size 3", strings.Replace(testHeader, `"page_size":4096`, `"page_size":3`, 1), "line 1"},
+		{"negative cpu", testHeader + "\n" + `{"t":1,"cpu":-1,"op":"charge","pages":1}`, "line 2"},
+		{"peak 2^64-1", testHeader + "\n" + `{"type":"end","events":0,"lost":0,"cgroup_peak_bytes":18446744073709551615}`, "line 2"},
+	} {
+		p := filepath.Join(t.TempDir(), "t.jsonl")
+		os.WriteFile(p, []byte(c.trace+"\n"), 0o644)
+		if code := explainCmd([]string{"--json", p}); code != exitBadTrace {
+			t.Errorf("%s: exit %d, want %d", c.name, code, exitBadTrace)
+		}
+		_, _, err := replay.Trace(strings.NewReader(c.trace+"\n"), c.name, false)
+		if err == nil || !strings.Contains(err.Error(), c.line) {
+			t.Errorf("%s: error %v, want one naming %s", c.name, err, c.line)
+		}
 	}
 }

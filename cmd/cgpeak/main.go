@@ -8,9 +8,15 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+
+	"github.com/cgpeak/cgpeak/internal/report"
+	"github.com/cgpeak/cgpeak/internal/runner"
 )
 
 var version = "0.1.0-dev"
+
+// reportSchema versions the JSON reports of every command (docs/json.md).
+const reportSchema = report.Schema
 
 // Exit codes of cgpeak's own failures; a finished workload's code passes through.
 const (
@@ -18,14 +24,15 @@ const (
 	exitCgroup   = 3
 	exitTrace    = 4 // charge tracing asked for but not possible here
 	exitBadTrace = 5 // a trace file that cannot be read
-	exitNotFound = 127
-	exitNoExec   = 126
+	exitWrite    = 6 // a report, export, trace or plot could not be written
+	exitNotFound = runner.ExitNotFound
+	exitNoExec   = runner.ExitNoExec
 	exitInternal = 125
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == shimArg {
-		shim(os.Args[2:])
+	if len(os.Args) > 1 && os.Args[1] == runner.ShimArg {
+		runner.Shim(os.Args[2:])
 	}
 	os.Exit(dispatch(os.Args[1:]))
 }

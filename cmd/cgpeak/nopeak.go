@@ -35,18 +35,24 @@ func startPeakFallback(leaf *cgroup.Leaf, kernelBTF string) *peakFallback {
 	return &peakFallback{leaf: leaf, btf: kernelBTF, sampler: leaf.SampleCurrent(sampleInterval)}
 }
 
-// fill puts the watermark into f as the cgroup's peak, or, without BPF,
-// the sampled lower bound into the report, and says why there is no peak.
-func (p *peakFallback) fill(f *cgroup.Figures, rep *Report) {
+// fill puts the watermark into the report as the cgroup's peak, or,
+// without BPF, the sampled lower bound, and says why there is no peak.
+func (p *peakFallback) fill(rep *Report) {
 	if p == nil {
 		return
 	}
 	low, samples := p.sampler.Stop()
+	f := &rep.Figures
 	err := watermarkPeak(f, p.leaf.Path, p.btf)
+	rep.Missing = dropPeakMissing(rep.Missing)
 	if err == nil {
+		v := f.PeakBytes
+		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
 		return
 	}
-	f.Missing = append(f.Missing, "cgroup peak: this kernel keeps no memory.peak (Linux 5.19+) and its watermark could not be read with BPF: "+oneLine(err)+" (run as root on a kernel with BTF)")
+	why := "cgroup peak: this kernel keeps no memory.peak (Linux 5.19+) and its watermark could not be read with BPF: " + oneLine(err) + " (run as root on a kernel with BTF)"
+	f.Missing = append(f.Missing, why)
+	rep.Missing = append(rep.Missing, why)
 	rep.PeakLowerBoundBytes = &low
 	rep.PeakLowerBoundSource = fmt.Sprintf("largest of %d samples of memory.current, one every %s: a lower bound, not the kernel's peak", samples, sampleInterval)
 }

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -19,20 +19,23 @@ func probeCmd(args []string) int {
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "cgpeak: probe takes no arguments (%q): run cgpeak probe\n", fs.Arg(0))
+		return exitUsage
+	}
 	p := probe.Run()
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(p)
-		return 0
-	}
-	fmt.Printf("cgpeak probe: Linux %s\n", p.Kernel)
-	for _, f := range p.Features {
-		fmt.Printf("  %-26s %-8s %s\n", f.Name, f.State, f.Detail)
-	}
-	fmt.Println("so cgpeak will:")
-	for _, v := range p.Verdict {
-		fmt.Println("  - " + v)
-	}
-	return 0
+	return emit(dest{}, os.Stdout, func(w io.Writer) error {
+		if *asJSON {
+			return writeJSON(w, p)
+		}
+		fmt.Fprintf(w, "cgpeak probe: Linux %s\n", p.Kernel)
+		for _, f := range p.Features {
+			fmt.Fprintf(w, "  %-26s %-8s %s\n", f.Name, f.State, f.Detail)
+		}
+		fmt.Fprintln(w, "so cgpeak will:")
+		for _, v := range p.Verdict {
+			fmt.Fprintln(w, "  - "+v)
+		}
+		return nil
+	})
 }

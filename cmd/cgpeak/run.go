@@ -6,20 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
-	"github.com/cgpeak/cgpeak/launcher"
+	"github.com/cgpeak/cgpeak/internal/runner"
 )
 
 type runOpts struct {
@@ -34,29 +30,13 @@ type runOpts struct {
 	series    seriesOpts
 }
 
-// Report is one run's result; JSON field names are stable.
+// Report is one run's result: the runner's figures, and the traced
+// charges when asked; JSON field names are stable (docs/json.md).
 type Report struct {
-	Command       []string          `json:"command"`
-	Cgroup        string            `json:"cgroup"`
-	CgroupFrom    string            `json:"cgroup_from,omitempty"`
-	RanAs         string            `json:"ran_as,omitempty"`
-	CgroupVersion int               `json:"cgroup_version"`
-	WallSeconds   float64           `json:"wall_seconds"`
-	UserSeconds   float64           `json:"user_seconds"`
-	SysSeconds    float64           `json:"sys_seconds"`
-	PeakBytes     *uint64           `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource    string            `json:"cgroup_peak_source,omitempty"`
-	SwapPeakBytes *uint64           `json:"swap_peak_bytes,omitempty"`
-	SwapSource    string            `json:"swap_peak_source,omitempty"`
-	MaxRSSBytes   uint64            `json:"ru_maxrss_bytes"`
-	Stat          map[string]uint64 `json:"memory_stat,omitempty"`
-	Events        map[string]uint64 `json:"memory_events,omitempty"`
-	ExitCode      int               `json:"exit_code"`
-	Signal        string            `json:"signal,omitempty"`
-	OOMKilled     bool              `json:"oom_killed"`
-	Interrupted   bool              `json:"interrupted,omitempty"`
-	Missing       []string          `json:"missing,omitempty"`
-	Trace         *TraceReport      `json:"trace,omitempty"`
+	Schema int `json:"schema"`
+	runner.Report
+	Trace       *TraceReport `json:"trace,omitempty"`
+	writeFailed bool         // a file the user named could not be written
 
 	// Where the kernel keeps no peak and BPF cannot read it: the most
 	// memory.current was seen at, a lower bound.
@@ -130,6 +110,9 @@ Flags:
 		return exitUsage
 	}
 	mem, err := parseSizeFlag("--memory-max", o.memoryMax)
+	if err == nil && mem >= 0 && mem < minMemoryMax {
+		err = fmt.Errorf("--memory-max %s is below %s: less than a program needs to start, so the run would be OOM-killed at once; give at least 1M", o.memoryMax, human(minMemoryMax))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
@@ -144,10 +127,20 @@ Flags:
 			return code
 		}
 	}
-	// Caught from here on, so that Ctrl-C before or between runs stops
+	if err := checkDests(dest{"--output", o.output}, dest{"--trace-output", o.trace.output}, dest{"--export-json", o.series.exportJSON},
+		dest{"--export-csv", o.series.exportCSV}, dest{"--export-markdown", o.series.exportMarkdown}); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
+	// Before any cgroup is made: v1 is the machine's, whichever source.
+	if mh, err := cgroup.FindMemory(); err == nil && !mh.V2 && swap >= 0 && mem < 0 {
+		fmt.Fprintln(os.Stderr, "cgpeak: --swap-max on cgroup v1 needs --memory-max too (v1 limits memory and swap together)")
+		return exitUsage
+	}
+	// Caught from here on, so that a signal before or between runs stops
 	// cgpeak cleanly instead of killing it with a cgroup made.
 	stopped := make(chan os.Signal, 1)
-	signal.Notify(stopped, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(stopped, stopSignals...)
 	defer signal.Stop(stopped)
 	src, err := cgroup.Acquire(cgroup.Options{From: o.from, Description: "cgpeak run: " + specNames(specs)})
 	if err != nil {
@@ -159,49 +152,62 @@ Flags:
 	if len(specs) > 1 || o.series.repeated() {
 		return runSeries(o, h, specs, mem, swap, stopped)
 	}
-	// The report file is opened once the first run has its cgroup, so a
-	// failed start leaves no empty report behind.
-	var out io.Writer = os.Stderr
-	var outFile *os.File
-	defer func() {
-		if outFile != nil {
-			outFile.Close()
-		}
-	}()
-	opened := func() error {
-		if o.output == "" {
-			return nil
-		}
-		f, err := os.Create(o.output)
-		if err != nil {
-			return fmt.Errorf("opening --output: %w", err)
-		}
-		outFile, out = f, f
-		return nil
-	}
-	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, opened, stopped)
+	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
 	if rep == nil {
 		return code
 	}
 	if !o.quiet {
-		if o.json {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			writeText(out, rep)
+		if code := emit(dest{"--output", o.output}, os.Stderr, func(w io.Writer) error {
+			if o.json {
+				return writeJSON(w, rep)
+			}
+			writeText(w, rep)
+			return nil
+		}); code != 0 {
+			return code
 		}
 	}
-	return rep.ExitCode
+	return rep.exitCode()
+}
+
+// stopSignals end cgpeak: each kills the workload and removes its cgroup
+// first, and cgpeak exits 128+signal.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE}
+
+// signalCode is cgpeak's exit code when sig ended it.
+func signalCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// exitCode is cgpeak's code after a run: 128+signal when a signal to cgpeak
+// ended it, exitWrite when a file it was to write could not be, else the
+// command's own.
+func (r *Report) exitCode() int {
+	switch {
+	case r.StoppedBy != nil:
+		return signalCode(r.StoppedBy)
+	case r.writeFailed:
+		return exitWrite
+	}
+	return r.ExitCode
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // measure runs one command once in a fresh leaf cgroup, removed after. On
 // failure it says why on stderr and returns a nil report and cgpeak's exit
-// code. ready runs once the leaf exists (and may fail the run).
+// code.
 //
 // A signal on stopped before the command starts ends the run there (exit
-// 130); once it runs, execute kills it and reports the figures so far.
-func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, ready func() error, stopped <-chan os.Signal) (*Report, int) {
+// 128+signal); once it runs, execute kills it and reports the figures so far.
+func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, int) {
 	leaf, err := cgroup.NewLeaf(h)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
@@ -216,31 +222,58 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return nil, exitCgroup
 	}
-	if ready != nil {
-		if err := ready(); err != nil {
-			fmt.Fprintln(os.Stderr, "cgpeak:", err)
-			return nil, exitUsage
-		}
-	}
 	select {
-	case <-stopped:
-		fmt.Fprintln(os.Stderr, "cgpeak: interrupted before the command started")
-		return nil, 130
+	case sig := <-stopped:
+		fmt.Fprintf(os.Stderr, "cgpeak: %v before the command started\n", sig)
+		return nil, signalCode(sig)
 	default:
 	}
-	rep, err := execute(leaf, spec.path, spec.argv, topts, stdout, stopped)
-	var te *traceStartError
-	if errors.As(err, &te) {
-		fmt.Fprintln(os.Stderr, "cgpeak:", te.err)
-		return nil, exitTrace
+	// The tracer attaches before the command starts, so its first charge
+	// is seen.
+	var ts *traceSession
+	if topts.on {
+		if ts, err = startTrace(topts, leaf, spec.argv, false); err != nil {
+			fmt.Fprintln(os.Stderr, "cgpeak:", err)
+			return nil, exitTrace
+		}
 	}
+	// Where v2 has no memory.peak (before 5.19), BPF reads the watermark
+	// when the run ends, else memory.current is sampled meanwhile.
+	pf := startPeakFallback(leaf, topts.kernelBTF)
+	rr, err := runner.Run(leaf, runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped, As: topts.as})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		pf.abort()
+		if ts != nil {
+			ts.abort()
+		}
 		_ = leaf.Kill()
+		var xe *runner.ExecError
+		if errors.As(err, &xe) {
+			fmt.Fprintln(os.Stderr, "cgpeak:", xe)
+			return nil, xe.Code
+		}
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return nil, exitInternal
+	}
+	rep := &Report{Schema: reportSchema, Report: *rr}
+	pf.fill(rep)
+	if ts != nil {
+		if rep.Trace, err = ts.stop(rr.Figures); err != nil {
+			var we *writeError
+			if errors.As(err, &we) {
+				rep.writeFailed = true
+				fmt.Fprintln(os.Stderr, "cgpeak:", err)
+			} else {
+				rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
+			}
+		}
 	}
 	return rep, 0
 }
+
+// minMemoryMax is the smallest --memory-max taken: below it even a static
+// program that touches nothing is OOM-killed while it starts.
+const minMemoryMax = 1 << 20
 
 func parseSizeFlag(name, v string) (int64, error) {
 	if v == "" {
@@ -252,171 +285,6 @@ func parseSizeFlag(name, v string) (int64, error) {
 	}
 	return n, nil
 }
-
-// execute starts the command inside the leaf, waits for it (killing the whole
-// tree on SIGINT/SIGTERM) and reads the figures before the leaf goes away.
-// stop delivers SIGINT and SIGTERM (caught by the caller since before the
-// cgroup was made); nil to catch them here.
-func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, stdout *os.File, stop <-chan os.Signal) (*Report, error) {
-	var cg *os.File
-	var err error
-	if leaf.H.V2 {
-		cg, err = os.Open(leaf.Path)
-	} else {
-		cg, err = os.OpenFile(filepath.Join(leaf.Path, "cgroup.procs"), os.O_WRONLY, 0)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("opening the run's cgroup: %w", err)
-	}
-	defer cg.Close()
-
-	var l *launcher.Launch
-	var cmd *exec.Cmd
-	var missing []string
-	if launcher.Available() {
-		if l, err = launcher.Command(leaf.H.V2, cg, path, args); err != nil {
-			return nil, err
-		}
-		cmd = l.Cmd
-	} else {
-		// No launcher for this architecture: start the command from cgpeak
-		// itself, and say that ru_maxrss is inflated by it.
-		missing = append(missing, "exact ru_maxrss: no small launcher for "+runtime.GOARCH+"; ru_maxrss includes cgpeak's own size at exec")
-		if leaf.H.V2 {
-			cmd = exec.Command(path, args[1:]...)
-			cmd.Args[0] = args[0]
-			// CLONE_INTO_CGROUP: the child is born in the leaf, so no page is charged elsewhere.
-			cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-		} else {
-			self, err := os.Executable()
-			if err != nil {
-				return nil, fmt.Errorf("finding cgpeak's own binary: %w", err)
-			}
-			cmd = exec.Command(self, append([]string{shimArg, path}, args...)...)
-			cmd.ExtraFiles = []*os.File{cg}
-		}
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
-	runAs(topts.as, l, cmd)
-
-	sigs := stop
-	if sigs == nil {
-		c := make(chan os.Signal, 2)
-		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(c)
-		sigs = c
-	}
-
-	var ts *traceSession
-	if topts.on {
-		if ts, err = startTrace(topts, leaf, args, false); err != nil {
-			return nil, &traceStartError{err}
-		}
-	}
-	start := time.Now()
-	if l != nil {
-		err = l.Start()
-	} else {
-		err = cmd.Start()
-	}
-	if err != nil {
-		if ts != nil {
-			ts.abort()
-		}
-		return nil, fmt.Errorf("starting %s: %w", args[0], err)
-	}
-	pf := startPeakFallback(leaf, topts.kernelBTF)
-	type end struct {
-		ws  syscall.WaitStatus
-		ru  syscall.Rusage
-		err error
-	}
-	done := make(chan end, 1)
-	go func() {
-		if l != nil {
-			r, err := l.Wait()
-			done <- end{r.Status, r.Rusage, err}
-			return
-		}
-		err := cmd.Wait()
-		var e end
-		if cmd.ProcessState != nil {
-			e.ws, _ = cmd.ProcessState.Sys().(syscall.WaitStatus)
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				e.ru = *ru
-			}
-		} else {
-			e.err = err
-		}
-		done <- e
-	}()
-	interrupted := false
-	var e end
-loop:
-	for {
-		select {
-		case e = <-done:
-			break loop
-		case <-sigs:
-			interrupted = true
-			_ = leaf.Kill()
-		}
-	}
-	wall := time.Since(start)
-	// Children the command left behind still count: end them before reading.
-	_ = leaf.Kill()
-	if e.err != nil {
-		pf.abort()
-		if ts != nil {
-			ts.abort()
-		}
-		return nil, e.err
-	}
-
-	rep := &Report{
-		Command:       args,
-		Cgroup:        leaf.Path,
-		CgroupFrom:    leaf.H.From,
-		RanAs:         ranAs(topts.as),
-		CgroupVersion: 1,
-		WallSeconds:   wall.Seconds(),
-		UserSeconds:   tv(e.ru.Utime),
-		SysSeconds:    tv(e.ru.Stime),
-		MaxRSSBytes:   uint64(e.ru.Maxrss) * 1024,
-		Interrupted:   interrupted,
-	}
-	if leaf.H.V2 {
-		rep.CgroupVersion = 2
-	}
-	switch {
-	case e.ws.Exited():
-		rep.ExitCode = e.ws.ExitStatus()
-	case e.ws.Signaled():
-		rep.Signal = e.ws.Signal().String()
-		rep.ExitCode = 128 + int(e.ws.Signal())
-	}
-	f := leaf.Read()
-	pf.fill(&f, rep)
-	if f.HavePeak {
-		v := f.PeakBytes
-		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
-	}
-	if f.HaveSwapPeak {
-		v := f.SwapPeakBytes
-		rep.SwapPeakBytes, rep.SwapSource = &v, f.SwapPeakFile
-	}
-	rep.Stat, rep.Events = f.Stat, f.Events
-	rep.Missing = append(missing, f.Missing...)
-	rep.OOMKilled = f.Events["oom_kill"] > 0
-	if ts != nil {
-		if rep.Trace, err = ts.stop(f); err != nil {
-			rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
-		}
-	}
-	return rep, nil
-}
-
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // statKeys are the memory.stat entries shown in the text report, v2 then v1 names.
 var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", "slab", "shmem", "sock", "rss", "cache", "mapped_file"}
@@ -473,15 +341,21 @@ func writeText(w io.Writer, r *Report) {
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)
 	}
-	switch {
-	case r.OOMKilled:
-		fmt.Fprintf(w, "  exit                     killed by the OOM killer (memory.events oom_kill), exit code %d\n", r.ExitCode)
-	case r.Signal != "":
-		fmt.Fprintf(w, "  exit                     killed by signal %s, exit code %d\n", r.Signal, r.ExitCode)
-	default:
-		fmt.Fprintf(w, "  exit                     code %d\n", r.ExitCode)
+	status := fmt.Sprintf("code %d", r.ExitCode)
+	if r.Signal != "" {
+		status = fmt.Sprintf("killed by signal %s, exit code %d", r.Signal, r.ExitCode)
 	}
-	if r.Interrupted {
-		fmt.Fprintln(w, "  interrupted: cgpeak was signalled; the workload was killed and these are the figures so far")
+	kills := r.Events["oom_kill"]
+	switch {
+	case r.Interrupted:
+		fmt.Fprintf(w, "  exit                     cgpeak got %s and killed the workload (its status: %s); these are the figures so far; cgpeak exits %d\n", r.InterruptedBy, status, r.exitCode())
+	case r.OOMKilled && r.Signal == syscall.SIGKILL.String():
+		fmt.Fprintf(w, "  exit                     killed by the OOM killer (memory.events oom_kill %d), exit code %d\n", kills, r.ExitCode)
+	case r.OOMKilled:
+		fmt.Fprintf(w, "  exit                     %s; the OOM killer ended %d of its processes (memory.events oom_kill)\n", status, kills)
+	default:
+		fmt.Fprintf(w, "  exit                     %s\n", status)
 	}
 }
+
+func signalName(sig os.Signal) string { return runner.SignalName(sig) }

@@ -8,7 +8,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
 )
@@ -146,51 +150,62 @@ func TestRunLeavesNoCgroup(t *testing.T) {
 	}
 }
 
+// Every signal that ends cgpeak kills the workload's whole tree, removes
+// its cgroup, still writes the figures so far, and cgpeak exits
+// 128+signal: its own signal, not the workload's SIGKILL (issue 11, items 5
+// and 8: SIGHUP, SIGQUIT and SIGPIPE used to leave the workload running,
+// SIGINT exited 137).
 func TestInterruptKillsTreeAndCleansUp(t *testing.T) {
 	cgpeak, _ := build(t)
 	h, _ := cgroup.FindMemory()
-	marker := "cgpeak-interrupt-" + strconv.Itoa(os.Getpid())
-	out := filepath.Join(t.TempDir(), "r.json")
-	// A tree: a shell with a background child, both sleeping.
-	c := exec.Command(cgpeak, "run", "--json", "--output", out, "--", "sh", "-c", "sleep 300 & exec sleep 301 # "+marker)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the workload is inside its cgroup.
-	var leaf string
 	parent, _ := h.Parent()
-	for i := 0; i < 200 && leaf == ""; i++ {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			marker := "cgpeak-interrupt-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(int(sig))
+			out := filepath.Join(t.TempDir(), "r.json")
+			// A tree: a shell with a background child, both sleeping.
+			c := exec.Command(cgpeak, "run", "--json", "--output", out, "--", "sh", "-c", "sleep 300 & exec sleep 301 # "+marker)
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			leaf := waitLeaf(t, parent, c.Process.Pid, 2)
+			_ = c.Process.Signal(sig)
+			err := c.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(sig) {
+				t.Errorf("cgpeak after %v: %v, want exit %d", sig, err, 128+int(sig))
+			}
+			if _, err := os.Stat(filepath.Join(parent, leaf)); !os.IsNotExist(err) {
+				t.Errorf("cgroup %s still there: %v", leaf, err)
+			}
+			if o, _ := exec.Command("pgrep", "-f", marker).Output(); len(o) > 0 {
+				t.Errorf("workload processes survive: %s", o)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil || !strings.Contains(string(b), `"interrupted": true`) || !strings.Contains(string(b), `"interrupted_by": "`+unix.SignalName(sig)+`"`) {
+				t.Errorf("report after %v: %s %v", sig, b, err)
+			}
+		})
+	}
+}
+
+// waitLeaf waits until the cgroup of the cgpeak with pid holds at least n
+// processes, and returns its name.
+func waitLeaf(t *testing.T, parent string, pid, n int) string {
+	t.Helper()
+	for i := 0; i < 300; i++ {
 		ents, _ := os.ReadDir(parent)
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), cgroup.NamePrefix+strconv.Itoa(c.Process.Pid)+"-") {
+			if strings.HasPrefix(e.Name(), cgroup.NamePrefix+strconv.Itoa(pid)+"-") {
 				b, _ := os.ReadFile(filepath.Join(parent, e.Name(), "cgroup.procs"))
-				if len(strings.Fields(string(b))) >= 2 {
-					leaf = e.Name()
+				if len(strings.Fields(string(b))) >= n {
+					return e.Name()
 				}
 			}
 		}
-		if leaf == "" {
-			exec.Command("sleep", "0.02").Run()
-		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if leaf == "" {
-		t.Fatal("workload never appeared in its cgroup")
-	}
-	_ = c.Process.Signal(os.Interrupt)
-	err := c.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+9 {
-		t.Errorf("cgpeak after SIGINT: %v, want exit 137 (workload killed)", err)
-	}
-	if _, err := os.Stat(filepath.Join(parent, leaf)); !os.IsNotExist(err) {
-		t.Errorf("cgroup %s still there: %v", leaf, err)
-	}
-	if o, _ := exec.Command("pgrep", "-f", marker).Output(); len(o) > 0 {
-		t.Errorf("workload processes survive: %s", o)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil || !strings.Contains(string(b), `"interrupted": true`) {
-		t.Errorf("report after interrupt: %s %v", b, err)
-	}
+	t.Fatal("workload never appeared in its cgroup")
+	return ""
 }
 
 func TestStaleCgroupsRemovedLiveOnesKept(t *testing.T) {

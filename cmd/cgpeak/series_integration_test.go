@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/series"
 )
 
 // Two commands of known size, three runs each: every run has its own cgroup,
@@ -62,7 +63,7 @@ func TestSeriesStatsAndExports(t *testing.T) {
 	f, _ := os.Open(c)
 	rows, err := csv.NewReader(f).ReadAll()
 	f.Close()
-	if err != nil || len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(csvHeader, ",") {
+	if err != nil || len(rows) != 3 || strings.Join(rows[0], ",") != strings.Join(series.CSVHeader, ",") {
 		t.Fatalf("export-csv: %v %q", err, rows)
 	}
 	col := map[string]int{}
@@ -128,8 +129,8 @@ func TestSeriesInterrupted(t *testing.T) {
 	}
 	c.Process.Signal(syscall.SIGTERM)
 	err := c.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Errorf("cgpeak after SIGTERM: %v, want exit 130", err)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Errorf("cgpeak after SIGTERM: %v, want exit 143 (128+SIGTERM)", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(parent, cgroup.NamePrefix+strconv.Itoa(c.Process.Pid)+"-*")); len(left) > 0 {
 		t.Errorf("cgroups left: %v", left)

@@ -28,7 +28,7 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+	if err != nil || !plainDecimal(t) || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("bad size %q: use a number with an optional K, M, G or T suffix, e.g. 512M or 1.5G", s)
 	}
 	b := v * mult
@@ -36,6 +36,23 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return int64(b), nil
+}
+
+// plainDecimal: digits with at most one point, as people write sizes;
+// ParseFloat would also take 1e3, 0x10, Inf and 1_000.
+func plainDecimal(s string) bool {
+	digits, points := 0, 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			points++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && points <= 1
 }
 
 func human(b uint64) string {

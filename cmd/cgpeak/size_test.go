@@ -10,7 +10,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "M", "-1M", "1X", "abc", "NaN"} {
+	for _, bad := range []string{"", "M", "-1M", "1X", "abc", "NaN", "1e3", "0x10", "Inf", "1_000", "1.2.3", "."} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q): want an error", bad)
 		}

@@ -3,15 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/runas"
-	"github.com/cgpeak/cgpeak/launcher"
 )
 
 // specNames names the measured commands for the systemd scope's description.
@@ -78,25 +75,3 @@ func canTrace() bool {
 // runAs makes the command run as id: through the launcher, which drops to
 // it once in the cgroup, or through the kernel's credentials when there is
 // no launcher.
-func runAs(id *runas.Identity, l *launcher.Launch, cmd *exec.Cmd) {
-	if id == nil {
-		return
-	}
-	env := id.Env(os.Environ())
-	if l != nil {
-		l.As(id.UID, id.GID, id.Groups, env)
-		return
-	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: id.Groups}
-	cmd.Env = env
-}
-
-func ranAs(id *runas.Identity) string {
-	if id == nil {
-		return ""
-	}
-	return id.String()
-}

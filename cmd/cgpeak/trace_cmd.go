@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -20,6 +19,7 @@ import (
 
 // TraceCmdReport is `cgpeak trace --json`.
 type TraceCmdReport struct {
+	Schema        int          `json:"schema"`
 	Cgroup        string       `json:"cgroup"`
 	CgroupVersion int          `json:"cgroup_version"`
 	Seconds       float64      `json:"traced_seconds"`
@@ -62,27 +62,21 @@ func traceCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.backend)
 		return exitUsage
 	}
+	if err := checkDests(dest{"--output", *out}, dest{"--trace-output", o.output}); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
 	target, err := tgt.resolve()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitCgroup
 	}
-	var w io.Writer = os.Stderr
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "cgpeak: opening --output: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		w = f
-	}
 	// Signals are caught before attaching, so Ctrl-C at any moment detaches.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, stopSignals...)
 	defer signal.Stop(sig)
 
-	rep := &TraceCmdReport{Cgroup: target.Path, CgroupVersion: 1}
+	rep := &TraceCmdReport{Schema: reportSchema, Cgroup: target.Path, CgroupVersion: 1}
 	if target.H.V2 {
 		rep.CgroupVersion = 2
 	}
@@ -94,9 +88,6 @@ func traceCmd(args []string) int {
 	}
 	ts, err := startTrace(o, target, nil, true)
 	if err != nil {
-		if *out != "" {
-			os.Remove(*out)
-		}
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitTrace
 	}
@@ -151,18 +142,27 @@ wait:
 	}
 	tr, err := ts.stop(f)
 	rep.Trace = tr
-	if err != nil {
+	var we *writeError
+	failed := 0
+	switch {
+	case errors.As(err, &we):
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		failed = exitWrite
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitTrace
 	}
-	if *asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	} else {
+	if code := emit(dest{"--output", *out}, os.Stderr, func(w io.Writer) error {
+		if *asJSON {
+			return writeJSON(w, rep)
+		}
 		writeTraceCmdText(w, rep)
+		return nil
+	}); code != 0 {
+		return code
 	}
-	return 0
+	// A signal is how this command is meant to end: it exits 0 then.
+	return failed
 }
 
 func validBackend(b string) bool { return b == loader.Auto || slices.Contains(loader.Backends(), b) }

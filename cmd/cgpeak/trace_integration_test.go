@@ -14,6 +14,7 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kernel"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/loader"
 )
 
@@ -131,11 +132,11 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer f.Close()
-					ex, _, err := explainTrace(f, tf, false)
+					ex, _, err := replay.Trace(f, tf, false)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Complete != tr.Exact {
+					if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Exact != tr.Exact {
 						t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
 					}
 				})

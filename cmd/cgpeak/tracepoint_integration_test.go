@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/loader"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -64,7 +65,7 @@ func TestTracepointBackend(t *testing.T) {
 				if err != nil {
 					t.Fatalf("explain: %v", err)
 				}
-				var ex Explanation
+				var ex replay.Explanation
 				if err := json.Unmarshal(out, &ex); err != nil {
 					t.Fatal(err)
 				}

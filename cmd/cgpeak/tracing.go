@@ -83,7 +83,11 @@ func (s *traceSession) abort() { s.Abort() }
 
 func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	r, err := s.Stop(f)
-	if err != nil {
+	switch {
+	case errors.Is(err, session.ErrOutput):
+		// The trace was taken but not written: the figures still show.
+		err = &writeError{traceAdvice(err)}
+	case err != nil:
 		err = traceAdvice(err)
 	}
 	return r, err

@@ -266,7 +266,7 @@ func TestUnprivilegedWatch(t *testing.T) {
 			continue // the closing line
 		}
 		samples++
-		maxCur = max(maxCur, s.CurrentBytes)
+		maxCur = max(maxCur, s.UsageBytes)
 	}
 	if err := w.Wait(); err != nil {
 		t.Errorf("watch: %v: %s", err, stderr.String())

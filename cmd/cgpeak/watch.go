@@ -9,32 +9,18 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/watch"
 )
 
-// WatchSample is one line of `cgpeak watch --json`; bytes, stable names.
-type WatchSample struct {
-	Time         string            `json:"time"` // RFC 3339
-	Seconds      float64           `json:"seconds"`
-	CurrentBytes uint64            `json:"current_bytes"`
-	UsageSource  string            `json:"current_source"`
-	PeakBytes    *uint64           `json:"peak_bytes,omitempty"`
-	PeakSource   string            `json:"peak_source,omitempty"`
-	LimitBytes   *uint64           `json:"limit_bytes"` // null: no limit
-	Stat         map[string]uint64 `json:"stat,omitempty"`
-	Events       map[string]uint64 `json:"events,omitempty"`
-	Pressure     *cgroup.Pressure  `json:"pressure,omitempty"`
-	Ended        string            `json:"ended,omitempty"` // last line: "cgroup removed", "signal" or "duration"
-}
-
-// The memory.stat entries shown, v2 names then v1's.
-var watchStat = []string{"anon", "file", "kernel", "shmem", "sock", "rss", "cache", "mapped_file"}
+// WatchSample is one line of `cgpeak watch --json`.
+type WatchSample = watch.Sample
 
 func watchCmd(args []string) int {
 	fs := pflag.NewFlagSet("watch", pflag.ContinueOnError)
@@ -63,75 +49,37 @@ func watchCmd(args []string) int {
 		return exitCgroup
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, stopSignals...)
 	defer signal.Stop(sig)
-	var timeout <-chan time.Time
-	if tgt.duration > 0 {
-		timeout = time.After(tgt.duration)
-	}
+	out := &outfile.ErrWriter{W: os.Stdout}
 	var v watchView
 	switch {
 	case *asJSON:
-		v = &jsonView{enc: json.NewEncoder(os.Stdout)}
+		v = &jsonView{enc: json.NewEncoder(out)}
 	case isTerminal(os.Stdout):
-		v = &screenView{w: os.Stdout, target: target}
+		v = &screenView{w: out, target: target}
 	default:
-		v = &lineView{w: os.Stdout}
+		v = &lineView{w: out}
 	}
 	live := openLivePeak(target)
 	defer live.close()
-	start := time.Now()
-	tick := time.NewTicker(*interval)
-	defer tick.Stop()
-	for {
-		s, err := target.Sample()
-		if errors.Is(err, cgroup.ErrIncomplete) {
-			<-tick.C // going away: the next look will tell
-			continue
-		}
-		if err != nil {
-			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "cgroup removed"})
-			return 0
-		}
-		live.fill(&s.Figures)
-		v.show(watchSample(target, s, start))
-		select {
-		case <-sig:
-			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "signal"})
-			return 0
-		case <-timeout:
-			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "duration"})
-			return 0
-		case <-tick.C:
-		}
+	err = watch.Follow(target, watch.Options{Interval: *interval, Duration: tgt.duration, Stop: sig, Fill: live.fill}, func(s WatchSample) error {
+		v.show(s)
+		return out.Err
+	}, func(s WatchSample) error {
+		v.end(s)
+		return out.Err
+	})
+	if errors.Is(err, watch.ErrUnreadable) {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
 	}
+	return writeFailed(err, "the samples")
 }
 
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
-}
-
-func watchSample(l *cgroup.Leaf, s cgroup.Sample, start time.Time) WatchSample {
-	w := WatchSample{Time: time.Now().UTC().Format(time.RFC3339Nano), Seconds: time.Since(start).Seconds(),
-		CurrentBytes: s.CurrentBytes, UsageSource: "memory.current", Events: s.Events, Pressure: s.Pressure, Stat: map[string]uint64{}}
-	if !l.H.V2 {
-		w.UsageSource = "memory.usage_in_bytes"
-	}
-	if s.HavePeak {
-		v := s.PeakBytes
-		w.PeakBytes, w.PeakSource = &v, s.PeakFile
-	}
-	if s.Limited {
-		v := s.Limit
-		w.LimitBytes = &v
-	}
-	for _, k := range watchStat {
-		if v, ok := s.Stat[k]; ok {
-			w.Stat[k] = v
-		}
-	}
-	return w
 }
 
 type watchView interface {
@@ -154,7 +102,7 @@ func (v *lineView) end(s WatchSample) {
 
 func sampleLine(s WatchSample) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%8.1fs  current %s (%s)", s.Seconds, human(s.CurrentBytes), s.UsageSource)
+	fmt.Fprintf(&b, "%8.1fs  current %s (%s)", s.Seconds, human(s.UsageBytes), s.UsageSource)
 	if s.PeakBytes != nil {
 		fmt.Fprintf(&b, "  peak %s (%s)", human(*s.PeakBytes), s.PeakSource)
 	}
@@ -163,7 +111,7 @@ func sampleLine(s WatchSample) string {
 	} else {
 		b.WriteString("  limit none")
 	}
-	for _, k := range watchStat {
+	for _, k := range watch.StatKeys {
 		if v, ok := s.Stat[k]; ok {
 			fmt.Fprintf(&b, "  %s %s", k, human(v))
 		}
@@ -195,7 +143,7 @@ type screenView struct {
 var bars = []rune("▁▂▃▄▅▆▇█")
 
 func (v *screenView) show(s WatchSample) {
-	v.history = append(v.history, s.CurrentBytes)
+	v.history = append(v.history, s.UsageBytes)
 	const width = 60
 	if len(v.history) > width {
 		v.history = v.history[len(v.history)-width:]
@@ -214,7 +162,7 @@ func (v *screenView) show(s WatchSample) {
 	var b strings.Builder
 	b.WriteString("\033[H\033[2J")
 	fmt.Fprintf(&b, "cgpeak watch: %s (cgroup v%d), %.0fs; Ctrl-C to stop\n\n", v.target.Path, map[bool]int{true: 2, false: 1}[v.target.H.V2], s.Seconds)
-	fmt.Fprintf(&b, "  current     %10s   (%s)\n", human(s.CurrentBytes), s.UsageSource)
+	fmt.Fprintf(&b, "  current     %10s   (%s)\n", human(s.UsageBytes), s.UsageSource)
 	if s.PeakBytes != nil {
 		fmt.Fprintf(&b, "  peak        %10s   (%s: includes per-CPU charge batching)\n", human(*s.PeakBytes), s.PeakSource)
 	}
@@ -224,7 +172,7 @@ func (v *screenView) show(s WatchSample) {
 		fmt.Fprintf(&b, "  limit       %10s\n", "none")
 	}
 	fmt.Fprintf(&b, "\n  current, last %d samples (top %s):\n  %s\n\n", len(v.history), human(top), g.String())
-	for _, k := range watchStat {
+	for _, k := range watch.StatKeys {
 		if x, ok := s.Stat[k]; ok {
 			fmt.Fprintf(&b, "  %-12s %10s   (memory.stat)\n", k, human(x))
 		}

@@ -86,7 +86,7 @@ func TestWatchFollowsSteps(t *testing.T) {
 	steps := map[uint64]int{}
 	var peak uint64
 	for _, s := range samples[:len(samples)-1] {
-		if k := s.CurrentBytes / page / 1000; s.CurrentBytes/page%1000 < 500 {
+		if k := s.UsageBytes / page / 1000; s.UsageBytes/page%1000 < 500 {
 			steps[k]++
 		}
 		if s.PeakBytes != nil {

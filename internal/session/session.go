@@ -22,6 +22,7 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kernel"
+	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/loader"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -64,8 +65,9 @@ type Session struct {
 	t      *loader.Tracer
 	batch  kernel.Batch
 	model  *analysis.Model
-	file   *os.File
+	file   *outfile.File
 	w      *trace.Writer
+	werr   error // the first failed write of the trace file
 	done   chan error
 	others uint64 // events of the memsw/swap counter
 }
@@ -97,7 +99,9 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 		s.model.Attached()
 	}
 	if o.Output != "" {
-		if s.file, err = os.Create(o.Output); err != nil {
+		// Written beside the destination, which is replaced only once the
+		// trace is whole (a device or FIFO is written in place).
+		if s.file, err = outfile.Create(o.Output); err != nil {
 			t.Close()
 			return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 		}
@@ -164,19 +168,18 @@ func (s *Session) run() error {
 		if ev.Cgroup == s.cgid {
 			ev.Cgroup = 0 // the header's: not repeated on every line
 		}
-		if err := s.w.Write(ev); err != nil {
-			return fmt.Errorf("%w: %w", ErrOutput, err)
+		if s.werr == nil {
+			// After a failed write the events still count: keep replaying.
+			s.werr = s.w.Write(ev)
 		}
 	}
 }
 
-// Abort detaches and removes the half-written trace file.
+// Abort detaches and drops the half-written trace: the destination stays
+// as it was.
 func (s *Session) Abort() {
 	s.t.Close()
-	if s.file != nil {
-		s.file.Close()
-		os.Remove(s.o.Output)
-	}
+	s.file.Abort()
 }
 
 // Stop drains what the kernel still holds, detaches, and explains the
@@ -240,11 +243,20 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 		} else {
 			end.PeakUnavailable = strings.Join(f.Missing, "; ")
 		}
-		if cerr := s.w.Close(end); cerr != nil && err == nil {
-			err = fmt.Errorf("%w: %w", ErrOutput, cerr)
+		cerr := s.werr
+		if cerr == nil {
+			cerr = s.w.Close(end)
 		}
-		if cerr := s.file.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("%w: %w", ErrOutput, cerr)
+		if cerr == nil {
+			cerr = s.file.Commit()
+		} else {
+			s.file.Abort()
+		}
+		if cerr != nil {
+			rep.Output = ""
+			if err == nil {
+				err = fmt.Errorf("%w %s: %w (it is left as it was)", ErrOutput, s.o.Output, cerr)
+			}
 		}
 	}
 	return rep, err

@@ -1,0 +1,203 @@
+// Package series is the statistics policy of repeated runs: per command,
+// mean, deviation, median, min and max of each figure, the warnings worth
+// giving (outliers, noisy series, failed runs), and the comparison exports
+// (CSV, Markdown). It knows nothing of how a run is made.
+package series
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/cgpeak/cgpeak/stats"
+)
+
+// Figures are what the statistics need of one run.
+type Figures struct {
+	Wall, User, Sys float64 // seconds
+	MaxRSS          uint64  // bytes
+	Peak            *uint64 // the cgroup's peak in bytes, nil if unknown
+	PeakSource      string
+	Corrected       *uint64 // the traced corrected peak in bytes, nil if not traced
+	ExitCode        int
+}
+
+// Run is one measured run.
+type Run interface{ SeriesFigures() Figures }
+
+// Result is one command's runs and their statistics; JSON field names and
+// units (seconds, bytes) are stable (docs/json.md).
+type Result[R Run] struct {
+	Command        string         `json:"command"`
+	Runs           int            `json:"runs"`
+	WallSeconds    stats.Summary  `json:"wall_seconds"`
+	UserSeconds    stats.Summary  `json:"user_seconds"`
+	SysSeconds     stats.Summary  `json:"sys_seconds"`
+	PeakBytes      *stats.Summary `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource     string         `json:"cgroup_peak_source,omitempty"`
+	MaxRSSBytes    stats.Summary  `json:"ru_maxrss_bytes"`
+	CorrectedBytes *stats.Summary `json:"corrected_peak_bytes,omitempty"` // traced runs only
+	ExitCodes      []int          `json:"exit_codes"`
+	Warnings       []string       `json:"warnings,omitempty"`
+	Each           []R            `json:"each_run"`
+}
+
+// Report is every command's result: what `cgpeak run --export-json` writes.
+type Report[R Run] struct {
+	Schema  int          `json:"schema"`
+	Results []*Result[R] `json:"results"`
+}
+
+// Summarize computes a command's statistics and warnings from its runs.
+// stockBytes is what the per-CPU charge stocks can hold in all: cgroup
+// peaks that differ by less are not outliers.
+func Summarize[R Run](command string, runs []R, stockBytes float64) *Result[R] {
+	r := &Result[R]{Command: command, Each: runs}
+	var wall, user, sys, peak, rss, corr []float64
+	for _, run := range runs {
+		e := run.SeriesFigures()
+		wall = append(wall, e.Wall)
+		user = append(user, e.User)
+		sys = append(sys, e.Sys)
+		rss = append(rss, float64(e.MaxRSS))
+		if e.Peak != nil {
+			peak = append(peak, float64(*e.Peak))
+			r.PeakSource = e.PeakSource
+		}
+		if e.Corrected != nil {
+			corr = append(corr, float64(*e.Corrected))
+		}
+		r.ExitCodes = append(r.ExitCodes, e.ExitCode)
+	}
+	r.Runs = len(r.Each)
+	r.WallSeconds, r.UserSeconds, r.SysSeconds, r.MaxRSSBytes = stats.Summarize(wall), stats.Summarize(user), stats.Summarize(sys), stats.Summarize(rss)
+	if len(peak) == len(r.Each) && len(peak) > 0 {
+		s := stats.Summarize(peak)
+		r.PeakBytes = &s
+	}
+	if len(corr) == len(r.Each) && len(corr) > 0 {
+		s := stats.Summarize(corr)
+		r.CorrectedBytes = &s
+	}
+	if o := stats.Outliers(wall); len(o) > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d wall times are statistical outliers (runs %s): other programs may have run meanwhile; try --warmup or a quieter machine", len(o), len(wall), runList(o)))
+	}
+	if r.Runs > 1 && r.WallSeconds.CV() > 0.10 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("noisy wall times: standard deviation %.0f%% of the mean; use more --runs", 100*r.WallSeconds.CV()))
+	}
+	if r.PeakBytes != nil {
+		// Peaks move by whole charge batches from run to run: only a jump
+		// beyond what the per-CPU stocks can hold is worth a warning.
+		var o []int
+		for _, i := range stats.Outliers(peak) {
+			if math.Abs(peak[i]-r.PeakBytes.Median) > stockBytes {
+				o = append(o, i)
+			}
+		}
+		if len(o) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d cgroup peaks are outliers (runs %s)", len(o), len(peak), runList(o)))
+		}
+	}
+	var failed int
+	for _, c := range r.ExitCodes {
+		if c != 0 {
+			failed++
+		}
+	}
+	if failed > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d runs exited non-zero", failed, r.Runs))
+	}
+	return r
+}
+
+func runList(idx []int) string {
+	var s []string
+	for _, i := range idx {
+		s = append(s, strconv.Itoa(i+1))
+	}
+	return strings.Join(s, ", ")
+}
+
+// Fastest is the index of the command with the least mean wall time.
+func (rep *Report[R]) Fastest() int {
+	best := 0
+	for i, r := range rep.Results {
+		if r.WallSeconds.Mean < rep.Results[best].WallSeconds.Mean {
+			best = i
+		}
+	}
+	return best
+}
+
+// CSVHeader names the CSV columns: stable, units in the names.
+var CSVHeader = []string{"command", "runs",
+	"wall_mean_s", "wall_stddev_s", "wall_median_s", "wall_min_s", "wall_max_s",
+	"user_mean_s", "user_stddev_s", "sys_mean_s", "sys_stddev_s",
+	"cgroup_peak_mean_bytes", "cgroup_peak_stddev_bytes", "cgroup_peak_median_bytes", "cgroup_peak_min_bytes", "cgroup_peak_max_bytes", "cgroup_peak_source",
+	"corrected_peak_mean_bytes", "ru_maxrss_mean_bytes", "ru_maxrss_max_bytes", "failed_runs"}
+
+func csvRow[R Run](r *Result[R]) []string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	b := func(v float64) string { return strconv.FormatFloat(math.Round(v), 'f', 0, 64) }
+	row := []string{r.Command, strconv.Itoa(r.Runs),
+		f(r.WallSeconds.Mean), f(r.WallSeconds.Stddev), f(r.WallSeconds.Median), f(r.WallSeconds.Min), f(r.WallSeconds.Max),
+		f(r.UserSeconds.Mean), f(r.UserSeconds.Stddev), f(r.SysSeconds.Mean), f(r.SysSeconds.Stddev)}
+	if p := r.PeakBytes; p != nil {
+		row = append(row, b(p.Mean), b(p.Stddev), b(p.Median), b(p.Min), b(p.Max), r.PeakSource)
+	} else {
+		row = append(row, "", "", "", "", "", "")
+	}
+	if c := r.CorrectedBytes; c != nil {
+		row = append(row, b(c.Mean))
+	} else {
+		row = append(row, "")
+	}
+	failed := 0
+	for _, c := range r.ExitCodes {
+		if c != 0 {
+			failed++
+		}
+	}
+	return append(row, b(r.MaxRSSBytes.Mean), b(r.MaxRSSBytes.Max), strconv.Itoa(failed))
+}
+
+// exportSeries writes every export asked for; each destination is left as
+// it was when its own write fails.
+// WriteCSV writes a row per command, the column names carrying the units.
+func (rep *Report[R]) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(CSVHeader)
+	for _, r := range rep.Results {
+		cw.Write(csvRow(r))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteMarkdown writes the comparison as a table ready for a README.
+func (rep *Report[R]) WriteMarkdown(w io.Writer) error {
+	best := rep.Fastest()
+	fmt.Fprintln(w, "| Command | Wall time [s] | Min [s] | Max [s] | Relative time | Cgroup peak [MiB] | Relative memory |")
+	fmt.Fprintln(w, "|:---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rep.Results {
+		t, tsd := stats.Ratio(r.WallSeconds, rep.Results[best].WallSeconds)
+		peak, rel := "n/a", "n/a"
+		if p := r.PeakBytes; p != nil {
+			peak = fmt.Sprintf("%.2f ± %.2f", p.Mean/(1<<20), p.Stddev/(1<<20))
+			if bp := rep.Results[best].PeakBytes; bp != nil {
+				m, msd := stats.Ratio(*p, *bp)
+				rel = fmt.Sprintf("%.2f ± %.2f", m, msd)
+			}
+		}
+		cmd := strings.ReplaceAll(r.Command, "|", "\\|")
+		_, err := fmt.Fprintf(w, "| `%s` | %.3f ± %.3f | %.3f | %.3f | %.2f ± %.2f | %s | %s |\n", cmd, r.WallSeconds.Mean, r.WallSeconds.Stddev,
+			r.WallSeconds.Min, r.WallSeconds.Max, t, tsd, peak, rel)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

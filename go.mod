@@ -8,4 +8,6 @@ require golang.org/x/sys v0.50.0
 
 require github.com/cilium/ebpf v0.22.0
 
+require gonum.org/v1/gonum v0.17.0 // indirect
+
 tool github.com/cilium/ebpf/cmd/bpf2go

@@ -8,6 +8,9 @@ require golang.org/x/sys v0.50.0
 
 require github.com/cilium/ebpf v0.22.0
 
-require gonum.org/v1/gonum v0.17.0 // indirect
+require (
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
+)
 
 tool github.com/cilium/ebpf/cmd/bpf2go

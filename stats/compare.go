@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -86,4 +87,22 @@ func resampleMean(rng *rand.Rand, xs []float64) float64 {
 		s += xs[rng.IntN(len(xs))]
 	}
 	return s / float64(len(xs))
+}
+
+// MarshalJSON writes figures that could not be computed (NaN) as null:
+// JSON has no NaN.
+func (c Comparison) MarshalJSON() ([]byte, error) {
+	num := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	return json.Marshal(struct {
+		Ratio       *float64 `json:"ratio"`
+		Low         *float64 `json:"ci95_low"`
+		High        *float64 `json:"ci95_high"`
+		P           *float64 `json:"p_value"`
+		Significant bool     `json:"significant"`
+	}{num(c.Ratio), num(c.Low), num(c.High), num(c.P), c.Significant})
 }

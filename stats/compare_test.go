@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -87,5 +88,15 @@ func TestCompareConstantSeries(t *testing.T) {
 	}
 	if c := Compare([]float64{5}, []float64{1, 2}); c.Significant || !math.IsNaN(c.P) {
 		t.Errorf("one run cannot be significant: %+v", c)
+	}
+}
+
+func TestComparisonJSONHasNoNaN(t *testing.T) {
+	b, err := json.Marshal(Compare([]float64{5}, []float64{1, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"ratio":3.3333333333333335,"ci95_low":2.5,"ci95_high":5,"p_value":null,"significant":false}` {
+		t.Errorf("%s", b)
 	}
 }

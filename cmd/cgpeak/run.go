@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/params"
 	"github.com/cgpeak/cgpeak/internal/runner"
+	"github.com/cgpeak/cgpeak/internal/units"
 )
 
 type runOpts struct {
@@ -69,6 +71,11 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
+	args, err := params.JoinMultiWord(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgpeak: run: %v (see cgpeak run --help)\n", err)
+		return exitUsage
+	}
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
@@ -83,7 +90,8 @@ Flags:
 		fmt.Fprintln(os.Stderr, "cgpeak: no command given: use cgpeak run -- CMD [ARGS...]")
 		return exitUsage
 	}
-	specs, err := commandSpecs(cmdArgs, fs.ArgsLenAtDash())
+	dash := fs.ArgsLenAtDash()
+	specs, err := o.series.commandSpecs(cmdArgs, dash)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
@@ -129,8 +137,8 @@ Flags:
 	stopped := make(chan os.Signal, 1)
 	signal.Notify(stopped, stopSignals...)
 	defer signal.Stop(stopped)
-	if len(specs) > 1 || o.series.repeated() {
-		return runSeries(o, h, specs, mem, swap, stopped)
+	if len(specs) > 1 || o.series.repeated(dash) {
+		return runSeries(o, h, specs, mem, swap, stopped, dash == 0)
 	}
 	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
 	if rep == nil {
@@ -217,7 +225,17 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 			return nil, exitTrace
 		}
 	}
-	rr, err := runner.Run(leaf, runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped})
+	rc := runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped}
+	if spec.stdin != "" {
+		in, err := os.Open(spec.stdin)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: --input: %v\n", err)
+			return nil, exitUsage
+		}
+		defer in.Close()
+		rc.Stdin = in
+	}
+	rr, err := runner.Run(leaf, rc)
 	if err != nil {
 		if ts != nil {
 			ts.abort()
@@ -266,9 +284,9 @@ var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", 
 
 func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
-	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
-	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)
-	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)
+	fmt.Fprintf(w, "  wall time                %10s     (%s)\n", units.Seconds(r.WallSeconds), r.WallSource)
+	fmt.Fprintf(w, "  user time                %10s     (getrusage of the command's tree)\n", units.Seconds(r.UserSeconds))
+	fmt.Fprintf(w, "  sys time                 %10s     (getrusage)\n", units.Seconds(r.SysSeconds))
 	if r.PeakBytes != nil {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, cgroup v%d; includes per-CPU charge batching)\n", human(*r.PeakBytes), r.PeakSource, r.CgroupVersion)
 	}

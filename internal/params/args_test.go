@@ -22,8 +22,8 @@ func TestJoinMultiWord(t *testing.T) {
 func TestSplitWords(t *testing.T) {
 	for line, want := range map[string][]string{
 		`./solve --input 'day 1.txt'`: {"./solve", "--input", "day 1.txt"},
-		`echo "a b" c\ d`:              {"echo", "a b", "c d"},
-		`sleep 0.1`:                    {"sleep", "0.1"},
+		`echo "a b" c\ d`:             {"echo", "a b", "c d"},
+		`sleep 0.1`:                   {"sleep", "0.1"},
 	} {
 		got, err := SplitWords(line)
 		if err != nil || !reflect.DeepEqual(got, want) {

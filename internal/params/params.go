@@ -143,10 +143,10 @@ func Expand(lines, names []string, ps []Param) ([]Command, error) {
 	var out []Command
 	for _, c := range combos {
 		for i, l := range lines {
-			cmd := Command{Line: substitute(l, c), Params: c}
+			cmd := Command{Line: Substitute(l, c), Params: c}
 			cmd.Name = cmd.Line
 			if names != nil {
-				cmd.Name = substitute(names[i], c)
+				cmd.Name = Substitute(names[i], c)
 			}
 			out = append(out, cmd)
 		}
@@ -154,7 +154,8 @@ func Expand(lines, names []string, ps []Param) ([]Command, error) {
 	return out, nil
 }
 
-func substitute(s string, vs []Value) string {
+// Substitute replaces each {NAME} in s by its value.
+func Substitute(s string, vs []Value) string {
 	for _, v := range vs {
 		s = strings.ReplaceAll(s, "{"+v.Name+"}", v.Value)
 	}

@@ -34,9 +34,12 @@ func ParseTimeUnit(s string) (TimeUnit, error) {
 	return TimeUnit{}, fmt.Errorf("time unit %q: use microsecond, millisecond or second", s)
 }
 
-// PickTimeUnit is the unit in which the value (seconds) reads as 1 to 999.
+// PickTimeUnit is the unit in which the value (seconds) reads as 1 to 999;
+// seconds for zero.
 func PickTimeUnit(seconds float64) TimeUnit {
 	switch a := math.Abs(seconds); {
+	case a == 0:
+		return Second
 	case a < 1e-3:
 		return Microsecond
 	case a < 1:
@@ -59,4 +62,19 @@ func Decimals(spread float64) int {
 // Times formats seconds in unit u with d decimals, e.g. "12.34 ms".
 func Times(seconds float64, u TimeUnit, d int) string {
 	return fmt.Sprintf("%.*f %s", d, seconds/u.Scale, u.Name)
+}
+
+// Seconds formats one measurement with three significant digits in the unit
+// that fits it: "712 µs", "12.3 ms", "2.35 s".
+func Seconds(seconds float64) string {
+	u := PickTimeUnit(seconds)
+	v := math.Abs(seconds / u.Scale)
+	d := 2
+	switch {
+	case v >= 100:
+		d = 0
+	case v >= 10:
+		d = 1
+	}
+	return Times(seconds, u, d)
 }

@@ -12,4 +12,9 @@ require (
 	github.com/godbus/dbus/v5 v5.2.4
 )
 
+require (
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
+)
+
 tool github.com/cilium/ebpf/cmd/bpf2go

@@ -6,7 +6,8 @@
 // command started straight from cgpeak would report cgpeak's size. cgpeak
 // starts this launcher; the launcher forks a fresh few-page mm, puts the child
 // in the run's cgroup before exec, waits for it and hands back its exit status
-// and rusage on fd 3 (after the errno of a failed exec, when it failed).
+// and rusage and its wall time on fd 3 (after the errno of a failed exec,
+// when it failed).
 //
 // argv: launcher MODE PATH ARG0 ARGS...   MODE "2": fd 4 is the cgroup directory
 // (clone3 CLONE_INTO_CGROUP); MODE "1": fd 4 is the v1 cgroup.procs file.
@@ -32,7 +33,18 @@ struct result {
 	int status;
 	int err; // errno of a failed start, 0 otherwise
 	struct rusage ru;
+	long wall_ns; // CLOCK_MONOTONIC from just before clone3 to wait4's return
 };
+
+struct ts {
+	long sec, nsec;
+};
+
+static long now_ns(void) {
+	struct ts t;
+	sc(__NR_clock_gettime, 1 /* CLOCK_MONOTONIC */, (long)&t, 0, 0, 0);
+	return t.sec * 1000000000L + t.nsec;
+}
 
 struct ksigaction {
 	void *handler;
@@ -82,6 +94,9 @@ void cmain(long *sp) {
 		ca.flags = CLONE_INTO_CGROUP;
 		ca.cgroup = 4;
 	}
+	// The command's wall time is taken here, around its own process, so
+	// cgpeak's start of the launcher and the result pipe stay outside it.
+	long t0 = now_ns();
 	long pid = sc(__NR_clone3, (long)&ca, sizeof ca, 0, 0, 0);
 	if (pid == 0) {
 		if (!v2 && sc(__NR_write, 4, (long)"0", 1, 0, 0) != 1) sc(__NR_exit_group, 124, 0, 0, 0, 0);
@@ -114,6 +129,7 @@ void cmain(long *sp) {
 	do {
 		r = sc(__NR_wait4, pid, (long)&res.status, 0, (long)&res.ru, 0);
 	} while (r == -4);
+	res.wall_ns = now_ns() - t0;
 	sc(__NR_write, 3, (long)&res, sizeof res, 0, 0);
 	sc(__NR_exit_group, 0, 0, 0, 0, 0);
 }

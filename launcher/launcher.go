@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,12 +63,17 @@ type Result struct {
 	// ExecErr: the command could not be executed (the status is then the
 	// child's 127 or 126); nil when it ran.
 	ExecErr error
+	// Wall is the command's own wall time, CLOCK_MONOTONIC from just before
+	// the launcher cloned it to wait4's return: cgpeak's start of the
+	// launcher is not in it.
+	Wall time.Duration
 }
 
 type wire struct {
 	Status int32
 	Err    int32
 	Ru     syscall.Rusage
+	WallNs int64
 }
 
 // Launch is a started launcher.
@@ -145,5 +151,5 @@ func (l *Launch) Wait() (Result, error) {
 	if w.Err != 0 {
 		return Result{}, fmt.Errorf("starting the command: %w", syscall.Errno(w.Err))
 	}
-	return Result{Status: syscall.WaitStatus(w.Status), Rusage: w.Ru, ExecErr: execErr}, nil
+	return Result{Status: syscall.WaitStatus(w.Status), Rusage: w.Ru, ExecErr: execErr, Wall: time.Duration(w.WallNs)}, nil
 }

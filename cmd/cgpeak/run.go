@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/params"
 	"github.com/cgpeak/cgpeak/internal/runner"
+	"github.com/cgpeak/cgpeak/internal/units"
 )
 
 type runOpts struct {
@@ -79,6 +81,11 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
+	args, err := params.JoinMultiWord(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgpeak: run: %v (see cgpeak run --help)\n", err)
+		return exitUsage
+	}
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
@@ -100,7 +107,8 @@ Flags:
 		fmt.Fprintln(os.Stderr, "cgpeak: no command given: use cgpeak run -- CMD [ARGS...]")
 		return exitUsage
 	}
-	specs, err := commandSpecs(cmdArgs, fs.ArgsLenAtDash())
+	dash := fs.ArgsLenAtDash()
+	specs, err := o.series.commandSpecs(cmdArgs, dash)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
@@ -149,8 +157,8 @@ Flags:
 	}
 	defer closeSource(src)
 	h := src.H
-	if len(specs) > 1 || o.series.repeated() {
-		return runSeries(o, h, specs, mem, swap, stopped)
+	if len(specs) > 1 || o.series.repeated(dash) {
+		return runSeries(o, h, specs, mem, swap, stopped, dash == 0)
 	}
 	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
 	if rep == nil {
@@ -239,8 +247,21 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 	}
 	// Where v2 has no memory.peak (before 5.19), BPF reads the watermark
 	// when the run ends, else memory.current is sampled meanwhile.
+	rc := runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped, As: topts.as}
+	if spec.stdin != "" {
+		in, err := os.Open(spec.stdin)
+		if err != nil {
+			if ts != nil {
+				ts.abort()
+			}
+			fmt.Fprintf(os.Stderr, "cgpeak: --input: %v\n", err)
+			return nil, exitUsage
+		}
+		defer in.Close()
+		rc.Stdin = in
+	}
 	pf := startPeakFallback(leaf, topts.kernelBTF)
-	rr, err := runner.Run(leaf, runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped, As: topts.as})
+	rr, err := runner.Run(leaf, rc)
 	if err != nil {
 		pf.abort()
 		if ts != nil {
@@ -297,9 +318,9 @@ func writeText(w io.Writer, r *Report) {
 	if r.RanAs != "" {
 		fmt.Fprintf(w, "  ran as: %s\n", r.RanAs)
 	}
-	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
-	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)
-	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)
+	fmt.Fprintf(w, "  wall time                %10s     (%s)\n", units.Seconds(r.WallSeconds), r.WallSource)
+	fmt.Fprintf(w, "  user time                %10s     (getrusage of the command's tree)\n", units.Seconds(r.UserSeconds))
+	fmt.Fprintf(w, "  sys time                 %10s     (getrusage)\n", units.Seconds(r.SysSeconds))
 	if r.PeakBytes != nil {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, cgroup v%d; includes per-CPU charge batching)\n", human(*r.PeakBytes), r.PeakSource, r.CgroupVersion)
 	}

@@ -4,45 +4,119 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kernel"
 	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/params"
 	"github.com/cgpeak/cgpeak/internal/runner"
 	"github.com/cgpeak/cgpeak/internal/series"
+	"github.com/cgpeak/cgpeak/internal/units"
+	"github.com/cgpeak/cgpeak/plot"
 	"github.com/cgpeak/cgpeak/stats"
 )
 
 // commandSpec is one command to measure: its display name and argv.
 type commandSpec struct {
-	name string
-	argv []string
-	path string // argv[0] resolved in PATH
+	name   string
+	argv   []string
+	path   string // argv[0] resolved in PATH
+	params []params.Value
+	stdin  string // --input: a file for the command's standard input
 }
 
 // commandSpecs reads the command words: after --, one command run as it is;
-// without --, each word a command line for /bin/sh -c (as hyperfine).
-func commandSpecs(args []string, dash int) ([]commandSpec, error) {
+// without --, each word a command line, as hyperfine reads them: expanded
+// over --parameter-scan/--parameter-list, then run by the shell (--shell,
+// /bin/sh by default) or split into words without one (-N).
+func (o *seriesOpts) commandSpecs(args []string, dash int) ([]commandSpec, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	switch dash {
 	case 0:
-		return []commandSpec{{name: strings.Join(args, " "), argv: args}}, nil
-	case -1:
-		specs := make([]commandSpec, len(args))
-		for i, a := range args {
-			if strings.TrimSpace(a) == "" {
-				return nil, errors.New("an empty command line: give each command as one quoted argument")
-			}
-			specs[i] = commandSpec{name: a, argv: []string{"/bin/sh", "-c", a}}
+		if len(o.paramScan)+len(o.paramList) > 0 || len(o.names) > 0 {
+			return nil, errors.New("parameters and --command-name apply to quoted command lines, not to a command after --")
 		}
-		return specs, nil
+		return []commandSpec{{name: strings.Join(args, " "), argv: args, stdin: o.input}}, nil
+	case -1:
+	default:
+		return nil, fmt.Errorf("commands both before and after --: give quoted command lines, or one command after --")
 	}
-	return nil, fmt.Errorf("commands both before and after --: give quoted command lines, or one command after --")
+	for _, a := range args {
+		if strings.TrimSpace(a) == "" {
+			return nil, errors.New("an empty command line: give each command as one quoted argument")
+		}
+	}
+	ps, err := o.parameters()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if len(o.names) > 0 {
+		names = o.names
+	}
+	cmds, err := params.Expand(args, names, ps)
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]commandSpec, len(cmds))
+	for i, c := range cmds {
+		specs[i] = commandSpec{name: c.Name, params: c.Params, stdin: o.input}
+		switch o.shell {
+		case "none":
+			if specs[i].argv, err = params.SplitWords(c.Line); err != nil {
+				return nil, err
+			}
+		default:
+			specs[i].argv = []string{o.shell, "-c", c.Line}
+		}
+	}
+	return specs, nil
+}
+
+// parameters reads --parameter-scan (with --parameter-step-size) and
+// --parameter-list, as JoinMultiWord packed them.
+func (o *seriesOpts) parameters() ([]params.Param, error) {
+	var ps []params.Param
+	if len(o.paramScan) > 1 {
+		return nil, errors.New("--parameter-scan given twice: scan one parameter, and list others with --parameter-list")
+	}
+	for _, v := range o.paramScan {
+		w := strings.Split(v, params.Sep)
+		if len(w) != 3 {
+			return nil, fmt.Errorf("--parameter-scan takes NAME MIN MAX")
+		}
+		p, err := params.Scan(w[0], w[1], w[2], o.paramStep)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	if o.paramStep != "" && len(o.paramScan) == 0 {
+		return nil, errors.New("--parameter-step-size goes with --parameter-scan")
+	}
+	for _, v := range o.paramList {
+		w := strings.Split(v, params.Sep)
+		if len(w) != 2 {
+			return nil, fmt.Errorf("--parameter-list takes NAME VALUES")
+		}
+		p, err := params.List(w[0], w[1])
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
 // resolve finds the program in PATH; on failure it says why and returns the
@@ -58,37 +132,114 @@ func (c *commandSpec) resolve() int {
 	return 0
 }
 
-// seriesOpts are the flags of repeated runs.
+// seriesOpts are the flags of repeated runs, named as hyperfine names them.
 type seriesOpts struct {
-	runs, warmup                          int
-	prepare                               string
-	showOutput                            bool
+	runs, warmup, minRuns, maxRuns        int
+	setup, prepare, conclude, cleanup     string
+	showOutput, ignoreFailure, noShell    bool
+	shell, input, timeUnit, sortBy        string
+	names                                 []string
+	paramScan, paramList                  []string
+	paramStep                             string
 	exportJSON, exportCSV, exportMarkdown string
+	exportPlot                            string
+	unit                                  *units.TimeUnit
+	fs                                    *pflag.FlagSet
 }
 
+// minTime is how long hyperfine measures a command at least when the number
+// of runs is not given.
+const minTime = 3 * time.Second
+
 func (o *seriesOpts) flags(fs *pflag.FlagSet) {
-	fs.IntVarP(&o.runs, "runs", "r", 1, "run each command N times, each run in a fresh cgroup, and report statistics")
+	o.fs = fs
+	fs.IntVarP(&o.runs, "runs", "r", 0, "run each command exactly N times, each run in a fresh cgroup (default: one run after --; else at least --min-runs and 3 s, as hyperfine)")
 	fs.IntVarP(&o.warmup, "warmup", "w", 0, "run each command N times first, unmeasured (warm caches)")
-	fs.StringVarP(&o.prepare, "prepare", "p", "", "run this shell command line before every run, unmeasured (e.g. clear a cache)")
+	fs.IntVarP(&o.minRuns, "min-runs", "m", 10, "without --runs, at least N runs")
+	fs.IntVarP(&o.maxRuns, "max-runs", "M", 0, "without --runs, at most N runs (default: no limit)")
+	fs.StringVarP(&o.setup, "setup", "s", "", "run this command line once before each command's runs, unmeasured")
+	fs.StringVarP(&o.prepare, "prepare", "p", "", "run this command line before every run, unmeasured (e.g. clear a cache)")
+	fs.StringVar(&o.conclude, "conclude", "", "run this command line after every run, unmeasured")
+	fs.StringVarP(&o.cleanup, "cleanup", "c", "", "run this command line once after each command's runs, unmeasured")
+	fs.StringArrayVarP(&o.paramScan, "parameter-scan", "P", nil, "NAME MIN MAX: run each command for NAME = MIN..MAX, written {NAME} in it")
+	fs.StringVarP(&o.paramStep, "parameter-step-size", "D", "", "the step of --parameter-scan (decimals allowed; default 1)")
+	fs.StringArrayVarP(&o.paramList, "parameter-list", "L", nil, "NAME A,B,C: run each command for each value of NAME (repeatable: every combination)")
+	fs.StringArrayVarP(&o.names, "command-name", "n", nil, "name a command in the report (once per command, in order; {NAME} expands)")
+	fs.StringVarP(&o.shell, "shell", "S", "/bin/sh", "the shell that runs command lines; \"none\" splits the words and runs no shell")
+	fs.BoolVarP(&o.noShell, "no-shell", "N", false, "run command lines without a shell: --shell=none")
+	fs.StringVar(&o.input, "input", "", "give the command FILE on its standard input")
+	fs.BoolVarP(&o.ignoreFailure, "ignore-failure", "i", false, "go on when a command exits non-zero (default: stop the series there)")
+	fs.StringVarP(&o.timeUnit, "time-unit", "u", "", "print times in microsecond, millisecond or second (default: what fits)")
+	fs.StringVar(&o.sortBy, "sort", "auto", "order of the commands in the summary: auto (fastest first in the comparison, given order elsewhere), command, mean-time")
 	fs.BoolVar(&o.showOutput, "show-output", false, "with repeated runs, show the commands' standard output (default: discarded)")
-	fs.StringVar(&o.exportJSON, "export-json", "", "write every run and the statistics to FILE as JSON")
+	fs.StringVar(&o.exportJSON, "export-json", "", "write every run and the statistics to FILE as JSON, in hyperfine's layout with memory beside it")
 	fs.StringVar(&o.exportCSV, "export-csv", "", "write the statistics to FILE as CSV, a row per command")
 	fs.StringVar(&o.exportMarkdown, "export-markdown", "", "write the comparison to FILE as a Markdown table")
+	fs.StringVar(&o.exportPlot, "export-plot", "", "draw each command's wall times and cgroup peaks as box plots in FILE (SVG)")
 }
 
 func (o *seriesOpts) check() error {
+	if o.noShell {
+		o.shell = "none"
+	}
 	switch {
-	case o.runs < 1:
+	case o.runs < 0 || (o.runs == 0 && o.fs != nil && o.fs.Changed("runs")):
 		return fmt.Errorf("--runs %d: give at least 1", o.runs)
 	case o.warmup < 0:
 		return fmt.Errorf("--warmup %d: give 0 or more", o.warmup)
+	case o.minRuns < 1:
+		return fmt.Errorf("--min-runs %d: give at least 1", o.minRuns)
+	case o.maxRuns < 0 || (o.maxRuns > 0 && o.maxRuns < o.minRuns):
+		return fmt.Errorf("--max-runs %d: give at least --min-runs (%d)", o.maxRuns, o.minRuns)
+	case o.sortBy != "auto" && o.sortBy != "command" && o.sortBy != "mean-time":
+		return fmt.Errorf("--sort %q: use auto, command or mean-time", o.sortBy)
+	case o.shell == "":
+		return errors.New("--shell: name a shell, or none")
+	}
+	if o.timeUnit != "" {
+		u, err := units.ParseTimeUnit(o.timeUnit)
+		if err != nil {
+			return fmt.Errorf("--time-unit: %w", err)
+		}
+		o.unit = &u
+	}
+	if o.input != "" {
+		f, err := os.Open(o.input)
+		if err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
+		f.Close()
 	}
 	return nil
 }
 
-// repeated: the flags ask for a series rather than one plain run.
-func (o *seriesOpts) repeated() bool {
-	return o.runs > 1 || o.warmup > 0 || o.prepare != "" || o.exportJSON != "" || o.exportCSV != "" || o.exportMarkdown != ""
+// repeated: the flags or the command lines ask for a series rather than one
+// plain run. Command lines without -- are hyperfine's, measured as a series.
+func (o *seriesOpts) repeated(dash int) bool {
+	return dash != 0 || o.runs > 1 || o.warmup > 0 || o.prepare != "" || o.setup != "" || o.conclude != "" || o.cleanup != "" ||
+		o.exportJSON != "" || o.exportCSV != "" || o.exportMarkdown != "" || o.exportPlot != ""
+}
+
+// runCount is how many measured runs a command gets: --runs; or, given the
+// first run's wall time, enough to fill minTime, within --min-runs and
+// --max-runs, as hyperfine decides.
+func (o *seriesOpts) runCount(first float64, explicitOne bool) int {
+	if o.runs > 0 {
+		return o.runs
+	}
+	if explicitOne {
+		return 1
+	}
+	n := o.minRuns
+	if first > 0 {
+		if k := int(math.Ceil(minTime.Seconds() / first)); k > n {
+			n = k
+		}
+	}
+	if o.maxRuns > 0 && n > o.maxRuns {
+		n = o.maxRuns
+	}
+	return n
 }
 
 // SeriesResult is one command's runs and their statistics.
@@ -107,7 +258,31 @@ func (r *Report) SeriesFigures() series.Figures {
 	return f
 }
 
-func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int64, stopped <-chan os.Signal) int {
+// hook runs one of --setup, --prepare, --conclude, --cleanup for a command,
+// its {NAME}s filled in, through the series' shell (split into words with
+// -N), unmeasured.
+func (o *seriesOpts) hook(flag, line string, spec commandSpec, stdout *os.File) error {
+	if line == "" {
+		return nil
+	}
+	line = params.Substitute(line, spec.params)
+	argv := []string{o.shell, "-c", line}
+	if o.shell == "none" {
+		w, err := params.SplitWords(line)
+		if err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+		argv = w
+	}
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Stdout, c.Stderr = stdout, os.Stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("%s %q failed: %v (fix it, or drop %s)", flag, line, err, flag)
+	}
+	return nil
+}
+
+func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int64, stopped <-chan os.Signal, explicitOne bool) int {
 	// Repeated runs print their output once per run: discarded unless asked.
 	stdout := os.Stdout
 	if !o.series.showOutput {
@@ -123,30 +298,41 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	// Peaks move by whole charge batches from run to run: only a jump
 	// beyond what the per-CPU stocks can hold is an outlier.
 	stockBytes := float64(kernel.ChargeBatch(kernel.Release()).Pages * uint64(runtime.NumCPU()*os.Getpagesize()))
-	total := len(specs) * (o.series.runs + o.series.warmup)
-	done := 0
-	bar := newProgress(os.Stderr, total)
+	bar := newProgress(os.Stderr, len(specs)*(o.series.warmup+o.series.runCount(0, explicitOne)))
+	// stop reports why the series ends early: a signal to cgpeak, or a
+	// failed hook.
+	stop := func(err error) int {
+		bar.clear()
+		select {
+		case sig := <-stopped:
+			fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; no statistics\n", signalName(sig))
+			return signalCode(sig)
+		default:
+		}
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitUsage
+	}
+	// Command lines run through a shell: its own start is measured once and
+	// taken off every run, as hyperfine does.
+	var shell *shellCost
+	if o.series.shell != "none" && !explicitOne {
+		var code int
+		if shell, code = measureShell(h, o.series.shell, stdout, stopped); shell == nil {
+			bar.clear()
+			return code
+		}
+	}
 	for _, spec := range specs {
+		if err := o.series.hook("--setup", o.series.setup, spec, stdout); err != nil {
+			return stop(err)
+		}
 		var each []*Report
-		for i := 0; i < o.series.warmup+o.series.runs; i++ {
-			if o.series.prepare != "" {
-				p := exec.Command("/bin/sh", "-c", o.series.prepare)
-				p.Stdout, p.Stderr = stdout, os.Stderr
-				if err := p.Run(); err != nil {
-					bar.clear()
-					select {
-					case sig := <-stopped:
-						fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; no statistics\n", signalName(sig))
-						return signalCode(sig)
-					default:
-					}
-					fmt.Fprintf(os.Stderr, "cgpeak: --prepare %q failed: %v (fix it, or drop --prepare)\n", o.series.prepare, err)
-					return exitUsage
-				}
+		total := o.series.warmup + o.series.runCount(0, explicitOne)
+		for i := 0; i < total; i++ {
+			if err := o.series.hook("--prepare", o.series.prepare, spec, stdout); err != nil {
+				return stop(err)
 			}
 			r, code := measure(h, spec, mem, swap, o.trace, stdout, stopped)
-			done++
-			bar.set(done, spec.name)
 			if r == nil {
 				bar.clear()
 				return code
@@ -156,14 +342,43 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 				fmt.Fprintf(os.Stderr, "cgpeak: %s: the workload was killed; no statistics\n", r.InterruptedBy)
 				return r.exitCode()
 			}
+			if err := o.series.hook("--conclude", o.series.conclude, spec, stdout); err != nil {
+				return stop(err)
+			}
+			if r.ExitCode != 0 && !o.series.ignoreFailure && !explicitOne {
+				bar.clear()
+				fmt.Fprintf(os.Stderr, "cgpeak: %s exited %d (run %d); give -i/--ignore-failure to measure it anyway\n", quote(spec.name), r.ExitCode, i+1)
+				return r.ExitCode
+			}
+			if shell != nil {
+				shell.subtract(r)
+			}
+			if i == o.series.warmup {
+				// The first measured run decides how many there will be.
+				total = o.series.warmup + o.series.runCount(r.WallSeconds, explicitOne)
+			}
+			bar.total = len(specs) * total
+			bar.set(len(rep.Results)*total+i+1, spec.name)
 			if i < o.series.warmup {
 				continue
 			}
 			each = append(each, r)
 		}
-		rep.Results = append(rep.Results, series.Summarize(spec.name, each, stockBytes))
+		if err := o.series.hook("--cleanup", o.series.cleanup, spec, stdout); err != nil {
+			return stop(err)
+		}
+		res := series.Summarize(spec.name, each, stockBytes)
+		if len(spec.params) > 0 {
+			res.Parameters = map[string]string{}
+			for _, p := range spec.params {
+				res.Parameters[p.Name] = p.Value
+			}
+		}
+		rep.Results = append(rep.Results, res)
 	}
 	bar.clear()
+	rep.Compare()
+	rep.Shell = shell.report()
 	// The statistics are shown first: an export that fails loses no figure.
 	wrote := 0
 	if !o.quiet {
@@ -171,7 +386,7 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 			if o.json {
 				return writeJSON(w, rep)
 			}
-			writeSeries(w, &rep)
+			writeSeries(w, &rep, o.series)
 			return nil
 		})
 	}
@@ -192,20 +407,31 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	return 0
 }
 
-func writeSeries(w io.Writer, rep *SeriesReport) {
-	for _, r := range rep.Results {
+func writeSeries(w io.Writer, rep *SeriesReport, o seriesOpts) {
+	for _, r := range sortedResults(rep, o.sortBy, false) {
 		fmt.Fprintf(w, "cgpeak: %s (%d runs, each in a fresh cgroup)\n", r.Command, r.Runs)
 		if len(r.Each) > 0 && r.Each[0].CgroupFrom != "" {
 			fmt.Fprintf(w, "  cgroup from: %s\n", r.Each[0].CgroupFrom)
 		}
-		secLine(w, "wall time", r.WallSeconds, "")
-		secLine(w, "user time", r.UserSeconds, "getrusage of the command's tree")
-		secLine(w, "sys time", r.SysSeconds, "getrusage")
+		src := "launcher: the command's process, clone to exit"
+		if rep.Shell != nil {
+			src += fmt.Sprintf("; less %s for starting %s", units.Seconds(rep.Shell.WallSeconds), rep.Shell.Shell)
+		}
+		secLine(w, "wall time", r.WallSeconds, src, o.unit)
+		secLine(w, "user time", r.UserSeconds, "getrusage of the command's tree", o.unit)
+		secLine(w, "sys time", r.SysSeconds, "getrusage", o.unit)
 		if r.PeakBytes != nil {
 			byteLine(w, "cgroup peak memory", *r.PeakBytes, r.PeakSource+"; includes per-CPU charge batching")
 		}
 		if r.CorrectedBytes != nil {
 			byteLine(w, "corrected peak", *r.CorrectedBytes, "traced charges: counter usage minus per-CPU stock")
+			if r.PeakBytes != nil && r.Runs > 1 {
+				steady := "the corrected peak"
+				if r.CorrectedBytes.Stddev > r.PeakBytes.Stddev {
+					steady = "the cgroup peak"
+				}
+				fmt.Fprintf(w, "  %-24s %s varies less from run to run (the cgroup peak moves by whole charge batches)\n", "", steady)
+			}
 		}
 		byteLine(w, "peak RSS, one process", r.MaxRSSBytes, "ru_maxrss: the largest single process")
 		for _, warn := range r.Warnings {
@@ -213,16 +439,42 @@ func writeSeries(w io.Writer, rep *SeriesReport) {
 		}
 		fmt.Fprintln(w)
 	}
+	if sh := rep.Shell; sh != nil {
+		fmt.Fprintf(w, "Shell: %s, started %d times with an empty command line: %s wall each, taken off every time above",
+			sh.Shell, sh.Runs, units.Seconds(sh.WallSeconds))
+		if sh.CgroupPeakBytes != nil {
+			fmt.Fprintf(w, "; its own cgroup peak, %s, is in every cgroup peak above (-N runs no shell)", human(*sh.CgroupPeakBytes))
+		}
+		fmt.Fprintln(w)
+	}
 	if len(rep.Results) > 1 {
-		writeComparison(w, rep)
+		writeComparison(w, rep, o)
 	}
 }
 
-func secLine(w io.Writer, label string, s stats.Summary, src string) {
+// sortedResults orders the results for the text: given order, or by mean
+// wall time (--sort mean-time; auto sorts only the comparison).
+func sortedResults(rep *SeriesReport, by string, comparison bool) []*SeriesResult {
+	out := append([]*SeriesResult(nil), rep.Results...)
+	if by == "mean-time" || (by == "auto" && comparison) {
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Mean < out[j].Mean })
+	}
+	return out
+}
+
+// secLine prints a time summary in the unit asked for, or the one that
+// fits its mean, with as many decimals as its spread makes meaningful.
+func secLine(w io.Writer, label string, s stats.Summary, src string, unit *units.TimeUnit) {
+	u := units.PickTimeUnit(s.Mean)
+	if unit != nil {
+		u = *unit
+	}
+	d := units.Decimals(s.Stddev / u.Scale)
 	if src != "" {
 		src = "; " + src
 	}
-	fmt.Fprintf(w, "  %-24s %9.3f s ± %.3f s   (median %.3f s, min %.3f s, max %.3f s%s)\n", label, s.Mean, s.Stddev, s.Median, s.Min, s.Max, src)
+	fmt.Fprintf(w, "  %-24s %12s ± %s   (median %s, min %s, max %s%s)\n", label, units.Times(s.Mean, u, d), units.Times(s.Stddev, u, d),
+		units.Times(s.Median, u, d), units.Times(s.Min, u, d), units.Times(s.Max, u, d), src)
 }
 
 func byteLine(w io.Writer, label string, s stats.Summary, src string) {
@@ -230,24 +482,37 @@ func byteLine(w io.Writer, label string, s stats.Summary, src string) {
 		human(uint64(s.Median)), human(uint64(s.Min)), human(uint64(s.Max)), src)
 }
 
-// writeComparison ranks the commands by mean wall time, each against the
-// fastest, with time and memory ratios.
-func writeComparison(w io.Writer, rep *SeriesReport) {
-	best := rep.Fastest()
-	b := rep.Results[best]
+// writeComparison ranks the commands against the fastest, with how many
+// times faster it is and the 95% interval of that, and how its cgroup
+// peak compares, each said significant or not by Welch's t-test.
+func writeComparison(w io.Writer, rep *SeriesReport, o seriesOpts) {
+	b := rep.Results[rep.Fastest()]
 	fmt.Fprintf(w, "Summary: %s ran fastest\n", quote(b.Command))
-	for i, r := range rep.Results {
-		if i == best {
+	byCommand := map[*SeriesResult]series.Comparison{}
+	for _, c := range rep.Comparisons {
+		byCommand[rep.Results[c.Index]] = c
+	}
+	for _, r := range sortedResults(rep, o.sortBy, true) {
+		c, ok := byCommand[r]
+		if r == b || !ok {
 			continue
 		}
-		t, tsd := stats.Ratio(r.WallSeconds, b.WallSeconds)
-		line := fmt.Sprintf("  %.2f ± %.2f times faster than %s", t, tsd, quote(r.Command))
-		if r.PeakBytes != nil && b.PeakBytes != nil {
-			m, msd := stats.Ratio(*b.PeakBytes, *r.PeakBytes)
-			line += fmt.Sprintf(", with %.2f ± %.2f times its cgroup peak memory", m, msd)
+		line := fmt.Sprintf("  %.2f times faster than %s (95%% CI %.2f-%.2f; %s)", c.Time.Ratio, quote(r.Command), c.Time.Low, c.Time.High, significance(c.Time))
+		if p := c.CgroupPeak; p != nil && p.Ratio > 0 && p.Low > 0 {
+			line += fmt.Sprintf(", with %.2f times its cgroup peak memory (95%% CI %.2f-%.2f; %s)", 1/p.Ratio, 1/p.High, 1/p.Low, significance(*p))
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+func significance(c stats.Comparison) string {
+	switch {
+	case c.Significant:
+		return "significant"
+	case math.IsNaN(c.P) && !c.Significant:
+		return "too few runs or no spread to test"
+	}
+	return "no significant difference"
 }
 
 func quote(s string) string { return "'" + s + "'" }
@@ -267,5 +532,30 @@ func exportSeries(o seriesOpts, rep *SeriesReport) error {
 	write(o.exportJSON, "--export-json", func(w io.Writer) error { return writeJSON(w, rep) })
 	write(o.exportCSV, "--export-csv", rep.WriteCSV)
 	write(o.exportMarkdown, "--export-markdown", rep.WriteMarkdown)
+	write(o.exportPlot, "--export-plot", func(w io.Writer) error { return writePlot(w, rep) })
 	return errors.Join(errs...)
+}
+
+// writePlot draws the wall times and cgroup peaks (and corrected peaks when
+// traced) of every command as box plots.
+func writePlot(w io.Writer, rep *SeriesReport) error {
+	wall := plot.Panel{Title: "wall time", Unit: "ms", Scale: 1e-3}
+	peak := plot.Panel{Title: "cgroup peak memory", Unit: "MiB", Scale: 1 << 20}
+	corr := plot.Panel{Title: "corrected peak (traced)", Unit: "MiB", Scale: 1 << 20}
+	for _, r := range rep.Results {
+		wall.Groups = append(wall.Groups, plot.Group{Name: r.Command, Values: r.Times})
+		if len(r.CgroupPeaks) > 0 {
+			peak.Groups = append(peak.Groups, plot.Group{Name: r.Command, Values: series.Floats(r.CgroupPeaks)})
+		}
+		if len(r.Corrected) > 0 {
+			corr.Groups = append(corr.Groups, plot.Group{Name: r.Command, Values: series.Floats(r.Corrected)})
+		}
+	}
+	panels := []plot.Panel{wall}
+	for _, p := range []plot.Panel{peak, corr} {
+		if len(p.Groups) == len(rep.Results) {
+			panels = append(panels, p)
+		}
+	}
+	return plot.Boxes(w, "cgpeak: each run of each command", panels)
 }

@@ -33,6 +33,7 @@ type Report struct {
 	RanAs         string            `json:"ran_as,omitempty"`
 	CgroupVersion int               `json:"cgroup_version"`
 	WallSeconds   float64           `json:"wall_seconds"`
+	WallSource    string            `json:"wall_source"`
 	UserSeconds   float64           `json:"user_seconds"`
 	SysSeconds    float64           `json:"sys_seconds"`
 	PeakBytes     *uint64           `json:"cgroup_peak_bytes,omitempty"`
@@ -54,11 +55,23 @@ type Report struct {
 	Figures cgroup.Figures `json:"-"`
 }
 
+// Where a run's wall time was taken.
+const (
+	// WallOfCommand: by the launcher, CLOCK_MONOTONIC from just before it
+	// cloned the command to wait4's return; cgpeak's own start of the
+	// launcher, its pipes and the cgroup's figures are outside it.
+	WallOfCommand = "launcher: the command's process, clone to exit"
+	// WallAroundStart: by cgpeak around starting and waiting for the
+	// command, where no launcher exists for the architecture.
+	WallAroundStart = "cgpeak: around starting and waiting for the command"
+)
+
 // Command is what to run and how.
 type Command struct {
 	Path   string   // the program, resolved in PATH
 	Args   []string // argv, Args[0] the name it is called by
 	Stdout *os.File
+	Stdin  *os.File // nil: cgpeak's own standard input
 	// Stop delivers the signals that end the run: the tree is killed and
 	// the figures so far are reported. Caught by the caller, ideally since
 	// before the leaf was made.
@@ -160,6 +173,9 @@ func Run(leaf *cgroup.Leaf, c Command) (*Report, error) {
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.Stdout, os.Stderr
 	runAs(c.As, l, cmd)
+	if c.Stdin != nil {
+		cmd.Stdin = c.Stdin
+	}
 
 	start := time.Now()
 	if l != nil {
@@ -179,12 +195,13 @@ func Run(leaf *cgroup.Leaf, c Command) (*Report, error) {
 		ru      syscall.Rusage
 		err     error
 		execErr error
+		wall    time.Duration // the launcher's own timing of the command, 0 without it
 	}
 	done := make(chan end, 1)
 	go func() {
 		if l != nil {
 			r, err := l.Wait()
-			done <- end{r.Status, r.Rusage, err, r.ExecErr}
+			done <- end{r.Status, r.Rusage, err, r.ExecErr, r.Wall}
 			return
 		}
 		err := cmd.Wait()
@@ -213,7 +230,10 @@ loop:
 			_ = leaf.Kill()
 		}
 	}
-	wall := time.Since(start)
+	wall, wallSource := time.Since(start), WallAroundStart
+	if e.wall > 0 {
+		wall, wallSource = e.wall, WallOfCommand
+	}
 	// Children the command left behind still count: end them before reading.
 	_ = leaf.Kill()
 	if e.execErr != nil {
@@ -233,6 +253,7 @@ loop:
 		CgroupFrom:    leaf.H.From,
 		CgroupVersion: 1,
 		WallSeconds:   wall.Seconds(),
+		WallSource:    wallSource,
 		UserSeconds:   tv(e.ru.Utime),
 		SysSeconds:    tv(e.ru.Stime),
 		MaxRSSBytes:   uint64(e.ru.Maxrss) * 1024,

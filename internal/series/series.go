@@ -43,12 +43,91 @@ type Result[R Run] struct {
 	ExitCodes      []int          `json:"exit_codes"`
 	Warnings       []string       `json:"warnings,omitempty"`
 	Each           []R            `json:"each_run"`
+
+	// The fields hyperfine's --export-json has, in its units and places, so
+	// tools written for hyperfine's JSON read cgpeak's unchanged: wall time
+	// in seconds; stddev null for a single run, as hyperfine writes it.
+	Mean       float64           `json:"mean"`
+	Stddev     *float64          `json:"stddev"`
+	Median     float64           `json:"median"`
+	User       float64           `json:"user"`   // mean user time
+	System     float64           `json:"system"` // mean sys time
+	Min        float64           `json:"min"`
+	Max        float64           `json:"max"`
+	Times      []float64         `json:"times"`
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// Memory beside them: every run's cgroup peak and ru_maxrss, in bytes.
+	CgroupPeaks []uint64 `json:"cgroup_peaks_bytes,omitempty"`
+	MaxRSSes    []uint64 `json:"ru_maxrss_each_bytes"`
+	Corrected   []uint64 `json:"corrected_peaks_bytes,omitempty"`
 }
 
 // Report is every command's result: what `cgpeak run --export-json` writes.
 type Report[R Run] struct {
 	Schema  int          `json:"schema"`
 	Results []*Result[R] `json:"results"`
+	// Comparisons of each command with the fastest, when there are several.
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+	// Shell is the cost of starting the shell that ran the command lines,
+	// already taken off every time above; nil without a shell.
+	Shell *ShellCost `json:"shell_spawn,omitempty"`
+}
+
+// ShellCost is what an empty command line costs through the shell: its
+// mean times, subtracted from every run's (as hyperfine does), and the
+// cgroup peak it alone reaches, which stays in every run's peak.
+type ShellCost struct {
+	Shell           string  `json:"shell"`
+	Runs            int     `json:"runs"`
+	WallSeconds     float64 `json:"wall_seconds"`
+	UserSeconds     float64 `json:"user_seconds"`
+	SysSeconds      float64 `json:"sys_seconds"`
+	CgroupPeakBytes *uint64 `json:"cgroup_peak_bytes,omitempty"` // median over the runs
+}
+
+// Comparison is one command against the fastest: how many times slower it
+// is in wall time, and how many times the fastest's cgroup peak its own is,
+// each with a 95% interval and Welch's test of the difference.
+type Comparison struct {
+	Index      int               `json:"index"` // of the command in results
+	Command    string            `json:"command"`
+	Fastest    string            `json:"fastest"`
+	Time       stats.Comparison  `json:"wall_time"`             // this / fastest
+	CgroupPeak *stats.Comparison `json:"cgroup_peak,omitempty"` // this / fastest
+	Corrected  *stats.Comparison `json:"corrected_peak,omitempty"`
+}
+
+// Compare fills rep.Comparisons against the fastest command.
+func (rep *Report[R]) Compare() {
+	rep.Comparisons = nil
+	if len(rep.Results) < 2 {
+		return
+	}
+	b := rep.Results[rep.Fastest()]
+	for i, r := range rep.Results {
+		if r == b {
+			continue
+		}
+		c := Comparison{Index: i, Command: r.Command, Fastest: b.Command, Time: stats.Compare(r.Times, b.Times)}
+		if len(r.CgroupPeaks) > 0 && len(b.CgroupPeaks) > 0 {
+			m := stats.Compare(Floats(r.CgroupPeaks), Floats(b.CgroupPeaks))
+			c.CgroupPeak = &m
+		}
+		if len(r.Corrected) > 0 && len(b.Corrected) > 0 {
+			m := stats.Compare(Floats(r.Corrected), Floats(b.Corrected))
+			c.Corrected = &m
+		}
+		rep.Comparisons = append(rep.Comparisons, c)
+	}
+}
+
+// Floats converts byte counts for the statistics.
+func Floats(xs []uint64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(x)
+	}
+	return out
 }
 
 // Summarize computes a command's statistics and warnings from its runs.
@@ -63,17 +142,27 @@ func Summarize[R Run](command string, runs []R, stockBytes float64) *Result[R] {
 		user = append(user, e.User)
 		sys = append(sys, e.Sys)
 		rss = append(rss, float64(e.MaxRSS))
+		r.MaxRSSes = append(r.MaxRSSes, e.MaxRSS)
 		if e.Peak != nil {
 			peak = append(peak, float64(*e.Peak))
+			r.CgroupPeaks = append(r.CgroupPeaks, *e.Peak)
 			r.PeakSource = e.PeakSource
 		}
 		if e.Corrected != nil {
 			corr = append(corr, float64(*e.Corrected))
+			r.Corrected = append(r.Corrected, *e.Corrected)
 		}
 		r.ExitCodes = append(r.ExitCodes, e.ExitCode)
 	}
 	r.Runs = len(r.Each)
 	r.WallSeconds, r.UserSeconds, r.SysSeconds, r.MaxRSSBytes = stats.Summarize(wall), stats.Summarize(user), stats.Summarize(sys), stats.Summarize(rss)
+	r.Times = wall
+	r.Mean, r.Median, r.Min, r.Max = r.WallSeconds.Mean, r.WallSeconds.Median, r.WallSeconds.Min, r.WallSeconds.Max
+	r.User, r.System = r.UserSeconds.Mean, r.SysSeconds.Mean
+	if r.Runs > 1 {
+		sd := r.WallSeconds.Stddev
+		r.Stddev = &sd
+	}
 	if len(peak) == len(r.Each) && len(peak) > 0 {
 		s := stats.Summarize(peak)
 		r.PeakBytes = &s

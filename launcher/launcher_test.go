@@ -1,0 +1,68 @@
+package launcher
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cgpeak/cgpeak/cgroup"
+)
+
+// The launcher's wall time is the command's own: at least what the command
+// sleeps, and less than cgpeak's view from starting the launcher to reading
+// its result, which also holds the launcher's own start.
+func TestLauncherTimesTheCommand(t *testing.T) {
+	if !Available() {
+		t.Skip("no launcher image for this architecture")
+	}
+	h, err := cgroup.FindMemory()
+	if err != nil {
+		t.Skipf("no memory cgroup controller on this machine: %v", err)
+	}
+	// The test's own cgroup: moving the child where it already is changes nothing.
+	var cg *os.File
+	if h.V2 {
+		cg, err = os.Open(h.Self)
+	} else {
+		cg, err = os.OpenFile(filepath.Join(h.Self, "cgroup.procs"), os.O_WRONLY, 0)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	for _, c := range []struct {
+		args  []string
+		sleep time.Duration
+		code  int
+	}{
+		{[]string{"sleep", "0.2"}, 200 * time.Millisecond, 0},
+		{[]string{"sh", "-c", "sleep 0.05; exit 3"}, 50 * time.Millisecond, 3},
+	} {
+		path, err := exec.LookPath(c.args[0])
+		if err != nil {
+			t.Skip(err)
+		}
+		l, err := Command(h.V2, cg, path, c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := l.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.Wait()
+		outer := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.ExitStatus() != c.code {
+			t.Errorf("%v: exit %d, want %d", c.args, r.Status.ExitStatus(), c.code)
+		}
+		if r.Wall < c.sleep || r.Wall > outer {
+			t.Errorf("%v: launcher wall %v, want between the sleep %v and cgpeak's outer %v", c.args, r.Wall, c.sleep, outer)
+		}
+		t.Logf("%v: command %v, cgpeak's outer view %v", c.args, r.Wall, outer)
+	}
+}

@@ -14,8 +14,10 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 )
 
-// Schema is the version of the format; readers refuse newer ones.
-const Schema = 1
+// Schema is the version of the format; readers refuse newer ones. Schema 2
+// added the process, ustack and kstack lines (which a schema-1 reader would
+// refuse) and the events' ustack and kstack fields.
+const Schema = 2
 
 // Header is the first line.
 type Header struct {
@@ -69,6 +71,73 @@ type Event struct {
 	// cgroup on all CPUs, read from the kernel, and real use after the call.
 	Stocked uint64 `json:"stocked,omitempty"`
 	Real    int64  `json:"real,omitempty"`
+	// Charge requests (schema 2): ids of the request's user and kernel
+	// stacks in the trace's ustack and kstack lines, 0 for none.
+	UStack uint64 `json:"ustack,omitempty"`
+	KStack uint64 `json:"kstack,omitempty"`
+}
+
+// Process is a "process" line: a traced process's executable mappings, read
+// from /proc when it first charged, so its user stacks can be symbolized
+// after it exited and on another machine. A later line for the same pid (it
+// exec'd) replaces the earlier one for the events after it.
+type Process struct {
+	Type     string    `json:"type"` // "process"
+	PID      int       `json:"pid"`
+	Comm     string    `json:"comm,omitempty"`
+	Mappings []Mapping `json:"mappings,omitempty"`
+	Error    string    `json:"error,omitempty"` // why there are no mappings (e.g. the process had exited)
+}
+
+// Mapping is one executable file mapping of a process (/proc/PID/maps).
+type Mapping struct {
+	Start   uint64 `json:"start"`  // first address
+	End     uint64 `json:"end"`    // first address past it
+	Offset  uint64 `json:"offset"` // file offset mapped at start
+	Path    string `json:"path"`
+	BuildID string `json:"build_id,omitempty"` // hex NT_GNU_BUILD_ID; "go:..." (Go build ID) or "sha256:..." without one
+	Error   string `json:"error,omitempty"`    // why the file could not be read for its build ID
+}
+
+// Find returns the mapping holding addr.
+func (p *Process) Find(addr uint64) (Mapping, bool) {
+	for _, m := range p.Mappings {
+		if addr >= m.Start && addr < m.End {
+			return m, true
+		}
+	}
+	return Mapping{}, false
+}
+
+// UserStack is a "ustack" line: a user stack's return addresses, innermost
+// first, as the kernel walked them (frame pointers).
+type UserStack struct {
+	Type      string   `json:"type"` // "ustack"
+	ID        uint64   `json:"id"`
+	IPs       []uint64 `json:"ips"`
+	Truncated bool     `json:"truncated,omitempty"` // deeper than the walk went
+}
+
+// KernelStack is a "kstack" line: a kernel stack's functions, innermost
+// first, named from the traced machine's kallsyms (kernel addresses mean
+// nothing elsewhere).
+type KernelStack struct {
+	Type   string   `json:"type"` // "kstack"
+	ID     uint64   `json:"id"`
+	Frames []string `json:"frames"`
+}
+
+// StackCounts says how the user stacks of charge requests were taken: every
+// request is in exactly one of walked, reused, failed or not_user.
+type StackCounts struct {
+	Walked    uint64 `json:"walked"`               // walked by the kernel for this request
+	Reused    uint64 `json:"reused"`               // given the stack last walked on the same call path
+	Failed    uint64 `json:"failed"`               // the walk returned nothing (no frame pointers, a fault)
+	NotUser   uint64 `json:"not_user,omitempty"`   // kernel threads: no user stack
+	Truncated uint64 `json:"truncated"`            // of walked: deeper than the walk went
+	Processes uint64 `json:"processes"`            // processes whose mappings were read
+	Exited    uint64 `json:"exited"`               // processes gone before their mappings were read
+	NoMaps    uint64 `json:"unreadable,omitempty"` // processes whose mappings could not be read otherwise
 }
 
 // End is the last line.
@@ -82,6 +151,7 @@ type End struct {
 	PeakBytes       *uint64           `json:"cgroup_peak_bytes,omitempty"`
 	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
 	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
+	UserStacks      *StackCounts      `json:"user_stacks,omitempty"` // traces with user stacks
 }
 
 var ops = map[string]analysis.Op{}
@@ -135,6 +205,25 @@ func (w *Writer) Write(e Event) error {
 	return w.enc.Encode(e)
 }
 
+// WriteProcess adds a process line; it must come before the process's
+// first event that has a user stack.
+func (w *Writer) WriteProcess(p Process) error {
+	p.Type = "process"
+	return w.enc.Encode(p)
+}
+
+// WriteUserStack adds a ustack line, before the first event naming it.
+func (w *Writer) WriteUserStack(s UserStack) error {
+	s.Type = "ustack"
+	return w.enc.Encode(s)
+}
+
+// WriteKernelStack adds a kstack line, before the first event naming it.
+func (w *Writer) WriteKernelStack(s KernelStack) error {
+	s.Type = "kstack"
+	return w.enc.Encode(s)
+}
+
 // Close writes the end line and flushes, then records the losses in the
 // header too where the file allows.
 func (w *Writer) Close(end End) error {
@@ -162,19 +251,23 @@ func (w *Writer) Close(end End) error {
 	return err
 }
 
-// Reader reads a trace line by line.
+// Reader reads a trace line by line. The process, ustack and kstack lines
+// it passes are kept in its tables, complete for every event Next returned.
 type Reader struct {
-	sc     *bufio.Scanner
-	line   int
-	Header Header
-	End    *End // set once the end line was read
+	sc        *bufio.Scanner
+	line      int
+	Header    Header
+	End       *End                   // set once the end line was read
+	Processes map[int]*Process       // by pid, the latest line
+	UStacks   map[uint64]UserStack   // by id
+	KStacks   map[uint64]KernelStack // by id
 }
 
 // NewReader reads and checks the header.
 func NewReader(r io.Reader) (*Reader, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	rd := &Reader{sc: sc}
+	rd := &Reader{sc: sc, Processes: map[int]*Process{}, UStacks: map[uint64]UserStack{}, KStacks: map[uint64]KernelStack{}}
 	if !sc.Scan() {
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("line 1: %w", err)
@@ -226,7 +319,30 @@ func (r *Reader) Next() (Event, error) {
 			}
 			continue
 		}
-		if probe.Type != "" {
+		switch probe.Type {
+		case "":
+		case "process":
+			var p Process
+			if err := json.Unmarshal(b, &p); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			r.Processes[p.PID] = &p
+			continue
+		case "ustack":
+			var s UserStack
+			if err := json.Unmarshal(b, &s); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			r.UStacks[s.ID] = s
+			continue
+		case "kstack":
+			var s KernelStack
+			if err := json.Unmarshal(b, &s); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			r.KStacks[s.ID] = s
+			continue
+		default:
 			return Event{}, fmt.Errorf("line %d: unexpected %q line", r.line, probe.Type)
 		}
 		if err := json.Unmarshal(b, &e); err != nil {

@@ -1,0 +1,48 @@
+// Command goalloc is a workload with a known answer for cgpeak's user
+// stacks: allocSmall allocates and writes 1 MiB, allocBig 3 MiB, so the
+// pages charged from them are 1:3 (plus the runtime's own).
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+var keep [][]byte
+
+// Fresh spans come zeroed from the kernel, so their pages are charged at the
+// first write: each function writes its own, one byte a page, and so is the
+// innermost user frame of those charges.
+
+//go:noinline
+func allocSmall(n int) {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	keep = append(keep, b)
+}
+
+//go:noinline
+func allocBig(n int) {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	keep = append(keep, b)
+}
+
+func main() {
+	mib := 1
+	if len(os.Args) > 1 {
+		n, err := strconv.Atoi(os.Args[1])
+		if err != nil || n < 1 {
+			fmt.Fprintln(os.Stderr, "usage: goalloc [MIB]: allocSmall allocates MIB MiB, allocBig three times that")
+			os.Exit(2)
+		}
+		mib = n
+	}
+	allocSmall(mib << 20)
+	allocBig(3 * mib << 20)
+}

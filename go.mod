@@ -6,11 +6,10 @@ require github.com/spf13/pflag v1.1.0
 
 require golang.org/x/sys v0.50.0
 
-require github.com/cilium/ebpf v0.22.0
-
 require (
-	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b // indirect
-	github.com/ianlancetaylor/demangle v0.0.0-20260724033716-83e58baca724 // indirect
+	github.com/cilium/ebpf v0.22.0
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+	github.com/ianlancetaylor/demangle v0.0.0-20260724033716-83e58baca724
 )
 
 tool github.com/cilium/ebpf/cmd/bpf2go

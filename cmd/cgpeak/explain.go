@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/internal/chargeprof"
 	"github.com/cgpeak/cgpeak/plot"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -41,6 +42,7 @@ type Explanation struct {
 	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
 	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
 	Cgroups            map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
+	TopFunctions       []topFunction                   `json:"top_functions,omitempty"`   // --top: user functions by pages charged
 }
 
 func explainCmd(args []string) int {
@@ -48,6 +50,7 @@ func explainCmd(args []string) int {
 	asJSON := fs.Bool("json", false, "print the explanation as one JSON object")
 	timeline := fs.Bool("timeline", false, "print the timeline of usage U, real use U-S and the watermark")
 	plotFile := fs.String("plot", "", "write the timeline as an SVG image to FILE")
+	po := profileFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -65,7 +68,7 @@ func explainCmd(args []string) int {
 		return exitUsage
 	}
 	defer f.Close()
-	ex, pts, err := explainTrace(f, fs.Arg(0), *timeline || *plotFile != "")
+	ex, pts, prof, err := replayTrace(f, fs.Arg(0), *timeline || *plotFile != "", po.wanted())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
 		return exitBadTrace
@@ -84,6 +87,13 @@ func explainCmd(args []string) int {
 			return exitUsage
 		}
 	}
+	if prof != nil {
+		top, code := po.write(prof, ex)
+		if code != 0 {
+			return code
+		}
+		ex.TopFunctions = top
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -93,15 +103,29 @@ func explainCmd(args []string) int {
 		if *timeline {
 			writeTimeline(os.Stdout, pts)
 		}
+		if po.top > 0 {
+			writeTop(os.Stdout, ex.TopFunctions, ex.PageSize)
+		}
 	}
 	return 0
 }
 
 // explainTrace streams a trace through the model.
 func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysis.Point, error) {
+	ex, pts, _, err := replayTrace(r, name, keepTimeline, false)
+	return ex, pts, err
+}
+
+// replayTrace streams a trace through the model and, with stacks, gathers
+// its charge requests by stack too.
+func replayTrace(r io.Reader, name string, keepTimeline, stacks bool) (*Explanation, []analysis.Point, *traceStacks, error) {
 	rd, err := trace.NewReader(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var prof *traceStacks
+	if stacks {
+		prof = &traceStacks{b: chargeprof.New(rd), r: rd}
 	}
 	h := rd.Header
 	m := analysis.NewModel(h.Batch, keepTimeline)
@@ -118,9 +142,12 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		n++
+		if prof != nil {
+			prof.b.Add(e)
+		}
 		if ev, ok := e.Analysis(); ok {
 			if ev.Cgroup == 0 {
 				ev.Cgroup = h.CgroupID
@@ -156,7 +183,7 @@ func explainTrace(r io.Reader, name string, keepTimeline bool) (*Explanation, []
 	ex.Incomplete = append(ex.Incomplete, incompleteReasons(ex.Lost, ex.Missed, res.Totals)...)
 	ex.Complete = len(ex.Incomplete) == 0
 	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
-	return ex, res.Timeline, nil
+	return ex, res.Timeline, prof, nil
 }
 
 func writeExplanation(w io.Writer, ex *Explanation) {

@@ -67,4 +67,3 @@ func buildID(f *elf.File) string {
 }
 
 func align4(n uint32) uint32 { return (n + 3) &^ 3 }
-

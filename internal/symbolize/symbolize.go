@@ -243,4 +243,3 @@ func (b *binary) line(pc uint64) line {
 	b.lines[pc] = l
 	return l
 }
-

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/cgpeak/cgpeak/internal/procmaps"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+func needTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s not installed: cannot build or inspect the test workload", name)
+	}
+}
+
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	needTool(t, name)
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// symAddr is a function's address and size by nm.
+func symAddr(t *testing.T, bin, fn string) (addr, size uint64) {
+	t.Helper()
+	for _, l := range strings.Split(runTool(t, "nm", "-S", bin), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 4 && f[3] == fn {
+			a, _ := strconv.ParseUint(f[0], 16, 64)
+			s, _ := strconv.ParseUint(f[1], 16, 64)
+			return a, s
+		}
+	}
+	t.Fatalf("nm: no %s in %s", fn, bin)
+	return 0, 0
+}
+
+// liveMappings starts bin stopped at its first instruction (ptrace) and
+// reads its mappings the way the tracer does, from the kernel's own maps.
+func liveMappings(t *testing.T, bin string) []trace.Mapping {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	ms, err := procmaps.New().Read(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// smallBigTrace writes a charge trace of the smallbig workload as the tracer
+// records it: its real mappings, and user stacks at small() and big()
+// returning into main(): 100 anon charges from small, 300 from big, one page
+// table page for each, a refused charge from big (which charged nothing),
+// and a kernel thread's charge without a user stack.
+func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace string) string {
+	t.Helper()
+	const pid = 4242
+	small, _ := symAddr(t, bin, "small")
+	big, _ := symAddr(t, bin, "big")
+	mainAddr, mainSize := symAddr(t, bin, "main")
+	for i := range ms {
+		if ms[i].Path == bin {
+			ms[i].Path = pathInTrace
+		}
+	}
+	tf := filepath.Join(t.TempDir(), "smallbig.jsonl")
+	f, err := os.Create(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := trace.NewWriter(f, trace.Header{Kernel: "6.1.0-test", Batch: 64, PageSize: 4096, Backend: "fentry", Mode: "charges", Cgroup: "/sys/fs/cgroup/cgpeak-test", CgroupID: 77, CgroupVersion: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.WriteProcess(trace.Process{PID: pid, Comm: "smallbig", Mappings: ms}))
+	ret := mainAddr + mainSize/2 // a return address inside main
+	must(w.WriteUserStack(trace.UserStack{ID: 11, IPs: []uint64{small + 8, ret}}))
+	must(w.WriteUserStack(trace.UserStack{ID: 12, IPs: []uint64{big + 8, ret}}))
+	anon := []string{"try_charge_memcg", "__mem_cgroup_charge", "do_anonymous_page", "handle_mm_fault", "exc_page_fault", "asm_exc_page_fault"}
+	pte := []string{"try_charge_memcg", "__memcg_kmem_charge_page", "pte_alloc_one", "__pte_alloc", "do_anonymous_page", "handle_mm_fault", "exc_page_fault", "asm_exc_page_fault"}
+	must(w.WriteKernelStack(trace.KernelStack{ID: 21, Frames: anon}))
+	must(w.WriteKernelStack(trace.KernelStack{ID: 22, Frames: pte}))
+	must(w.WriteKernelStack(trace.KernelStack{ID: 23, Frames: []string{"try_charge_memcg", "kmem_cache_alloc", "worker_thread"}}))
+	tm := uint64(1000)
+	ev := func(ust, kst uint64, kind string, failed bool, p int, comm string) {
+		tm++
+		must(w.Write(trace.Event{T: tm, PID: p, TID: p, Comm: comm, Op: "charge", Fn: "try_charge_memcg", Pages: 1, Kind: kind, UStack: ust, KStack: kst, Failed: failed}))
+	}
+	ev(11, 22, "page_tables", false, pid, "smallbig")
+	for i := 0; i < 100; i++ {
+		ev(11, 21, "anon", false, pid, "smallbig")
+	}
+	ev(12, 22, "page_tables", false, pid, "smallbig")
+	for i := 0; i < 300; i++ {
+		ev(12, 21, "anon", false, pid, "smallbig")
+	}
+	ev(12, 21, "anon", true, pid, "smallbig")
+	ev(0, 23, "slab", false, 9, "kworker/0:1")
+	must(w.Close(trace.End{UserStacks: &trace.StackCounts{Walked: 4, Reused: 400, NotUser: 1, Processes: 1}}))
+	return tf
+}
+
+func buildSmallBig(t *testing.T, dir string) string {
+	bin := filepath.Join(dir, "smallbig")
+	runTool(t, "gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-static", "-o", bin, "../../testdata/userstacks/smallbig.c")
+	return bin
+}
+
+func profileOf(t *testing.T, tf string, o profileOpts) []topFunction {
+	t.Helper()
+	f, err := os.Open(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ex, _, prof, err := replayTrace(f, tf, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, code := o.write(prof, ex)
+	if code != 0 {
+		t.Fatalf("writing the profile: exit %d", code)
+	}
+	return top
+}
+
+// From a trace of smallbig with its real mappings, the pprof profile, the
+// folded stacks and --top attribute big:small = 3:1 exactly as the trace
+// says, name the kernel path, leave the refused charge out, and go tool
+// pprof opens the profile.
+func TestExplainUserStacksSmallBig(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildSmallBig(t, dir)
+	tf := smallBigTrace(t, bin, liveMappings(t, bin), bin)
+	pp, fo := filepath.Join(dir, "p.pb.gz"), filepath.Join(dir, "f.folded")
+	top := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, top: 3})
+
+	pf, err := os.Open(pp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	p, err := profile.Parse(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.SampleType) != 2 || p.SampleType[0].Type != "requests" || p.SampleType[1].Type != "charged" || p.SampleType[1].Unit != "bytes" {
+		t.Fatalf("sample types %v", p.SampleType)
+	}
+	bytesBy := map[string]int64{} // innermost user function/kind
+	for _, s := range p.Sample {
+		user := ""
+		for _, l := range s.Location {
+			if l.Mapping != nil && l.Mapping.File != "[kernel.kallsyms]" || l.Mapping == nil {
+				user = l.Line[0].Function.Name
+				break
+			}
+		}
+		if s.Location[0].Line[0].Function.Name != "try_charge_memcg" {
+			t.Errorf("innermost location %s, want the kernel's try_charge_memcg", s.Location[0].Line[0].Function.Name)
+		}
+		last := s.Location[len(s.Location)-1].Line[0].Function.Name
+		if user != "" && !strings.HasPrefix(user, "[") && last != "main" {
+			t.Errorf("outermost location %s, want main", last)
+		}
+		bytesBy[user+"/"+s.Label["kind"][0]] += s.Value[1]
+		if s.Label["cgroup"][0] != "/sys/fs/cgroup/cgpeak-test" {
+			t.Errorf("cgroup label %v", s.Label["cgroup"])
+		}
+	}
+	want := map[string]int64{"small/anon": 100 * 4096, "big/anon": 300 * 4096, "small/page_tables": 4096, "big/page_tables": 4096, "[no user stack]/slab": 4096}
+	for k, v := range want {
+		if bytesBy[k] != v {
+			t.Errorf("%s: %d bytes, want %d (all: %v)", k, bytesBy[k], v, bytesBy)
+		}
+	}
+	if bytesBy["big/anon"] != 3*bytesBy["small/anon"] {
+		t.Errorf("big:small anon = %d:%d, want 3:1", bytesBy["big/anon"], bytesBy["small/anon"])
+	}
+
+	needTool(t, "go")
+	out := runTool(t, "go", "tool", "pprof", "-top", "-sample_index=charged", pp)
+	for _, fn := range []string{"big", "small", "try_charge_memcg"} {
+		if !strings.Contains(out, " "+fn+"\n") {
+			t.Errorf("go tool pprof -top does not name %s:\n%s", fn, out)
+		}
+	}
+	runTool(t, "go", "tool", "pprof", "-raw", pp)
+
+	b, err := os.ReadFile(fo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel := "asm_exc_page_fault_[k];exc_page_fault_[k];handle_mm_fault_[k];do_anonymous_page_[k];__mem_cgroup_charge_[k];try_charge_memcg_[k]"
+	for _, l := range []string{"smallbig;main;big;" + kernel + " 300", "smallbig;main;small;" + kernel + " 100", "kworker/0:1;[no user stack];worker_thread_[k];kmem_cache_alloc_[k];try_charge_memcg_[k] 1"} {
+		if !bytes.Contains(b, []byte(l+"\n")) {
+			t.Errorf("folded stacks lack %q:\n%s", l, b)
+		}
+	}
+
+	if len(top) < 2 || top[0].Function != "big" || top[0].SelfPages != 301 || top[0].Kinds["anon"] != 300 || top[1].Function != "small" || top[1].SelfPages != 101 {
+		t.Errorf("top %+v, want big 301 (300 anon) then small 101", top)
+	}
+	var buf bytes.Buffer
+	writeTop(&buf, top, 4096)
+	if !strings.Contains(buf.String(), "big smallbig.c (anon 300, page tables 1)") {
+		t.Errorf("--top output:\n%s", buf.String())
+	}
+}
+
+// A trace whose binary is elsewhere on this machine: found with --symbols by
+// name; a stripped copy gives module+offset and the build ID, never a name.
+func TestExplainUserStacksElsewhereAndStripped(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildSmallBig(t, dir)
+	ms := liveMappings(t, bin)
+	tf := smallBigTrace(t, bin, ms, "/usr/local/bin/smallbig")
+	fo := filepath.Join(dir, "f.folded")
+	top := profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{dir}})
+	if top[0].Function != "big" || top[1].Function != "small" {
+		t.Errorf("with --symbols %s: top %+v", dir, top)
+	}
+
+	sdir := t.TempDir()
+	runTool(t, "strip", "-o", filepath.Join(sdir, "smallbig"), bin)
+	top = profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{sdir}})
+	big, _ := symAddr(t, bin, "big")
+	var off uint64
+	for _, m := range ms {
+		if big+8 >= m.Start && big+8 < m.End {
+			off = big + 8 - m.Start + m.Offset
+		}
+	}
+	if want := "smallbig+0x" + strconv.FormatUint(off, 16); top[0].Function != want || top[0].SelfPages != 301 {
+		t.Errorf("stripped: top %+v, want %s with 301 pages", top, want)
+	}
+}
+
+// Summary traces have no charge requests to attribute: a one-line error.
+func TestExplainPprofNeedsCharges(t *testing.T) {
+	f, err := os.Open("../../testdata/traces/bookworm-seed-stocks-touch196.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ex, _, prof, err := replayTrace(f, "stocks", false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "p.pb.gz")
+	if _, code := (&profileOpts{pprof: out}).write(prof, ex); code == 0 {
+		t.Error("a stock-read summary trace gave a profile")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed --pprof left a file behind")
+	}
+}
+

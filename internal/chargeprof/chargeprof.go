@@ -1,0 +1,130 @@
+// Package chargeprof turns the charge requests of a trace into stacks, user
+// frames then kernel frames, with the pages each charged: a pprof profile,
+// folded stacks for flame graphs, and the functions that charged most.
+package chargeprof
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/cgpeak/cgpeak/internal/symbolize"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+// Builder gathers a trace's charge requests as the trace streams by.
+type Builder struct {
+	r       *trace.Reader
+	samples map[key]*counts
+	order   []key
+}
+
+type key struct {
+	proc           *trace.Process // the process line in force at the request: it exec'd if it changed
+	pid            int
+	comm           string
+	ustack, kstack uint64
+	kind, caller   string
+	cgroup         uint64
+}
+
+type counts struct{ requests, pages uint64 }
+
+// New gathers from r's events, whose tables r keeps.
+func New(r *trace.Reader) *Builder {
+	return &Builder{r: r, samples: map[key]*counts{}}
+}
+
+// Add counts e if it is a charge request that charged (a refused one
+// charged nothing).
+func (b *Builder) Add(e trace.Event) {
+	if e.Op != "charge" || e.Failed {
+		return
+	}
+	k := key{proc: b.r.Processes[e.PID], pid: e.PID, comm: e.Comm, ustack: e.UStack, kstack: e.KStack, kind: e.Kind, caller: e.Caller, cgroup: e.Cgroup}
+	if k.cgroup == 0 {
+		k.cgroup = b.r.Header.CgroupID
+	}
+	c := b.samples[k]
+	if c == nil {
+		c = &counts{}
+		b.samples[k] = c
+		b.order = append(b.order, k)
+	}
+	c.requests++
+	c.pages += e.Pages
+}
+
+// Stack is the charge requests sharing one user and kernel stack, kind,
+// process and cgroup.
+type Stack struct {
+	User      []symbolize.Frame // innermost first; empty without a user stack
+	UserAddrs []uint64          // the addresses of User
+	Mappings  []trace.Mapping   // the mapping of each User frame (zero when none held it)
+	NoUser    string            // why there is no user stack ("" when there is one)
+	Kernel    []string          // innermost first (try_charge_memcg first)
+	Kind      string
+	PID       int
+	Comm      string
+	Cgroup    string
+	Requests  uint64
+	Pages     uint64
+}
+
+// Stacks names every stack's frames. cgroups names cgroup ids (the end
+// line's table for descendants); the traced cgroup is the header's.
+func (b *Builder) Stacks(sym *symbolize.Symbolizer, cgroups map[string]string) []Stack {
+	var out []Stack
+	for _, k := range b.order {
+		c := b.samples[k]
+		s := Stack{Kind: orDefault(k.kind, "unknown"), PID: k.pid, Comm: k.comm, Requests: c.requests, Pages: c.pages, Cgroup: b.cgroupName(k.cgroup, cgroups)}
+		if ks, ok := b.r.KStacks[k.kstack]; ok && k.kstack != 0 {
+			s.Kernel = ks.Frames
+		} else if k.caller != "" {
+			s.Kernel = []string{k.caller} // schema 1: only the function that decided the kind
+		}
+		us, ok := b.r.UStacks[k.ustack]
+		switch {
+		case k.ustack == 0 && len(b.r.UStacks) == 0:
+			s.NoUser = "the trace has no user stacks"
+		case k.ustack == 0:
+			s.NoUser = "no user stack"
+		case !ok:
+			s.NoUser = fmt.Sprintf("user stack %d not in the trace", k.ustack)
+		}
+		for i, ip := range us.IPs {
+			var m trace.Mapping
+			found := false
+			if k.proc != nil {
+				m, found = k.proc.Find(ip)
+			}
+			fr := symbolize.Frame{Offset: ip}
+			if found {
+				fr = sym.Resolve(m, ip, i > 0)
+			}
+			s.User = append(s.User, fr)
+			s.UserAddrs = append(s.UserAddrs, ip)
+			s.Mappings = append(s.Mappings, m)
+		}
+		out = append(out, s)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Pages > out[j].Pages })
+	return out
+}
+
+func (b *Builder) cgroupName(id uint64, names map[string]string) string {
+	if id == b.r.Header.CgroupID {
+		return b.r.Header.Cgroup
+	}
+	if n, ok := names[strconv.FormatUint(id, 10)]; ok {
+		return n
+	}
+	return "id " + strconv.FormatUint(id, 10)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

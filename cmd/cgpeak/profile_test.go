@@ -282,4 +282,3 @@ func TestExplainPprofNeedsCharges(t *testing.T) {
 		t.Error("a failed --pprof left a file behind")
 	}
 }
-

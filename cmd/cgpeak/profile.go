@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -12,26 +13,30 @@ import (
 
 	"github.com/cgpeak/cgpeak/internal/chargeprof"
 	"github.com/cgpeak/cgpeak/internal/symbolize"
+	"github.com/cgpeak/cgpeak/plot"
 	"github.com/cgpeak/cgpeak/trace"
 )
 
 // profileOpts are explain's outputs of charges by stack.
 type profileOpts struct {
-	pprof, folded string
-	top           int
-	symbols       []string
+	pprof, folded, flame string
+	top                  int
+	symbols              []string
 }
 
 func profileFlags(fs *pflag.FlagSet) *profileOpts {
 	o := &profileOpts{}
 	fs.StringVar(&o.pprof, "pprof", "", "write the charge requests by user and kernel stack as a pprof profile to FILE (go tool pprof FILE)")
 	fs.StringVar(&o.folded, "folded", "", "write the charge requests as folded stacks (a;b;c PAGES) to FILE, for flame graphs")
+	fs.StringVar(&o.flame, "flame", "", "draw the folded stacks as a flame graph (SVG) to FILE")
 	fs.IntVar(&o.top, "top", 0, "print the N user functions that charged the most pages, with what for")
 	fs.StringArrayVar(&o.symbols, "symbols", nil, "also look for the traced binaries in DIR (by name, or DIR/.build-id/); repeatable")
 	return o
 }
 
-func (o *profileOpts) wanted() bool { return o.pprof != "" || o.folded != "" || o.top > 0 }
+func (o *profileOpts) wanted() bool {
+	return o.pprof != "" || o.folded != "" || o.flame != "" || o.top > 0
+}
 
 // traceStacks is what a replay gathered for the stack outputs.
 type traceStacks struct {
@@ -78,6 +83,18 @@ func (o *profileOpts) write(p *traceStacks, ex *Explanation) ([]topFunction, int
 	if o.folded != "" {
 		if err := replaceFile(o.folded, func(w io.Writer) error { return chargeprof.WriteFolded(w, stacks) }); err != nil {
 			fmt.Fprintf(os.Stderr, "cgpeak: writing --folded: %v\n", err)
+			return nil, exitUsage
+		}
+	}
+	if o.flame != "" {
+		var folded bytes.Buffer
+		err := chargeprof.WriteFolded(&folded, stacks)
+		if err == nil {
+			title := fmt.Sprintf("cgpeak: pages charged by stack, %s (Linux %s)", filepath.Base(ex.Trace), ex.Kernel)
+			err = replaceFile(o.flame, func(w io.Writer) error { return plot.Flame(w, title, &folded) })
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: writing --flame: %v\n", err)
 			return nil, exitUsage
 		}
 	}

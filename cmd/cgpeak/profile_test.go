@@ -159,8 +159,11 @@ func TestExplainUserStacksSmallBig(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSmallBig(t, dir)
 	tf := smallBigTrace(t, bin, liveMappings(t, bin), bin)
-	pp, fo := filepath.Join(dir, "p.pb.gz"), filepath.Join(dir, "f.folded")
-	top := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, top: 3})
+	pp, fo, fl := filepath.Join(dir, "p.pb.gz"), filepath.Join(dir, "f.folded"), filepath.Join(dir, "f.svg")
+	top := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, flame: fl, top: 3})
+	if svg, err := os.ReadFile(fl); err != nil || !bytes.Contains(svg, []byte("<title>big: 301 pages")) {
+		t.Errorf("flame graph: %v, no box for big with its 301 pages", err)
+	}
 
 	pf, err := os.Open(pp)
 	if err != nil {

@@ -7,6 +7,7 @@
 package analysis
 
 import (
+	"fmt"
 	"sort"
 )
 
@@ -35,28 +36,91 @@ var opNames = map[Op]string{OpCharge: "charge", OpCounterCharge: "counter_charge
 
 func (o Op) String() string { return opNames[o] }
 
-// Event is one traced call, for the run's own memcg.
+// MarshalText writes the op by name, as traces store it.
+func (o Op) MarshalText() ([]byte, error) {
+	if n, ok := opNames[o]; ok {
+		return []byte(n), nil
+	}
+	return nil, fmt.Errorf("unknown op %d", o)
+}
+
+// UnmarshalText reads an op name.
+func (o *Op) UnmarshalText(b []byte) error {
+	if v, ok := OpByName(string(b)); ok {
+		*o = v
+		return nil
+	}
+	return fmt.Errorf("unknown op %q", b)
+}
+
+// OpByName finds an op by the name traces store.
+func OpByName(name string) (Op, bool) {
+	o, ok := opsByName[name]
+	return o, ok
+}
+
+var opsByName = map[string]Op{}
+
+func init() {
+	for o, n := range opNames {
+		opsByName[n] = o
+	}
+}
+
+// Counters of a memcg an event can be about; the model follows memory.
+const (
+	CounterMemory = "memory"
+	CounterMemsw  = "memsw" // cgroup v1: memory+swap
+	CounterSwap   = "swap"  // cgroup v2: swap (the same union in struct mem_cgroup)
+)
+
+// Event is one traced call, as the kernel side reports it, as a trace file
+// stores it (one JSON line, docs/trace-format.md) and as the model replays
+// it: page counts in pages, time in ns since boot.
 type Event struct {
-	Time      uint64 // ns, monotonic
-	CPU       int
-	PID, TID  int
-	Comm      string
-	Op        Op
-	Pages     uint64
-	Usage     uint64 // counter usage after the call, pages (counter events only)
-	Watermark uint64 // counter watermark after the call, pages (counter events only)
-	Forced    bool   // page_counter_charge: charged past the limit, no batch
-	Failed    bool   // the charge was refused
-	Kind      string // charge requests: what for (user, thp, page_tables, kernel_stack, slab, ...), "" if unknown
-	Caller    string // charge requests for kernel memory: the kernel function that asked
-	Consumed  uint64 // summary traces: pages this CPU's stock served, unreported, since its previous event
-	Cgroup    uint64 // the cgroup (id) whose memcg the call was for; several when descendants are traced
+	Time      uint64 `json:"t"` // ns, monotonic
+	CPU       int    `json:"cpu"`
+	PID       int    `json:"pid"`
+	TID       int    `json:"tid"`
+	Comm      string `json:"comm"`
+	Op        Op     `json:"op"`
+	Fn        string `json:"fn"`                // the traced kernel function
+	Counter   string `json:"counter,omitempty"` // counter events: CounterMemory, CounterMemsw or CounterSwap
+	Pages     uint64 `json:"pages"`
+	Usage     uint64 `json:"usage,omitempty"`     // counter usage after the call, pages (counter events only)
+	Watermark uint64 `json:"watermark,omitempty"` // counter watermark after the call, pages (counter events only)
+	Forced    bool   `json:"forced,omitempty"`    // page_counter_charge: charged past the limit, no batch
+	Failed    bool   `json:"failed,omitempty"`    // the charge was refused
+	Gfp       uint32 `json:"gfp,omitempty"`       // charge requests: the gfp mask
+	Kind      string `json:"kind,omitempty"`      // charge requests: what for (user, thp, page_tables, kernel_stack, slab, ...), "" if unknown
+	Caller    string `json:"caller,omitempty"`    // charge requests for kernel memory: the kernel function that asked
+	Consumed  uint64 `json:"consumed,omitempty"`  // summary traces: pages this CPU's stock served, unreported, since its previous event
+	// Cgroup: the cgroup (id) whose memcg the call was for; several when
+	// descendants are traced. A trace file leaves out the header's own.
+	Cgroup uint64 `json:"cgroup,omitempty"`
 	// Stock-read summary traces: pages stocked for the memcg on all CPUs,
 	// read from the kernel, and real use after the call (usage minus those,
 	// minus batches charged whose surplus is not yet stocked).
-	Stocked uint64
-	Real    int64
+	Stocked uint64 `json:"stocked,omitempty"`
+	Real    int64  `json:"real,omitempty"`
+	// Stack: charge requests of a live trace: the kernel stack's key in the
+	// tracer, from which Kind and Caller are named; not stored.
+	Stack uint64 `json:"-"`
+	// UStackKey: charge requests of a live trace: the user stack's key in
+	// the tracer; not stored.
+	UStackKey uint64 `json:"-"`
+	// NewMM: the first charge the tracer saw of this process's address
+	// space (its first, or the first since it exec'd); not stored.
+	NewMM bool `json:"-"`
+	// Charge requests (trace schema 2): ids of the request's user and
+	// kernel stacks in the trace's ustack and kstack lines, 0 for none.
+	UStack uint64 `json:"ustack,omitempty"`
+	KStack uint64 `json:"kstack,omitempty"`
 }
+
+// OtherCounter: the event is about the memcg's memsw/swap counter, which
+// the model of memory leaves out.
+func (e Event) OtherCounter() bool { return e.Counter != "" && e.Counter != CounterMemory }
 
 // Summary is what the kernel side kept per CPU in a summary trace, where
 // requests served from a stock are counted there instead of recorded.

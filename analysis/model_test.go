@@ -22,18 +22,35 @@ type kernel struct {
 	read     bool
 	seen     map[int]uint64 // the tracer's copy of each CPU's stock
 	inflight map[int]uint64
+	ended    map[int]bool // the CPU's inflight request has ended
 	draining uint64
+	// truth: for each stock-read event, the pages the workload holds once
+	// the call it reports is done, counted by the simulator itself (inUse);
+	// linger: pages of whole-batch requests other CPUs charged that have
+	// ended but whose CPU has had no event since, which the tracer counts
+	// only from that CPU's next event.
+	truth, linger []int64
 }
 
 func newReadKernel(batch uint64) *kernel {
 	k := newKernel(batch)
-	k.read, k.seen, k.inflight = true, map[int]uint64{}, map[int]uint64{}
+	k.read, k.seen, k.inflight, k.ended = true, map[int]uint64{}, map[int]uint64{}, map[int]bool{}
 	return k
 }
 
-// lean fills in a stock-read event as cgpeak.bpf.c's lean_emit does;
-// added is what the call is about to put in the CPU's stock.
-func (k *kernel) lean(e *Event, added uint64) {
+// lean fills in a stock-read event as cgpeak.bpf.c's emit_read does;
+// added is what the call is about to put in the CPU's stock; done is how
+// the pages the workload holds change with the call (a request that ends
+// with it, pages it frees), for the truth the test checks Real against.
+func (k *kernel) lean(e *Event, added uint64, done int64) {
+	var linger int64
+	for cpu, v := range k.inflight {
+		if cpu != e.CPU && k.ended[cpu] {
+			linger += int64(v)
+		}
+	}
+	k.truth = append(k.truth, int64(k.inUse)+done)
+	k.linger = append(k.linger, linger)
 	var stocked uint64
 	for _, v := range k.stock {
 		stocked += v
@@ -71,30 +88,36 @@ func (k *kernel) counter(cpu int, nr uint64, forced bool) {
 	}
 	e := Event{CPU: cpu, Op: OpCounterCharge, Pages: nr, Usage: k.usage, Watermark: k.watermark, Forced: forced}
 	if k.read {
-		k.inflight[cpu] = 0
+		k.inflight[cpu], k.ended[cpu] = 0, false
+		var done int64
 		if !forced && nr <= k.batch {
 			k.inflight[cpu] = nr
+		} else {
+			done = int64(nr) // a request past a batch, no surplus to stock: held now
 		}
-		k.lean(&e, 0)
+		k.lean(&e, 0, done)
 	}
 	k.emit(e)
 }
 
-func (k *kernel) uncharge(cpu int, nr uint64) {
+// uncharge gives nr pages back to the counter, freeing of them the
+// workload's pages.
+func (k *kernel) uncharge(cpu int, nr, freeing uint64) {
 	k.usage -= nr
 	e := Event{CPU: cpu, Op: OpCounterUncharge, Pages: nr, Usage: k.usage, Watermark: k.watermark}
 	if k.read {
 		k.inflight[cpu] = 0
-		k.lean(&e, 0)
+		k.lean(&e, 0, -int64(freeing))
 	}
 	k.emit(e)
 }
 
-func (k *kernel) refill(cpu int, nr uint64) {
+// refill puts nr pages in the CPU's stock; done as for lean.
+func (k *kernel) refill(cpu int, nr uint64, done int64) {
 	e := Event{CPU: cpu, Op: OpRefill, Pages: nr}
 	if k.read {
 		k.inflight[cpu] = 0
-		k.lean(&e, nr)
+		k.lean(&e, nr, done)
 	}
 	k.stock[cpu] += nr
 	k.emit(e)
@@ -112,10 +135,11 @@ func (k *kernel) drain(cpu int) {
 			k.usage -= n
 			k.draining += n
 			d := Event{CPU: cpu, Op: OpDrain, Pages: n}
-			k.lean(&d, 0)
+			k.lean(&d, 0, 0)
 			k.emit(d)
 			u := d
 			u.Op, u.Consumed = OpCounterUncharge, 0
+			k.truth, k.linger = append(k.truth, k.truth[len(k.truth)-1]), append(k.linger, k.linger[len(k.linger)-1])
 			k.emit(u)
 			k.seen[cpu] = 0
 			k.draining -= n
@@ -125,7 +149,7 @@ func (k *kernel) drain(cpu int) {
 	}
 	k.emit(Event{CPU: cpu, Op: OpDrain, Pages: n})
 	if n > 0 {
-		k.uncharge(cpu, n)
+		k.uncharge(cpu, n, 0)
 	}
 	k.stock[cpu] = 0
 }
@@ -138,7 +162,10 @@ func (k *kernel) fault(cpu int, nr uint64) {
 		b := max(k.batch, nr)
 		k.counter(cpu, b, false)
 		if b > nr {
-			k.refill(cpu, b-nr)
+			// The refill ends the request: its pages are held after it.
+			k.refill(cpu, b-nr, int64(nr))
+		} else if k.read && b <= k.batch {
+			k.ended[cpu] = true // ends unseen: the tracer counts it at the CPU's next event
 		}
 	}
 	if !k.read {
@@ -150,14 +177,14 @@ func (k *kernel) fault(cpu int, nr uint64) {
 
 // free returns nr of the workload's pages (folio uncharge: straight to the counter).
 func (k *kernel) free(cpu int, nr uint64) {
-	k.uncharge(cpu, nr)
+	k.uncharge(cpu, nr, nr)
 	k.inUse -= nr
 }
 
 // freeKmem returns kernel memory: obj_cgroup_uncharge_pages refills the stock.
 func (k *kernel) freeKmem(cpu int, nr uint64) {
-	k.refill(cpu, nr)
-	k.inUse -= nr
+	k.inUse -= nr // before a drain the refill may cause
+	k.refill(cpu, nr, 0)
 }
 
 func replay(k *kernel) Result {
@@ -386,6 +413,21 @@ func TestStocksReadTracksTruth(t *testing.T) {
 			faulted += k.randomStep(rnd)
 		}
 		k.free(0, k.inUse)
+		// Real use as the tracer computes it, against the pages the
+		// simulated workload holds: exact, but for whole-batch requests
+		// whose CPU has had no event since they ended.
+		var lingered int
+		for i, e := range k.events {
+			if e.Real > k.truth[i] || e.Real < k.truth[i]-k.linger[i] {
+				t.Fatalf("trial %d event %d (%s on CPU %d): real %d, the workload holds %d (%d of them unsettled on other CPUs)", trial, i, e.Op, e.CPU, e.Real, k.truth[i], k.linger[i])
+			}
+			if e.Real != k.truth[i] {
+				lingered++
+			}
+		}
+		if lingered > len(k.events)/10 {
+			t.Errorf("trial %d: real use short of the truth at %d of %d events", trial, lingered, len(k.events))
+		}
 		r := replay(k)
 		if r.CorrectedPeak.Pages != k.maxInUse {
 			t.Errorf("trial %d: corrected peak %d, real peak %d", trial, r.CorrectedPeak.Pages, k.maxInUse)

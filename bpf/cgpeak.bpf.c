@@ -1,12 +1,23 @@
 //go:build ignore
 
-// Memory cgroup charge tracer: every charge request, counter charge and
-// uncharge, and per-CPU stock refill and drain of one memcg, so user space can
-// replay the counter and the stock (analysis/) event by event.
+// Memory cgroup charge tracer: counter charges and uncharges, and per-CPU
+// stock refills and drains of one memcg (and with DESCENDANTS the memcgs
+// below it), so user space can replay the counter and the stocks
+// (analysis/) event by event.
+//
+// One source, three objects (gen.go builds each with its -D flag), one per
+// mode, so each reads on its own and the verifier checks only what it runs:
+//   MODE_CHARGES  every charge request is emitted, with its kernel stack;
+//   MODE_SUMMARY  requests the stock serves are counted per CPU in the kernel
+//                 (struct cpu_state) instead of emitted;
+//   MODE_STOCKS   no program runs on a charge request at all: the per-CPU
+//                 stocks are read from the kernel (struct memcg_stock_pcp, by
+//                 CO-RE) at the few calls that touch the counter or a stock.
+// MODE_SUMMARY is the fallback where the stocks cannot be read.
 //
 // Each function has an fentry/fexit and a kprobe/kretprobe program; the
-// loader keeps one set, chosen by a feature probe. Function names are set
-// from Go at attach time (try_charge before 5.14, try_charge_memcg after).
+// loader keeps one set. Function names are set from Go at attach time
+// (try_charge before 5.14, try_charge_memcg after).
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -17,8 +28,13 @@
 #include "headers/bpf_core_read.h"
 #include "headers/memcg.h"
 
+#if defined(MODE_CHARGES) + defined(MODE_SUMMARY) + defined(MODE_STOCKS) != 1
+#error "build with exactly one of -DMODE_CHARGES, -DMODE_SUMMARY, -DMODE_STOCKS"
+#endif
+
 char LICENSE[] SEC("license") = "GPL";
 
+/* The event's op, counter and fn; generated into Go constants by bpf2go. */
 enum op {
 	OP_CHARGE = 1,
 	OP_COUNTER_CHARGE,
@@ -42,8 +58,10 @@ enum fn {
 	FN_DRAIN_STOCK,
 };
 
-#define FLAG_FAILED 1
-#define FLAG_FORCED 2
+enum flag {
+	FLAG_FAILED = 1,
+	FLAG_FORCED = 2,
+};
 
 struct event {
 	__u64 ts;
@@ -53,10 +71,10 @@ struct event {
 	__u32 cpu;
 	__u32 pid;
 	__u32 tid;
-	__u8 op;
-	__u8 counter;
-	__u8 fn;
-	__u8 flags;
+	__u8 op;      /* enum op */
+	__u8 counter; /* enum counter_kind */
+	__u8 fn;      /* enum fn */
+	__u8 flags;   /* enum flag */
 	char comm[16];
 	__u64 stack; /* charge requests: key of the kernel stack in stacks, 0 if none */
 	__u32 gfp;   /* charge requests: the gfp mask */
@@ -69,43 +87,17 @@ struct event {
 			 * minus stocked minus charges not yet stocked */
 };
 
-/* Keeps struct event in BTF for bpf2go's Go type. */
+/* Keep the types in BTF for bpf2go's Go types. */
 const struct event *unused_event __attribute__((unused));
+const enum op *unused_op __attribute__((unused));
+const enum counter_kind *unused_counter __attribute__((unused));
+const enum fn *unused_fn __attribute__((unused));
+const enum flag *unused_flag __attribute__((unused));
 
 /* Set from Go before loading. */
 volatile const __u64 target_cgid = 0;
-/* Summary mode: requests served from the stock are not emitted; the per-CPU
- * stock, real use and its peak are kept here instead (struct cpu_state). */
-volatile const __u8 summary = 0;
-/* Also trace the cgroups below the target (--descendants). */
+/* Also trace the cgroups below the target. */
 volatile const __u8 descendants = 0;
-
-/* Stock-read summary mode: instead of probing every charge request to
- * follow each CPU's stock, read the stocks themselves (struct
- * memcg_stock_pcp, per CPU) at the few calls that touch the counter or a
- * stock. Nothing runs on a request the stock serves, so a fault costs
- * nothing extra. Go finds the layout in the kernel's BTF and the addresses
- * in kallsyms; offsets are relative to the part of the struct read. */
-volatile const __u8 stocks_read = 0;
-volatile const __u64 stock_addr = 0;   /* &memcg_stock + stock base */
-volatile const __u64 pcpu_offsets = 0; /* &__per_cpu_offset[0] */
-volatile const __u32 stock_span = 0;   /* bytes read from each CPU's stock */
-volatile const __u32 stock_cached_off = 0;
-volatile const __u32 stock_nr_off = 0;
-volatile const __u32 stock_nr_size = 0; /* 4: unsigned int; 1: u8 nr_pages[] (6.16+) */
-volatile const __u32 stock_slots = 0;   /* memcgs one CPU stocks for: 1, or 7 from 6.16 */
-volatile const __u32 ncpus = 0;
-volatile const __u64 batch_pages = 0;
-
-#define MAX_CPUS 1024
-#define MAX_SLOTS 8
-#define STOCK_SPAN 128
-
-/* CPUs that were ever given pages of the target's stock: the only ones
- * whose stock need be read. Each CPU sets its own byte. */
-__u8 holds[MAX_CPUS];
-/* Pages drain_stock has uncharged but not yet taken out of its stock. */
-__s64 draining_total = 0;
 
 /* The target's struct mem_cgroup, learned from its first charge so that
  * counter events filter by a pointer compare instead of a chain of reads. */
@@ -118,6 +110,7 @@ struct {
 	__uint(max_entries, 1 << 24);
 } events SEC(".maps");
 
+/* Events the ring buffer had no room for, per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -125,70 +118,22 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* Summary mode, per CPU. Real use is the counter's usage minus the pages in
- * all stocks (stock_total), measured where a request ends; its peak, and the
- * real use at the last moment usage stood at the watermark, are kept per CPU
- * and combined in user space. */
-struct cpu_state {
-	__s64 stock;      /* pages in this CPU's stock for the target */
-	__u64 requests;   /* requests served from the stock (not emitted) */
-	__u64 pages;
-	__u64 pending;    /* pages of those not yet reported in an event */
-	__s64 max_real;
-	__u64 max_real_ts;
-	__u64 wm;         /* watermark at the last request that ended at it */
-	__s64 wm_real;
-	__u64 wm_ts;
-	__u64 charged;    /* a counter charge since this CPU's last request */
-	__s64 inflight;   /* pages of that charge not yet in the stock, nor ended */
-	__s64 draining;   /* stock-read mode: pages of a drain in progress */
-};
-
-/* Keeps struct cpu_state in BTF for bpf2go's Go type. */
-const struct cpu_state *unused_cpu_state __attribute__((unused));
-
+/* Calls whose kprobe arguments could not be kept for their return (nested
+ * deeper than MAX_NEST on one thread), per CPU: events the trace lacks. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct cpu_state);
-} states SEC(".maps");
+	__type(value, __u64);
+} unmatched SEC(".maps");
 
-__s64 stock_total = 0;
-/* Pages charged to the counter by requests not yet ended and not yet put in
- * a stock: usage counts them, real use must not (summed over CPUs). */
-__s64 inflight_total = 0;
-
-static __always_inline struct cpu_state *state(void)
+static __always_inline void count(void *map)
 {
-	__u32 z = 0;
-	return bpf_map_lookup_elem(&states, &z);
+	__u32 k = 0;
+	__u64 *n = bpf_map_lookup_elem(map, &k);
+	if (n)
+		(*n)++;
 }
-
-/* Kernel stacks of charge requests, so user space can name what each was
- * for (anon or file pages, page tables, a kernel stack, slab...): the gfp mask
- * cannot tell, anon faults charge with GFP_KERNEL like kernel memory does.
- * Keyed by a 64-bit hash of the frames, so two stacks never share a slot (a
- * STACK_TRACE map's bucket ids collide, and a collision loses a stack). A
- * fault path has only a few distinct stacks. */
-#define STACK_DEPTH 24
-struct stack_buf {
-	__u64 ips[STACK_DEPTH];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stack_buf);
-} scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct stack_buf);
-} stacks SEC(".maps");
 
 /* Set while drain_stock runs on a CPU: a page_counter_uncharge inside it is
  * the stock going back, which the model must know apart from a free. */
@@ -199,23 +144,15 @@ struct {
 	__type(value, __u32);
 } in_drain SEC(".maps");
 
-/* kprobe arguments kept for the kretprobe, per thread and function (the
- * counter functions run nested inside try_charge_memcg on the same thread). */
-struct args {
-	__u64 a0;
-	__u64 a1;
-	__u64 a2;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct args);
-} entry_args SEC(".maps");
+static __always_inline bool draining(void)
+{
+	__u32 z = 0;
+	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
+	return d && *d;
+}
 
 /* memcg -> {its own cgroup id, its id if it is the target or below it, else
- * 0}: with --descendants every charge in the system asks whether its memcg is
+ * 0}: with descendants every charge in the system asks whether its memcg is
  * under the target, and a walk up the hierarchy is too dear to repeat. The
  * own id is checked on each hit, so a freed and reused memcg is walked again. */
 struct member_val {
@@ -307,22 +244,15 @@ static __always_inline struct page_counter *target_counter(__u8 k)
 	return (void *)target_memcg + bpf_core_field_offset(struct mem_cgroup, memory);
 }
 
-/* What a stock-read event carries besides the call. */
-struct lean {
-	__u32 consumed;
-	__u32 stocked;
-	__s32 real;
-};
-
-static __always_inline void emit_full(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack, __u64 cg, struct lean *l)
+/* start reserves an event and fills in what every event carries (the
+ * counter's figures when pc is set); the caller adds the rest and sends it.
+ * NULL when the ring buffer is full, counted as lost. */
+static __always_inline struct event *start(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u64 cg)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		__u32 k = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &k);
-		if (n)
-			(*n)++;
-		return;
+		count(&lost);
+		return 0;
 	}
 	__u64 pt = bpf_get_current_pid_tgid();
 	e->ts = bpf_ktime_get_ns();
@@ -340,24 +270,17 @@ static __always_inline void emit_full(__u8 op, __u8 fn, __u8 counter, __u8 flags
 	e->counter = counter;
 	e->fn = fn;
 	e->flags = flags;
-	e->gfp = gfp;
-	e->stack = stack;
+	e->gfp = 0;
+	e->stack = 0;
 	e->cgid = cg;
 	e->consumed = 0;
 	e->stocked = 0;
 	e->real = 0;
-	if (l) {
-		e->consumed = l->consumed;
-		e->stocked = l->stocked;
-		e->real = l->real;
-	} else if (summary && !stocks_read && counter != COUNTER_MEMSW) {
-		/* Not on memsw events: the replay of memory leaves those out. */
-		struct cpu_state *st = state();
-		if (st) {
-			e->consumed = st->pending;
-			st->pending = 0;
-		}
-	}
+	return e;
+}
+
+static __always_inline void send(struct event *e)
+{
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	/* A wakeup per event would cost the workload an IPI and a reader context
 	 * switch per page fault; wake the reader only once a batch has piled up
@@ -365,49 +288,155 @@ static __always_inline void emit_full(__u8 op, __u8 fn, __u8 counter, __u8 flags
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void emit_req(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u32 gfp, __u64 stack, __u64 cg)
+static __always_inline __u8 charge_flags(__u8 fn, bool ok)
 {
-	emit_full(op, fn, counter, flags, pages, pc, gfp, stack, cg, 0);
+	return (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0);
 }
 
-static __always_inline void emit(__u8 op, __u8 fn, __u8 counter, __u8 flags, __u64 pages, struct page_counter *pc, __u64 cg)
+/* Per-CPU figures of the summary modes. */
+#if defined(MODE_SUMMARY) || defined(MODE_STOCKS)
+/* Real use is the counter's usage minus the pages in all stocks, measured
+ * where a request ends (MODE_SUMMARY); its peak, and the real use at the
+ * last moment usage stood at the watermark, are kept per CPU and combined in
+ * user space. */
+struct cpu_state {
+	__s64 stock;      /* pages in this CPU's stock for the target */
+	__u64 requests;   /* requests served from the stock (not emitted) */
+	__u64 pages;
+	__u64 pending;    /* pages of those not yet reported in an event */
+	__s64 max_real;
+	__u64 max_real_ts;
+	__u64 wm;         /* watermark at the last request that ended at it */
+	__s64 wm_real;
+	__u64 wm_ts;
+	__u64 charged;    /* a counter charge since this CPU's last request */
+	__s64 inflight;   /* pages of that charge not yet in the stock, nor ended */
+	__s64 draining;   /* MODE_STOCKS: pages of a drain in progress */
+};
+
+/* Keeps struct cpu_state in BTF for bpf2go's Go type. */
+const struct cpu_state *unused_cpu_state __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_state);
+} states SEC(".maps");
+
+/* Pages charged to the counter by requests not yet ended and not yet put in
+ * a stock: usage counts them, real use must not (summed over CPUs). */
+__s64 inflight_total = 0;
+
+static __always_inline struct cpu_state *state(void)
 {
-	emit_req(op, fn, counter, flags, pages, pc, 0, 0, cg);
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&states, &z);
 }
 
-/* stock_on reads how many pages CPU cpu's stock holds for the target. */
-static __always_inline __s64 stock_on(__u32 cpu)
+/* settle ends this CPU's counter charge whose request put no surplus in the
+ * stock (it asked for a whole batch): its pages are real use. */
+static __always_inline void settle(struct cpu_state *st)
 {
-	__u8 buf[STOCK_SPAN];
-	__u64 off = 0;
-	__s64 n = 0;
-
-	if (stock_span > STOCK_SPAN || stock_span == 0)
-		return 0;
-	if (bpf_probe_read_kernel(&off, sizeof(off), (void *)(pcpu_offsets + (__u64)cpu * 8)))
-		return 0;
-	if (bpf_probe_read_kernel(buf, stock_span, (void *)(stock_addr + off)))
-		return 0;
-	for (__u32 i = 0; i < MAX_SLOTS; i++) {
-		if (i >= stock_slots)
-			break;
-		__u32 co = stock_cached_off + i * 8;
-		__u32 no = stock_nr_off + i * stock_nr_size;
-		if (co + 8 > stock_span || no + stock_nr_size > stock_span || co > STOCK_SPAN - 8 || no > STOCK_SPAN - 4)
-			break;
-		if (*(__u64 *)(buf + co) != target_memcg)
-			continue;
-		if (stock_nr_size == 1)
-			n += buf[no];
-		else
-			n += *(__u32 *)(buf + no);
+	if (st->inflight) {
+		__sync_fetch_and_add(&inflight_total, -st->inflight);
+		st->inflight = 0;
 	}
-	return n;
 }
+#endif
+
+/* ---------------------------------------------------------------------
+ * MODE_STOCKS: the kernel's own per-CPU stocks, read by CO-RE.
+ */
+#ifdef MODE_STOCKS
+
+/* The two layouts of struct memcg_stock_pcp, as flavours CO-RE matches
+ * against the kernel's BTF (only the fields read are declared). Up to 6.15 a
+ * CPU stocks pages for one memcg; from 6.16 for up to NR_MEMCG_STOCK at once
+ * (an array of memcgs and one of u8 page counts). Which one the kernel has
+ * is told by whether cached is a pointer or an array: CO-RE finds no field
+ * of the other kind. */
+struct memcg_stock_pcp___v615 {
+	struct mem_cgroup *cached;
+	unsigned int nr_pages;
+} __attribute__((preserve_access_index));
+
+#define MAX_SLOTS 8
+struct memcg_stock_pcp___v616 {
+	__u8 nr_pages[MAX_SLOTS];
+	struct mem_cgroup *cached[MAX_SLOTS];
+} __attribute__((preserve_access_index));
+
+/* The per-CPU variable and the per-CPU area offsets, resolved by the loader
+ * from kallsyms (typeless ksyms: their addresses; not const, which cilium/ebpf
+ * would see as a type). */
+extern void memcg_stock __ksym;
+extern void __per_cpu_offset __ksym;
+
+volatile const __u32 ncpus = 0;
+volatile const __u64 batch_pages = 0;
+
+#define MAX_CPUS 1024
+
+/* CPUs that were ever found holding pages of the target's stock: the only
+ * ones whose stock need be read. Set by whichever CPU reads that stock (or
+ * refills its own); a byte only ever goes from 0 to 1, so a race between
+ * CPUs writing the same byte loses nothing. */
+__u8 holds[MAX_CPUS];
+/* Pages drain_stock has uncharged but not yet taken out of its stock. */
+__s64 draining_total = 0;
+/* Stock reads that failed (a fault, or more slots than MAX_SLOTS), per CPU:
+ * the stocks of those events are unknown, and the trace says so. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} stock_errors SEC(".maps");
 
 /* Set once every CPU's stock was read: stocks filled before tracing began
  * (cgpeak trace on a running cgroup) are found by the first event. */
 __u8 scanned = 0;
+
+/* stock_on reads how many pages CPU cpu's stock holds for the target. */
+static __always_inline __s64 stock_on(__u32 cpu)
+{
+	__u64 off = 0;
+	__s64 n = 0;
+
+	if (bpf_probe_read_kernel(&off, sizeof(off), (void *)&__per_cpu_offset + (__u64)cpu * 8)) {
+		count(&stock_errors);
+		return 0;
+	}
+	void *s = (void *)&memcg_stock + off;
+	if (bpf_core_field_exists(struct memcg_stock_pcp___v616, cached)) {
+		struct memcg_stock_pcp___v616 *m = s;
+		__u64 cached[MAX_SLOTS] = {};
+		__u8 nr[MAX_SLOTS] = {};
+		__u32 csz = bpf_core_field_size(m->cached);
+		__u32 nsz = bpf_core_field_size(m->nr_pages);
+		if (csz > sizeof(cached) || nsz > sizeof(nr) ||
+		    bpf_probe_read_kernel(cached, csz & (sizeof(cached) * 2 - 1), s + bpf_core_field_offset(m->cached)) ||
+		    bpf_probe_read_kernel(nr, nsz & (sizeof(nr) * 2 - 1), s + bpf_core_field_offset(m->nr_pages))) {
+			count(&stock_errors);
+			return 0;
+		}
+		for (__u32 i = 0; i < MAX_SLOTS; i++)
+			if (i < nsz && cached[i] == target_memcg)
+				n += nr[i];
+		return n;
+	}
+	struct memcg_stock_pcp___v615 *m = s;
+	struct mem_cgroup *c = 0;
+	unsigned int nr = 0;
+	if (bpf_core_read(&c, sizeof(c), &m->cached) || bpf_core_read(&nr, sizeof(nr), &m->nr_pages)) {
+		count(&stock_errors);
+		return 0;
+	}
+	if ((__u64)c == target_memcg)
+		n = nr;
+	return n;
+}
 
 /* read_stocks sums the target's stocked pages over the CPUs that ever held
  * some, and gives this CPU's share in *mine. */
@@ -435,43 +464,291 @@ static __always_inline __s64 read_stocks(__u32 self, __s64 *mine)
 	return total;
 }
 
-/* lean_emit emits a stock-read event for the target's memory counter: this
- * CPU's stock is synced with the kernel's (what it served since its last
- * event is reported as consumed), then real use is measured. added: pages
- * the call is about to put in this CPU's stock (refill_stock's entry).
- * A drain emits its uncharge too, with the same figures: the stock it gives
- * back is not zeroed until drain_stock returns. */
-static __always_inline void lean_emit(__u8 op, __u8 fn, __u8 flags, __u64 pages, __u64 cg, struct cpu_state *st, __s64 added)
+/* emit_read emits an event for the target's memory counter: this CPU's
+ * stock is synced with the kernel's (what it served since its last event is
+ * reported as consumed), then real use is measured. added: pages the call
+ * is about to put in this CPU's stock (refill_stock's entry). A drain emits
+ * its uncharge too, with the same figures: the stock it gives back is not
+ * zeroed until drain_stock returns. */
+static __always_inline void emit_read(__u8 op, __u8 fn, __u8 flags, __u64 pages, __u64 cg, struct cpu_state *st, __s64 added)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct page_counter *pc = target_counter(COUNTER_MEMORY);
-	struct lean l = {};
-	__s64 mine, stocked;
+	__s64 mine, stocked, real = 0;
+	__u32 consumed = 0;
 
 	stocked = read_stocks(cpu, &mine) + added;
 	if (st->stock > mine)
-		l.consumed = st->stock - mine;
+		consumed = st->stock - mine;
 	st->stock = mine + added;
-	l.stocked = stocked;
 	if (pc)
-		l.real = BPF_CORE_READ(pc, usage.counter) - stocked - inflight_total + draining_total;
-	emit_full(op, fn, COUNTER_MEMORY, flags, pages, pc, 0, 0, cg, &l);
+		real = BPF_CORE_READ(pc, usage.counter) - stocked - inflight_total + draining_total;
+	struct event *e = start(op, fn, COUNTER_MEMORY, flags, pages, pc, cg);
+	if (e) {
+		e->consumed = consumed;
+		e->stocked = stocked;
+		e->real = real;
+		send(e);
+	}
 	if (op == OP_DRAIN) {
 		st->stock = 0;
-		l.consumed = 0;
-		emit_full(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, COUNTER_MEMORY, 0, pages, pc, 0, 0, cg, &l);
+		e = start(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, COUNTER_MEMORY, 0, pages, pc, cg);
+		if (e) {
+			e->stocked = stocked;
+			e->real = real;
+			send(e);
+		}
 	}
 }
 
-/* settle ends this CPU's counter charge whose request put no surplus in the
- * stock (it asked for a whole batch): its pages are real use. */
-static __always_inline void settle(struct cpu_state *st)
+static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
 {
-	if (st->inflight) {
-		__sync_fetch_and_add(&inflight_total, -st->inflight);
-		st->inflight = 0;
+	__u64 cg;
+	__u8 k = counter_kind(c, &cg);
+	if (k == COUNTER_MEMORY) {
+		struct cpu_state *st = state();
+		if (!st)
+			return;
+		settle(st);
+		if (ok && fn == FN_PC_TRY_CHARGE && nr <= batch_pages) {
+			/* Until refill_stock takes the surplus, and the request
+			 * ends, usage counts the batch: not yet real use. */
+			st->inflight = nr;
+			__sync_fetch_and_add(&inflight_total, nr);
+		}
+		emit_read(OP_COUNTER_CHARGE, fn, charge_flags(fn, ok), nr, cg, st, 0);
+		return;
+	}
+	if (k) {
+		struct event *e = start(OP_COUNTER_CHARGE, fn, k, charge_flags(fn, ok), nr, target_counter(k), cg);
+		if (e)
+			send(e);
 	}
 }
+
+static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
+{
+	__u64 cg;
+	__u8 k = counter_kind(c, &cg);
+
+	if (k == COUNTER_MEMORY) {
+		struct cpu_state *st = state();
+		if (!st)
+			return;
+		if (draining()) {
+			/* The stock still holds these pages until drain_stock
+			 * returns: count them as stocked until then. */
+			st->draining += nr;
+			__sync_fetch_and_add(&draining_total, nr);
+			emit_read(OP_DRAIN, FN_DRAIN_STOCK, 0, nr, cg, st, 0);
+			return;
+		}
+		settle(st);
+		emit_read(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, 0, nr, cg, st, 0);
+		return;
+	}
+	if (k) {
+		struct event *e = start(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, target_counter(k), cg);
+		if (e)
+			send(e);
+	}
+}
+
+static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
+{
+	__u64 cg = member(memcg);
+	struct cpu_state *st = state();
+	__u32 cpu = bpf_get_smp_processor_id();
+	if (!cg || !st)
+		return;
+	if (cpu < MAX_CPUS)
+		holds[cpu] = 1;
+	/* A refill ends the request whose batch it takes the surplus of. */
+	settle(st);
+	emit_read(OP_REFILL, FN_REFILL_STOCK, 0, nr, cg, st, nr);
+}
+
+/* drain_ended: drain_stock returned, its pages are out of the stock. */
+static __always_inline void drain_ended(void)
+{
+	struct cpu_state *st = state();
+	if (st && st->draining) {
+		__sync_fetch_and_add(&draining_total, -st->draining);
+		st->draining = 0;
+	}
+}
+
+#endif /* MODE_STOCKS */
+
+/* ---------------------------------------------------------------------
+ * MODE_SUMMARY: the stocks followed by probing every charge request.
+ */
+#ifdef MODE_SUMMARY
+
+__s64 stock_total = 0;
+
+static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
+{
+	__u64 cg;
+	__u8 k = counter_kind(c, &cg);
+	if (!k)
+		return;
+	if (k == COUNTER_MEMORY && ok) {
+		struct cpu_state *st = state();
+		if (st) {
+			st->charged = 1;
+			if (fn != FN_PC_CHARGE) {
+				st->inflight += nr;
+				__sync_fetch_and_add(&inflight_total, nr);
+			}
+		}
+	}
+	struct event *e = start(OP_COUNTER_CHARGE, fn, k, charge_flags(fn, ok), nr, target_counter(k), cg);
+	if (!e)
+		return;
+	if (k == COUNTER_MEMORY) {
+		/* Not on memsw events: the replay of memory leaves those out. */
+		struct cpu_state *st = state();
+		if (st) {
+			e->consumed = st->pending;
+			st->pending = 0;
+		}
+	}
+	send(e);
+}
+
+/* emit_pending sends an event of the memory counter with the pages this
+ * CPU's stock served since its last event. */
+static __always_inline void emit_pending(struct event *e)
+{
+	struct cpu_state *st = state();
+	if (st) {
+		e->consumed = st->pending;
+		st->pending = 0;
+	}
+	send(e);
+}
+
+static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
+{
+	__u64 cg;
+	__u8 k = counter_kind(c, &cg);
+	struct event *e;
+
+	if (!k)
+		return;
+	if (k == COUNTER_MEMORY && draining()) {
+		struct cpu_state *st = state();
+		if (st) {
+			__sync_fetch_and_add(&stock_total, -st->stock);
+			st->stock = 0;
+		}
+		e = start(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0, cg);
+		if (e)
+			emit_pending(e);
+	}
+	e = start(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, target_counter(k), cg);
+	if (!e)
+		return;
+	if (k == COUNTER_MEMORY)
+		emit_pending(e);
+	else
+		send(e);
+}
+
+static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
+{
+	__u64 cg = member(memcg);
+	if (!cg)
+		return;
+	struct cpu_state *st = state();
+	if (st) {
+		__s64 d = st->inflight < (__s64)nr ? st->inflight : (__s64)nr;
+		st->stock += nr;
+		__sync_fetch_and_add(&stock_total, nr);
+		if (d > 0) {
+			st->inflight -= d;
+			__sync_fetch_and_add(&inflight_total, -d);
+		}
+	}
+	struct event *e = start(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0, cg);
+	if (e)
+		emit_pending(e);
+}
+
+/* A request for the target ended: one served from the stock is counted here
+ * instead of emitted; either way real use is measured. */
+static __always_inline void on_request(struct mem_cgroup *memcg, __u32 gfp, __u64 nr, int ret, __u64 cg)
+{
+	struct cpu_state *st = state();
+	if (!st)
+		return;
+	if (ret || st->charged) {
+		st->charged = 0;
+		settle(st);
+		struct event *e = start(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, cg);
+		if (e) {
+			e->gfp = gfp;
+			emit_pending(e);
+		}
+		if (ret)
+			return;
+	} else {
+		__s64 d = st->stock < (__s64)nr ? st->stock : (__s64)nr;
+		if (d > 0) {
+			st->stock -= d;
+			__sync_fetch_and_add(&stock_total, -d);
+		}
+		st->requests++;
+		st->pages += nr;
+		st->pending += nr;
+	}
+	__s64 usage = BPF_CORE_READ(memcg, memory.usage.counter);
+	__u64 wm = BPF_CORE_READ(memcg, memory.watermark);
+	__s64 real = usage - stock_total - inflight_total;
+	__u64 now = bpf_ktime_get_ns();
+	if (real > st->max_real) {
+		st->max_real = real;
+		st->max_real_ts = now;
+	}
+	if ((__u64)usage == wm && wm >= st->wm) {
+		st->wm = wm;
+		st->wm_real = real;
+		st->wm_ts = now;
+	}
+}
+
+#endif /* MODE_SUMMARY */
+
+/* ---------------------------------------------------------------------
+ * MODE_CHARGES: every event emitted, charge requests with their stacks.
+ */
+#ifdef MODE_CHARGES
+
+/* Kernel stacks of charge requests, so user space can name what each was
+ * for (anon or file pages, page tables, a kernel stack, slab...): the gfp mask
+ * cannot tell, anon faults charge with GFP_KERNEL like kernel memory does.
+ * Keyed by a 64-bit hash of the frames, so two stacks never share a slot (a
+ * STACK_TRACE map's bucket ids collide, and a collision loses a stack). A
+ * fault path has only a few distinct stacks. */
+#define STACK_DEPTH 24
+struct stack_buf {
+	__u64 ips[STACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_buf);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct stack_buf);
+} stacks SEC(".maps");
 
 static __always_inline __u64 req_stack(void *ctx)
 {
@@ -518,6 +795,16 @@ struct {
 #define CHECK_EVERY 64
 #define THREAD_SIZE_X86_64 (1 << 14)
 
+/* addr reads a pointer's value as a number, which the verifier lets no
+ * arithmetic but addition make of a context pointer. */
+static __always_inline __u64 addr(void *p)
+{
+	void *v = p;
+	__u64 n = 0;
+	bpf_probe_read_kernel(&n, sizeof(n), &v);
+	return n;
+}
+
 /* Set from Go: walk every request's stack (tests compare the two). */
 volatile const __u8 walk_every = 0;
 
@@ -549,85 +836,33 @@ static __always_inline __u64 req_stack_at(void *ctx, __u64 sp, __u32 gfp, __u32 
 	return p.stack;
 }
 
-/* addr reads a pointer's value as a number, which the verifier lets no
- * arithmetic but addition make of a context pointer. */
-static __always_inline __u64 addr(void *p)
-{
-	void *v = p;
-	__u64 n = 0;
-	bpf_probe_read_kernel(&n, sizeof(n), &v);
-	return n;
-}
-
 static __always_inline void on_counter_charge(__u8 fn, struct page_counter *c, __u64 nr, bool ok)
 {
 	__u64 cg;
 	__u8 k = counter_kind(c, &cg);
-	if (stocks_read && k == COUNTER_MEMORY) {
-		struct cpu_state *st = state();
-		if (!st)
-			return;
-		settle(st);
-		if (ok && fn == FN_PC_TRY_CHARGE && nr <= batch_pages) {
-			/* Until refill_stock takes the surplus, and the request
-			 * ends, usage counts the batch: not yet real use. */
-			st->inflight = nr;
-			__sync_fetch_and_add(&inflight_total, nr);
-		}
-		lean_emit(OP_COUNTER_CHARGE, fn, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, cg, st, 0);
+	if (!k)
 		return;
-	}
-	if (summary && k == COUNTER_MEMORY && ok) {
-		struct cpu_state *st = state();
-		if (st) {
-			st->charged = 1;
-			if (fn != FN_PC_CHARGE) {
-				st->inflight += nr;
-				__sync_fetch_and_add(&inflight_total, nr);
-			}
-		}
-	}
-	if (k)
-		emit(OP_COUNTER_CHARGE, fn, k, (ok ? 0 : FLAG_FAILED) | (fn == FN_PC_CHARGE ? FLAG_FORCED : 0), nr, target_counter(k), cg);
+	struct event *e = start(OP_COUNTER_CHARGE, fn, k, charge_flags(fn, ok), nr, target_counter(k), cg);
+	if (e)
+		send(e);
 }
 
 static __always_inline void on_uncharge(struct page_counter *c, __u64 nr)
 {
 	__u64 cg;
 	__u8 k = counter_kind(c, &cg);
-	__u32 z = 0;
-	__u32 *d;
+	struct event *e;
 
 	if (!k)
 		return;
-	d = bpf_map_lookup_elem(&in_drain, &z);
-	if (stocks_read && k == COUNTER_MEMORY) {
-		struct cpu_state *st = state();
-		if (!st)
-			return;
-		if (d && *d) {
-			/* The stock still holds these pages until drain_stock
-			 * returns: count them as stocked until then. */
-			st->draining += nr;
-			__sync_fetch_and_add(&draining_total, nr);
-			lean_emit(OP_DRAIN, FN_DRAIN_STOCK, 0, nr, cg, st, 0);
-			return;
-		}
-		settle(st);
-		lean_emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, 0, nr, cg, st, 0);
-		return;
+	if (k == COUNTER_MEMORY && draining()) {
+		e = start(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0, cg);
+		if (e)
+			send(e);
 	}
-	if (d && *d && k == COUNTER_MEMORY) {
-		if (summary) {
-			struct cpu_state *st = state();
-			if (st) {
-				__sync_fetch_and_add(&stock_total, -st->stock);
-				st->stock = 0;
-			}
-		}
-		emit(OP_DRAIN, FN_DRAIN_STOCK, k, 0, nr, 0, cg);
-	}
-	emit(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, target_counter(k), cg);
+	e = start(OP_COUNTER_UNCHARGE, FN_PC_UNCHARGE, k, 0, nr, target_counter(k), cg);
+	if (e)
+		send(e);
 }
 
 static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
@@ -635,79 +870,22 @@ static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 	__u64 cg = member(memcg);
 	if (!cg)
 		return;
-	if (stocks_read) {
-		struct cpu_state *st = state();
-		__u32 cpu = bpf_get_smp_processor_id();
-		if (!st)
-			return;
-		if (cpu < MAX_CPUS)
-			holds[cpu] = 1;
-		/* A refill ends the request whose batch it takes the surplus of. */
-		settle(st);
-		lean_emit(OP_REFILL, FN_REFILL_STOCK, 0, nr, cg, st, nr);
-		return;
-	}
-	if (summary) {
-		struct cpu_state *st = state();
-		if (st) {
-			__s64 d = st->inflight < (__s64)nr ? st->inflight : (__s64)nr;
-			st->stock += nr;
-			__sync_fetch_and_add(&stock_total, nr);
-			if (d > 0) {
-				st->inflight -= d;
-				__sync_fetch_and_add(&inflight_total, -d);
-			}
-		}
-	}
-	emit(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0, cg);
+	struct event *e = start(OP_REFILL, FN_REFILL_STOCK, COUNTER_NONE, 0, nr, 0, cg);
+	if (e)
+		send(e);
 }
 
-/* A request for the target ended. In summary mode one served from the stock
- * is counted here instead of emitted; either way real use is measured. */
-static __always_inline void on_request(void *ctx, struct mem_cgroup *memcg, __u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg)
+static __always_inline void on_request(__u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg)
 {
-	struct cpu_state *st;
-
-	if (!summary) {
-		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, stack, cg);
+	struct event *e = start(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, cg);
+	if (!e)
 		return;
-	}
-	st = state();
-	if (!st)
-		return;
-	if (ret || st->charged) {
-		st->charged = 0;
-		if (st->inflight) {
-			__sync_fetch_and_add(&inflight_total, -st->inflight);
-			st->inflight = 0;
-		}
-		emit_req(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, gfp, 0, cg);
-		if (ret)
-			return;
-	} else {
-		__s64 d = st->stock < (__s64)nr ? st->stock : (__s64)nr;
-		if (d > 0) {
-			st->stock -= d;
-			__sync_fetch_and_add(&stock_total, -d);
-		}
-		st->requests++;
-		st->pages += nr;
-		st->pending += nr;
-	}
-	__s64 usage = BPF_CORE_READ(memcg, memory.usage.counter);
-	__u64 wm = BPF_CORE_READ(memcg, memory.watermark);
-	__s64 real = usage - stock_total - inflight_total;
-	__u64 now = bpf_ktime_get_ns();
-	if (real > st->max_real) {
-		st->max_real = real;
-		st->max_real_ts = now;
-	}
-	if ((__u64)usage == wm && wm >= st->wm) {
-		st->wm = wm;
-		st->wm_real = real;
-		st->wm_ts = now;
-	}
+	e->gfp = gfp;
+	e->stack = stack;
+	send(e);
 }
+
+#endif /* MODE_CHARGES */
 
 static __always_inline void set_drain(__u32 v)
 {
@@ -715,25 +893,31 @@ static __always_inline void set_drain(__u32 v)
 	__u32 *d = bpf_map_lookup_elem(&in_drain, &z);
 	if (d)
 		*d = v;
-	if (!v && stocks_read) {
-		struct cpu_state *st = state();
-		if (st && st->draining) {
-			__sync_fetch_and_add(&draining_total, -st->draining);
-			st->draining = 0;
-		}
-	}
+#ifdef MODE_STOCKS
+	if (!v)
+		drain_ended();
+#endif
 }
 
-/* fentry / fexit */
+/* ---------------------------------------------------------------------
+ * fentry / fexit
+ */
 
+#ifndef MODE_STOCKS
 SEC("fexit/try_charge_memcg")
 int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
 {
 	__u64 cg = member(memcg);
-	if (cg)
-		on_request(ctx, memcg, gfp, nr, ret, summary ? 0 : req_stack_at(ctx, addr(ctx), gfp, nr), cg);
+	if (!cg)
+		return 0;
+#ifdef MODE_CHARGES
+	on_request(gfp, nr, ret, req_stack_at(ctx, addr(ctx), gfp, nr), cg);
+#else
+	on_request(memcg, gfp, nr, ret, cg);
+#endif
 	return 0;
 }
+#endif
 
 SEC("fexit/page_counter_try_charge")
 int BPF_PROG(fexit_pc_try_charge, struct page_counter *c, unsigned long nr, struct page_counter **fail, bool ret)
@@ -777,66 +961,150 @@ int BPF_PROG(fexit_drain_stock)
 	return 0;
 }
 
-/* kprobe / kretprobe */
+/* ---------------------------------------------------------------------
+ * kprobe / kretprobe
+ *
+ * A kretprobe does not see its call's arguments, so the kprobe keeps them
+ * per thread and function. The same thread can enter a function again before
+ * it returns: an interrupt (a softirq freeing or charging memory) nests a
+ * call inside the one it interrupted. So the arguments are kept as a stack
+ * of frames, each tagged with the stack pointer of its call: a return takes
+ * the top frame only if that frame is its own call's (its stack pointer sits
+ * just above the frame's), and so it leaves alone the frame of the call it
+ * interrupted, whether or not its own call was kept (calls for other memcgs
+ * are not). A call nested deeper than MAX_NEST loses its frame, counted in
+ * unmatched: the trace says it is incomplete.
+ */
+
+#define MAX_NEST 4
+/* How far above a call's entry stack pointer its return's lies: the return
+ * address popped, and what the kretprobe trampoline pushes (one or two words
+ * depending on the kernel). A nested call returns deeper (below), or on
+ * another stack altogether (the IRQ stack). */
+#define RET_SP_SLACK 64
+
+struct args {
+	__u64 sp;
+	__u64 a0;
+	__u64 a1;
+	__u64 a2;
+};
+
+struct frames {
+	__u32 depth; /* frames pushed; may exceed MAX_NEST, counting the lost */
+	__u32 pad;
+	struct args a[MAX_NEST];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct frames);
+} entry_args SEC(".maps");
 
 static __always_inline __u64 args_key(__u8 fn)
 {
 	return (bpf_get_current_pid_tgid() << 8) | fn;
 }
 
-static __always_inline void save(__u8 fn, __u64 a0, __u64 a1, __u64 a2)
+static __always_inline void save(struct pt_regs *ctx, __u8 fn, __u64 a0, __u64 a1, __u64 a2)
 {
 	__u64 k = args_key(fn);
-	struct args a = {.a0 = a0, .a1 = a1, .a2 = a2};
-	bpf_map_update_elem(&entry_args, &k, &a, BPF_ANY);
+	struct frames *f = bpf_map_lookup_elem(&entry_args, &k);
+	if (!f) {
+		struct frames z = {};
+		bpf_map_update_elem(&entry_args, &k, &z, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&entry_args, &k);
+		if (!f) {
+			count(&unmatched);
+			return;
+		}
+	}
+	__u32 d = f->depth;
+	f->depth = d + 1;
+	if (d >= MAX_NEST) {
+		count(&unmatched);
+		return;
+	}
+	f->a[d].sp = PT_REGS_SP(ctx);
+	f->a[d].a0 = a0;
+	f->a[d].a1 = a1;
+	f->a[d].a2 = a2;
 }
 
-static __always_inline struct args *take(__u8 fn, __u64 *key)
+/* take pops this return's frame into *out, if its call was kept. */
+static __always_inline bool take(struct pt_regs *ctx, __u8 fn, struct args *out)
 {
-	*key = args_key(fn);
-	return bpf_map_lookup_elem(&entry_args, key);
+	__u64 k = args_key(fn);
+	struct frames *f = bpf_map_lookup_elem(&entry_args, &k);
+	if (!f || !f->depth)
+		return false;
+	__u32 d = f->depth - 1;
+	if (d >= MAX_NEST) {
+		/* The top frame was lost on entry (counted there); whether
+		 * this return is that call's cannot be told by a stack
+		 * pointer it does not have, and nesting this deep is not
+		 * expected, so the frame count simply drops. */
+		f->depth = d;
+		return false;
+	}
+	__u64 sp = PT_REGS_SP(ctx);
+	if (sp < f->a[d].sp || sp - f->a[d].sp > RET_SP_SLACK)
+		return false; /* a nested call that was not kept */
+	*out = f->a[d];
+	f->depth = d;
+	if (!d)
+		bpf_map_delete_elem(&entry_args, &k);
+	return true;
 }
 
+#ifndef MODE_STOCKS
 SEC("kprobe/try_charge_memcg")
 int BPF_KPROBE(kprobe_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr)
 {
-	/* The stack is taken on entry: unwinding from a kretprobe is less sure. */
 	__u64 cg = member(memcg);
-	if (cg)
-		save(FN_TRY_CHARGE, summary ? 0 : req_stack_at(ctx, PT_REGS_SP(ctx), gfp, nr), (__u64)nr | (__u64)gfp << 32, cg);
+	if (!cg)
+		return 0;
+#ifdef MODE_CHARGES
+	/* The stack is taken on entry: unwinding from a kretprobe is less sure. */
+	save(ctx, FN_TRY_CHARGE, req_stack_at(ctx, PT_REGS_SP(ctx), gfp, nr), (__u64)nr | (__u64)gfp << 32, cg);
+#else
+	save(ctx, FN_TRY_CHARGE, (__u64)memcg, (__u64)nr | (__u64)gfp << 32, cg);
+#endif
 	return 0;
 }
 
 SEC("kretprobe/try_charge_memcg")
 int BPF_KRETPROBE(kretprobe_try_charge, int ret)
 {
-	__u64 k;
-	struct args *a = take(FN_TRY_CHARGE, &k);
-	if (!a)
+	struct args a;
+	if (!take(ctx, FN_TRY_CHARGE, &a))
 		return 0;
-	on_request(ctx, (struct mem_cgroup *)target_memcg, (__u32)(a->a1 >> 32), (__u32)a->a1, ret, a->a0, a->a2);
-	bpf_map_delete_elem(&entry_args, &k);
+#ifdef MODE_CHARGES
+	on_request((__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a0, a.a2);
+#else
+	on_request((struct mem_cgroup *)a.a0, (__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a2);
+#endif
 	return 0;
 }
+#endif
 
 SEC("kprobe/page_counter_try_charge")
 int BPF_KPROBE(kprobe_pc_try_charge, struct page_counter *c, unsigned long nr)
 {
 	__u64 cg;
 	if (counter_kind(c, &cg))
-		save(FN_PC_TRY_CHARGE, (__u64)c, nr, 0);
+		save(ctx, FN_PC_TRY_CHARGE, (__u64)c, nr, 0);
 	return 0;
 }
 
 SEC("kretprobe/page_counter_try_charge")
 int BPF_KRETPROBE(kretprobe_pc_try_charge, bool ret)
 {
-	__u64 k;
-	struct args *a = take(FN_PC_TRY_CHARGE, &k);
-	if (!a)
-		return 0;
-	on_counter_charge(FN_PC_TRY_CHARGE, (struct page_counter *)a->a0, a->a1, ret);
-	bpf_map_delete_elem(&entry_args, &k);
+	struct args a;
+	if (take(ctx, FN_PC_TRY_CHARGE, &a))
+		on_counter_charge(FN_PC_TRY_CHARGE, (struct page_counter *)a.a0, a.a1, ret);
 	return 0;
 }
 
@@ -845,19 +1113,16 @@ int BPF_KPROBE(kprobe_pc_charge, struct page_counter *c, unsigned long nr)
 {
 	__u64 cg;
 	if (counter_kind(c, &cg))
-		save(FN_PC_CHARGE, (__u64)c, nr, 0);
+		save(ctx, FN_PC_CHARGE, (__u64)c, nr, 0);
 	return 0;
 }
 
 SEC("kretprobe/page_counter_charge")
 int BPF_KRETPROBE(kretprobe_pc_charge)
 {
-	__u64 k;
-	struct args *a = take(FN_PC_CHARGE, &k);
-	if (!a)
-		return 0;
-	on_counter_charge(FN_PC_CHARGE, (struct page_counter *)a->a0, a->a1, true);
-	bpf_map_delete_elem(&entry_args, &k);
+	struct args a;
+	if (take(ctx, FN_PC_CHARGE, &a))
+		on_counter_charge(FN_PC_CHARGE, (struct page_counter *)a.a0, a.a1, true);
 	return 0;
 }
 
@@ -866,19 +1131,16 @@ int BPF_KPROBE(kprobe_pc_uncharge, struct page_counter *c, unsigned long nr)
 {
 	__u64 cg;
 	if (counter_kind(c, &cg))
-		save(FN_PC_UNCHARGE, (__u64)c, nr, 0);
+		save(ctx, FN_PC_UNCHARGE, (__u64)c, nr, 0);
 	return 0;
 }
 
 SEC("kretprobe/page_counter_uncharge")
 int BPF_KRETPROBE(kretprobe_pc_uncharge)
 {
-	__u64 k;
-	struct args *a = take(FN_PC_UNCHARGE, &k);
-	if (!a)
-		return 0;
-	on_uncharge((struct page_counter *)a->a0, a->a1);
-	bpf_map_delete_elem(&entry_args, &k);
+	struct args a;
+	if (take(ctx, FN_PC_UNCHARGE, &a))
+		on_uncharge((struct page_counter *)a.a0, a.a1);
 	return 0;
 }
 

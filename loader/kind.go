@@ -1,12 +1,10 @@
 package loader
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/bpf"
 )
 
 // What a charge request was for, told by the kernel stack of the request:
@@ -54,16 +52,16 @@ var (
 
 // Kind names what a charge request was for and the kernel function that
 // shows it; requests larger than a batch of user pages are THP.
-func (t *Tracer) Kind(e Event, batch uint64) (kind, caller string) {
+func (t *Tracer) Kind(e analysis.Event, batch uint64) (kind, caller string) {
 	if e.Stack == 0 {
 		return KindUnknown, "" // the kernel gave no stack
 	}
 	k, ok := t.kinds[e.Stack]
 	if !ok {
 		k[0] = KindUnknown // not stored: the stack map was full
-		var ips [24]uint64
-		if err := t.coll.Maps["stacks"].Lookup(e.Stack, &ips); err == nil {
-			k[0], k[1] = classify(t.syms().names(ips[:]))
+		var b bpf.ChargesStackBuf
+		if m := t.coll.Maps["stacks"]; m != nil && m.Lookup(e.Stack, &b) == nil {
+			k[0], k[1] = classify(t.syms.Names(b.Ips[:]))
 		}
 		t.kinds[e.Stack] = k
 	}
@@ -135,64 +133,3 @@ func outside(frames []string) string {
 
 var machinery = []string{"try_charge", "obj_cgroup_", "__memcg_kmem_", "memcg_", "__mem_cgroup", "mem_cgroup_", "charge_memcg",
 	"bpf_", "__alloc_pages", "alloc_pages", "__folio_alloc", "folio_alloc", "get_page_from_freelist", "__alloc_frozen_pages"}
-
-// ksyms maps kernel addresses to function names (/proc/kallsyms, root).
-type ksyms struct {
-	addr []uint64
-	name []string
-}
-
-func (t *Tracer) syms() *ksyms {
-	if t.ksyms == nil {
-		t.ksyms = &ksyms{}
-		if err := t.ksyms.load(); err != nil {
-			t.ksyms = &ksyms{}
-		}
-	}
-	return t.ksyms
-}
-
-func (k *ksyms) load() error {
-	f, err := os.Open("/proc/kallsyms")
-	if err != nil {
-		return fmt.Errorf("reading /proc/kallsyms: %w", err)
-	}
-	defer f.Close()
-	type sym struct {
-		a uint64
-		n string
-	}
-	var all []sym
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 3 || (fs[1] != "t" && fs[1] != "T") {
-			continue
-		}
-		a, err := strconv.ParseUint(fs[0], 16, 64)
-		if err != nil || a == 0 {
-			continue
-		}
-		all = append(all, sym{a, fs[2]})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].a < all[j].a })
-	for _, s := range all {
-		k.addr = append(k.addr, s.a)
-		k.name = append(k.name, s.n)
-	}
-	return sc.Err()
-}
-
-func (k *ksyms) names(ips []uint64) []string {
-	var out []string
-	for _, ip := range ips {
-		if ip == 0 {
-			break
-		}
-		i := sort.Search(len(k.addr), func(i int) bool { return k.addr[i] > ip }) - 1
-		if i >= 0 {
-			out = append(out, k.name[i])
-		}
-	}
-	return out
-}

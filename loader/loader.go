@@ -4,11 +4,9 @@
 package loader
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -20,13 +18,18 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
+	"github.com/cgpeak/cgpeak/internal/kallsyms"
 )
 
-// Backends.
-const (
-	Fentry = "fentry"
-	Kprobe = "kprobe"
-	Auto   = "auto"
+// Errors a caller may want to explain in its own words.
+var (
+	// ErrNoBackend: the kernel runs none of the backends' programs.
+	ErrNoBackend = errors.New("this kernel allows neither fentry nor kprobe programs")
+	// ErrUnknownBackend: Options.Backend names no backend.
+	ErrUnknownBackend = errors.New("unknown backend")
+	// ErrNoKernelBTF: the kernel has no /sys/kernel/btf/vmlinux and no
+	// BTF file was given.
+	ErrNoKernelBTF = errors.New("this kernel has no BTF (/sys/kernel/btf/vmlinux)")
 )
 
 // function is one traced kernel function and its programs per backend.
@@ -37,26 +40,48 @@ type function struct {
 	kprobe  string
 	kret    string
 	lose    string // what the trace cannot see without it
+	request bool   // probed on every charge request: left out where the stocks are read
 }
 
 var functions = []function{
 	{"try_charge_memcg", []string{"try_charge_memcg", "try_charge"}, []string{"fexit_try_charge"}, "kprobe_try_charge", "kretprobe_try_charge",
-		"charge requests: pages served from the per-CPU stock are invisible"},
+		"charge requests: pages served from the per-CPU stock are invisible", true},
 	{"page_counter_try_charge", []string{"page_counter_try_charge"}, []string{"fexit_pc_try_charge"}, "kprobe_pc_try_charge", "kretprobe_pc_try_charge",
-		"batched counter charges: the counter's usage and watermark"},
+		"batched counter charges: the counter's usage and watermark", false},
 	{"page_counter_charge", []string{"page_counter_charge"}, []string{"fexit_pc_charge"}, "kprobe_pc_charge", "kretprobe_pc_charge",
-		"forced charges past the limit"},
+		"forced charges past the limit", false},
 	{"page_counter_uncharge", []string{"page_counter_uncharge"}, []string{"fexit_pc_uncharge"}, "kprobe_pc_uncharge", "kretprobe_pc_uncharge",
-		"uncharges: frees and stock drains"},
+		"uncharges: frees and stock drains", false},
 	{"refill_stock", []string{"refill_stock"}, []string{"fentry_refill_stock"}, "kprobe_refill_stock", "",
-		"stock refills: the pre-charged surplus of each batch"},
+		"stock refills: the pre-charged surplus of each batch", false},
 	{"drain_stock", []string{"drain_stock"}, []string{"fentry_drain_stock", "fexit_drain_stock"}, "kprobe_drain_stock", "kretprobe_drain_stock",
-		"stock drains: a drain looks like a free"},
+		"stock drains: a drain looks like a free", false},
+}
+
+// mode is which of the objects in package bpf runs (see cgpeak.bpf.c).
+type mode int
+
+const (
+	modeCharges mode = iota // every charge request emitted, with its stack
+	modeSummary             // requests counted per CPU in the kernel
+	modeStocks              // no request probed: the stocks read from the kernel
+)
+
+func (m mode) spec() (*ebpf.CollectionSpec, error) {
+	switch m {
+	case modeSummary:
+		return bpf.LoadSummary()
+	case modeStocks:
+		return bpf.LoadStocks()
+	default:
+		return bpf.LoadCharges()
+	}
 }
 
 // Options for Open.
 type Options struct {
 	CgroupID  uint64 // inode of the memcg's directory in the memory hierarchy
+	CgroupV2  bool   // the memcg is in cgroup v2: its second counter is swap, not memsw
 	Backend   string // Auto, Fentry or Kprobe
 	KernelBTF string // BTF file for kernels without /sys/kernel/btf/vmlinux
 	// Summary: requests served from a CPU's stock are kept in the kernel
@@ -96,23 +121,14 @@ type Tracer struct {
 	// every request).
 	StocksRead bool
 	StocksNote string
+	mode       mode
+	swap       string // the name of the memcg's second counter
 	coll       *ebpf.Collection
 	links      []link.Link
 	rd         *ringbuf.Reader
 	kinds      map[uint64][2]string // stack key -> kind, caller
-	ksyms      *ksyms
+	syms       *kallsyms.Table
 }
-
-// Event is one traced call.
-type Event struct {
-	analysis.Event
-	Fn      string // the traced function
-	Counter string // "memory", or "memsw" (v1) / "swap" (v2) for the other counter of the memcg
-	Gfp     uint32 // charge requests: the gfp mask
-	Stack   uint64 // charge requests: key of the kernel stack (Tracer.Kind), 0 if none
-}
-
-var fnNames = map[uint8]string{1: "try_charge_memcg", 2: "page_counter_try_charge", 3: "page_counter_charge", 4: "page_counter_uncharge", 5: "refill_stock", 6: "drain_stock"}
 
 // Open loads and attaches the tracer for one memcg. Nothing stays loaded or
 // attached when it fails.
@@ -123,109 +139,112 @@ func Open(o Options) (t *Tracer, err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w (run as root)", err)
 	}
-	kernelTypes, err := loadBTF(o.KernelBTF)
-	if err != nil {
+	k := kernelInfo{}
+	if k.types, err = loadBTF(o.KernelBTF); err != nil {
 		return nil, err
 	}
-	backend := o.Backend
-	if backend == "" || backend == Auto {
-		backend = ProbeBackend(kernelTypes)
-		if backend == "" {
-			return nil, errors.New("this kernel allows neither fentry nor kprobe programs: see cgpeak probe")
-		}
+	// Without kallsyms a kprobe cannot be placed, and stacks stay unnamed.
+	syms, serr := kallsyms.Load()
+	if serr == nil || errors.Is(serr, kallsyms.ErrHidden) {
+		k.syms = syms
 	}
-	if backend != Fentry && backend != Kprobe {
-		return nil, fmt.Errorf("unknown backend %q: use auto, fentry or kprobe", backend)
+	var b *backend
+	if o.Backend == "" || o.Backend == Auto {
+		for i := range backends {
+			if backends[i].probe(k).OK {
+				b = &backends[i]
+				break
+			}
+		}
+		if b == nil {
+			return nil, ErrNoBackend
+		}
+	} else if b = findBackend(o.Backend); b == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownBackend, o.Backend)
+	}
+	if b.needsSyms && k.syms == nil {
+		return nil, serr
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return nil, fmt.Errorf("this kernel has no BPF ring buffer (Linux 5.8+), which charge tracing needs: %w", err)
 	}
-	syms, err := kallsyms()
-	if err != nil && backend == Kprobe {
-		return nil, err
+	m, note := modeCharges, ""
+	switch {
+	case !o.Summary:
+	case o.Descendants:
+		m, note = modeSummary, "descendants are traced"
+	case o.PerRequest:
+		m, note = modeSummary, "asked to probe every request"
+	default:
+		m = modeStocks
 	}
-	stocks, note := o.Summary && !o.Descendants && !o.PerRequest, ""
-	if o.Descendants && o.Summary {
-		note = "descendants are traced"
-	} else if o.PerRequest {
-		note = "asked to probe every request"
-	}
-	t, err = open(o, backend, kernelTypes, syms, stocks)
-	if err != nil && stocks {
+	t, err = open(o, b, k, m)
+	if err != nil && m == modeStocks {
 		// The stocks cannot be located, or the kernel would not take the
 		// programs that read them: probe every request instead.
 		note = err.Error()
-		t, err = open(o, backend, kernelTypes, syms, false)
+		t, err = open(o, b, k, modeSummary)
 	}
 	if err != nil {
 		return nil, err
 	}
 	t.StocksNote = note
+	t.syms = k.syms
 	return t, nil
 }
 
-// open loads and attaches the programs once, reading the stocks or not.
-func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool, stocks bool) (t *Tracer, err error) {
-	spec, err := bpf.LoadCgpeak()
+// open loads and attaches one mode's object.
+func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
+	spec, err := m.spec()
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded BPF object: %w", err)
 	}
-	if err := spec.Variables["target_cgid"].Set(o.CgroupID); err != nil {
-		return nil, fmt.Errorf("configuring the BPF object: %w", err)
+	vars := map[string]any{"target_cgid": o.CgroupID, "descendants": o.Descendants}
+	switch m {
+	case modeCharges:
+		vars["walk_every"] = o.WalkEveryStack
+	case modeStocks:
+		n, err := ebpf.PossibleCPU()
+		if err != nil {
+			return nil, fmt.Errorf("counting CPUs: %w", err)
+		}
+		if n > maxCPUs {
+			return nil, fmt.Errorf("%d possible CPUs, more than the %d cgpeak reads stocks of", n, maxCPUs)
+		}
+		vars["ncpus"], vars["batch_pages"] = uint32(n), o.Batch
 	}
-	if o.Descendants {
-		if err := spec.Variables["descendants"].Set(uint8(1)); err != nil {
-			return nil, fmt.Errorf("configuring the BPF object: %w", err)
+	for name, v := range vars {
+		if bv, ok := v.(bool); ok {
+			v = uint8(0)
+			if bv {
+				v = uint8(1)
+			}
+		}
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("configuring the BPF object: %s: %w", name, err)
 		}
 	}
-	if o.Summary {
-		if err := spec.Variables["summary"].Set(uint8(1)); err != nil {
-			return nil, fmt.Errorf("configuring the BPF object: %w", err)
-		}
+	t = &Tracer{Backend: b.name, kinds: map[uint64][2]string{}, StocksRead: m == modeStocks, mode: m, swap: analysis.CounterMemsw}
+	if o.CgroupV2 {
+		t.swap = analysis.CounterSwap
 	}
-	if o.WalkEveryStack {
-		if err := spec.Variables["walk_every"].Set(uint8(1)); err != nil {
-			return nil, fmt.Errorf("configuring the BPF object: %w", err)
-		}
-	}
-	if stocks {
-		if err := stockReading(spec, kernelTypes, o.Batch); err != nil {
-			return nil, err
-		}
-	}
-	t = &Tracer{Backend: backend, kinds: map[uint64][2]string{}, StocksRead: stocks}
 	keep := map[string]bool{}
 	attachTo := map[string]string{} // program -> symbol
 	for _, f := range functions {
-		sym := ""
-		for _, s := range f.symbols {
-			if backend == Fentry && hasFunc(kernelTypes, s) || backend == Kprobe && syms[s] {
-				sym = s
-				break
-			}
-		}
+		sym := b.resolve(k, f)
 		if sym == "" {
 			t.Functions = append(t.Functions, Function{Name: f.name, Missing: "not in this kernel (renamed or inlined): no " + f.lose})
 			continue
 		}
-		if stocks && f.name == "try_charge_memcg" {
+		if m == modeStocks && f.request {
 			t.Functions = append(t.Functions, Function{Name: f.name, Symbol: sym, Unneeded: "summary mode reads the per-CPU stocks instead of probing every request"})
 			continue
 		}
 		t.Functions = append(t.Functions, Function{Name: f.name, Symbol: sym})
-		progs := f.fentry
-		if backend == Kprobe {
-			progs = []string{f.kprobe}
-			if f.kret != "" {
-				progs = append(progs, f.kret)
-			}
-		}
-		for _, p := range progs {
+		for _, p := range b.programs(f) {
 			keep[p] = true
 			attachTo[p] = sym
-			if backend == Fentry {
-				spec.Programs[p].AttachTo = sym
-			}
+			b.prepare(spec.Programs[p], sym)
 		}
 	}
 	for name := range spec.Programs {
@@ -233,14 +252,14 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 			delete(spec.Programs, name)
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}})
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.types}})
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("the verifier rejected cgpeak's programs: %+v", ve)
 		}
 		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("loading BPF programs: %w (needs root or CAP_BPF+CAP_PERFMON, and lockdown off for %s)", err, backend)
+			return nil, fmt.Errorf("loading BPF programs: %w (needs root or CAP_BPF+CAP_PERFMON, and lockdown off for %s)", err, b.name)
 		}
 		return nil, fmt.Errorf("loading BPF programs: %w", err)
 	}
@@ -252,15 +271,7 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 		}
 	}()
 	for name, prog := range coll.Programs {
-		var l link.Link
-		switch {
-		case backend == Fentry:
-			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
-		case strings.HasPrefix(name, "kretprobe_"):
-			l, err = link.Kretprobe(attachTo[name], prog, nil)
-		default:
-			l, err = link.Kprobe(attachTo[name], prog, nil)
-		}
+		l, err := b.attach(name, prog, attachTo[name])
 		if err != nil {
 			return nil, fmt.Errorf("attaching %s to %s: %w", name, attachTo[name], err)
 		}
@@ -271,6 +282,10 @@ func open(o Options, backend string, kernelTypes *btf.Spec, syms map[string]bool
 	}
 	return t, nil
 }
+
+// maxCPUs is MAX_CPUS in cgpeak.bpf.c: the stocks of CPUs past it are not
+// read.
+const maxCPUs = 1024
 
 // Missing lists what the trace cannot see on this kernel.
 func (t *Tracer) Missing() []string {
@@ -288,7 +303,7 @@ func (t *Tracer) Missing() []string {
 //
 // The programs wake the reader only once a batch has piled up, so Read polls
 // on a short deadline too: events never wait long, however slowly they come.
-func (t *Tracer) Read() (Event, error) {
+func (t *Tracer) Read() (analysis.Event, error) {
 	for {
 		t.rd.SetDeadline(time.Now().Add(pollInterval))
 		rec, err := t.rd.Read()
@@ -296,9 +311,9 @@ func (t *Tracer) Read() (Event, error) {
 			continue
 		}
 		if err != nil {
-			return Event{}, err
+			return analysis.Event{}, err
 		}
-		return decode(rec.RawSample)
+		return t.decode(rec.RawSample)
 	}
 }
 
@@ -309,10 +324,17 @@ const pollInterval = 50 * time.Millisecond
 func (t *Tracer) Flush() error { return t.rd.Flush() }
 
 // Lost counts the events the kernel dropped because the ring buffer was full.
-func (t *Tracer) Lost() (uint64, error) {
+func (t *Tracer) Lost() (uint64, error) { return t.sum("lost") }
+
+// sum adds up a per-CPU counter map; 0 when this object has no such map.
+func (t *Tracer) sum(name string) (uint64, error) {
+	m := t.coll.Maps[name]
+	if m == nil {
+		return 0, nil
+	}
 	var per []uint64
-	if err := t.coll.Maps["lost"].Lookup(uint32(0), &per); err != nil {
-		return 0, fmt.Errorf("reading the lost-event counter: %w", err)
+	if err := m.Lookup(uint32(0), &per); err != nil {
+		return 0, fmt.Errorf("reading the %s counter: %w", name, err)
 	}
 	var n uint64
 	for _, v := range per {
@@ -321,12 +343,21 @@ func (t *Tracer) Lost() (uint64, error) {
 	return n, nil
 }
 
-// Missed counts the calls of traced functions whose program did not run:
-// kprobes the kernel skipped (another probe was running on that CPU, or no
-// kretprobe instance was free) and programs skipped to avoid recursion. Each
-// is an event the trace lacks, so the caller must treat it like a lost one.
-// The counters exist from Linux 5.12 (programs) and 6.7 (kprobe links);
-// older kernels report 0 for what they cannot count.
+// Names of the entries Missed adds for what the programs themselves could
+// not follow.
+const (
+	MissedNested     = "kprobe calls nested too deep to keep their arguments"
+	MissedStockReads = "per-CPU stock reads that failed"
+)
+
+// Missed counts the calls of traced functions whose program did not run or
+// could not follow them: kprobes the kernel skipped (another probe was
+// running on that CPU, or no kretprobe instance was free), programs skipped
+// to avoid recursion, kprobe returns whose arguments were lost to nesting,
+// and stock reads that failed. Each is an event the trace lacks or got
+// wrong, so the caller must treat it like a lost one. The kernel's counters
+// exist from Linux 5.12 (programs) and 6.7 (kprobe links); older kernels
+// report 0 for what they cannot count.
 func (t *Tracer) Missed() (map[string]uint64, error) {
 	m := map[string]uint64{}
 	for name, p := range t.coll.Programs {
@@ -349,6 +380,15 @@ func (t *Tracer) Missed() (map[string]uint64, error) {
 			}
 		}
 	}
+	for key, mapName := range map[string]string{MissedNested: "unmatched", MissedStockReads: "stock_errors"} {
+		n, err := t.sum(mapName)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			m[key] = n
+		}
+	}
 	return m, nil
 }
 
@@ -368,9 +408,16 @@ func (t *Tracer) Cost() (runs uint64, spent time.Duration, err error) {
 	return runs, spent, nil
 }
 
+// KeptSummary: the programs kept per-CPU figures in the kernel (summary
+// mode probing every request) that Summary reads at the end.
+func (t *Tracer) KeptSummary() bool { return t.mode == modeSummary }
+
 // Summary reads what the programs kept per CPU in summary mode.
 func (t *Tracer) Summary() (analysis.Summary, error) {
-	var per []bpf.CgpeakCpuState
+	var per []bpf.SummaryCpuState
+	if t.mode != modeSummary {
+		return analysis.Summary{}, errors.New("no per-CPU summary in this mode")
+	}
 	if err := t.coll.Maps["states"].Lookup(uint32(0), &per); err != nil {
 		return analysis.Summary{}, fmt.Errorf("reading the per-CPU summary: %w", err)
 	}
@@ -404,37 +451,13 @@ func loadBTF(path string) (*btf.Spec, error) {
 	if path != "" {
 		s, err := btf.LoadSpec(path)
 		if err != nil {
-			return nil, fmt.Errorf("reading --kernel-btf %s: %w", path, err)
+			return nil, fmt.Errorf("reading kernel BTF from %s: %w", path, err)
 		}
 		return s, nil
 	}
 	s, err := btf.LoadKernelSpec()
 	if err != nil {
-		return nil, fmt.Errorf("reading kernel BTF: %w (this kernel has no /sys/kernel/btf/vmlinux: pass --kernel-btf FILE)", err)
+		return nil, fmt.Errorf("%w: %w", ErrNoKernelBTF, err)
 	}
 	return s, nil
-}
-
-func hasFunc(s *btf.Spec, name string) bool {
-	var fn *btf.Func
-	return s != nil && s.TypeByName(name, &fn) == nil
-}
-
-// kallsyms lists the kernel's text symbols; a static function that was
-// inlined everywhere has none.
-func kallsyms() (map[string]bool, error) {
-	f, err := os.Open("/proc/kallsyms")
-	if err != nil {
-		return nil, fmt.Errorf("reading /proc/kallsyms: %w", err)
-	}
-	defer f.Close()
-	syms := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) >= 3 && (fs[1] == "t" || fs[1] == "T") {
-			syms[fs[2]] = true
-		}
-	}
-	return syms, sc.Err()
 }

@@ -3,10 +3,13 @@ package loader
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
+	"reflect"
 	"syscall"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/cgpeak/cgpeak/analysis"
@@ -14,29 +17,81 @@ import (
 	"github.com/cgpeak/cgpeak/cgroup"
 )
 
-// decode must agree with the layout bpf2go generated from the C struct.
-func TestDecodeMatchesGeneratedLayout(t *testing.T) {
-	if n := binary.Size(bpf.CgpeakEvent{}); n != eventSize {
-		t.Fatalf("struct event is %d bytes, decode reads %d", n, eventSize)
-	}
-	in := bpf.CgpeakEvent{Ts: 1, Pages: 64, Usage: 128, Watermark: 192, Cpu: 3, Pid: 4, Tid: 5, Op: uint8(analysis.OpCounterCharge), Counter: 2, Fn: 3, Flags: flagForced, Gfp: 0xcc0, Stack: 0x1234567890, Cgid: 77, Stocked: 60, Real: -3}
+// A record written as the C struct reads back field for field, with the
+// counter named for the cgroup version.
+func TestDecode(t *testing.T) {
+	in := bpf.Event{Ts: 1, Pages: 64, Usage: 128, Watermark: 192, Cpu: 3, Pid: 4, Tid: 5, Op: uint8(bpf.ChargesOpOP_COUNTER_CHARGE),
+		Counter: uint8(bpf.ChargesCounterKindCOUNTER_MEMSW), Fn: uint8(bpf.ChargesFnFN_PC_CHARGE), Flags: uint8(bpf.ChargesFlagFLAG_FORCED),
+		Gfp: 0xcc0, Stack: 0x1234567890, Consumed: 9, Cgid: 77, Stocked: 60, Real: -3}
 	copy(in.Comm[:], []int8{'t', 'o', 'u', 'c', 'h'})
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, in); err != nil {
 		t.Fatal(err)
 	}
-	e, err := decode(buf.Bytes())
-	if err != nil {
-		t.Fatal(err)
+	want := analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: analysis.OpCounterCharge, Fn: "page_counter_charge", Counter: "memsw",
+		Pages: 64, Usage: 128, Watermark: 192, Forced: true, Gfp: 0xcc0, Stack: 0x1234567890, Consumed: 9, Cgroup: 77, Stocked: 60, Real: -3}
+	tr := &Tracer{swap: analysis.CounterMemsw}
+	if e, err := tr.decode(buf.Bytes()); err != nil || e != want {
+		t.Errorf("got %+v %v\nwant %+v", e, err, want)
 	}
-	want := Event{Event: analysis.Event{Time: 1, CPU: 3, PID: 4, TID: 5, Comm: "touch", Op: analysis.OpCounterCharge, Pages: 64, Usage: 128, Watermark: 192, Forced: true, Cgroup: 77, Stocked: 60, Real: -3},
-		Fn: "page_counter_charge", Counter: "memsw", Gfp: 0xcc0, Stack: 0x1234567890}
-	if e != want {
-		t.Errorf("got %+v\nwant %+v", e, want)
+	tr.swap = analysis.CounterSwap
+	if e, _ := tr.decode(buf.Bytes()); e.Counter != "swap" {
+		t.Errorf("cgroup v2: counter %q, want swap", e.Counter)
 	}
-	if _, err := decode(buf.Bytes()[:10]); err == nil {
+	if _, err := tr.decode(buf.Bytes()[:10]); err == nil {
 		t.Error("short sample accepted")
 	}
+	buf.Bytes()[44] = 99 // op
+	if _, err := tr.decode(buf.Bytes()); err == nil {
+		t.Error("unknown op accepted")
+	}
+}
+
+// The three objects write one struct event, and decode names every value
+// of the C enums: both read from the objects' own BTF, not from Go.
+func TestObjectsShareTheEvent(t *testing.T) {
+	load := map[string]func() (*ebpf.CollectionSpec, error){"charges": bpf.LoadCharges, "summary": bpf.LoadSummary, "stocks": bpf.LoadStocks}
+	var first *btf.Struct
+	for name, f := range load {
+		spec, err := f()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev *btf.Struct
+		if err := spec.Types.TypeByName("event", &ev); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if ev.Size != uint32(binary.Size(bpf.Event{})) {
+			t.Errorf("%s: struct event is %d bytes, the Go type %d", name, ev.Size, binary.Size(bpf.Event{}))
+		}
+		if first == nil {
+			first = ev
+		} else if !reflect.DeepEqual(memberLayout(first), memberLayout(ev)) {
+			t.Errorf("%s: struct event differs: %v vs %v", name, memberLayout(ev), memberLayout(first))
+		}
+		for enum, named := range map[string]func(uint8) bool{
+			"op": func(v uint8) bool { _, ok := ops[v]; return ok },
+			"fn": func(v uint8) bool { _, ok := fnNames[v]; return ok },
+		} {
+			var en *btf.Enum
+			if err := spec.Types.TypeByName(enum, &en); err != nil {
+				t.Fatalf("%s: enum %s: %v", name, enum, err)
+			}
+			for _, v := range en.Values {
+				if !named(uint8(v.Value)) {
+					t.Errorf("%s: enum %s value %s (%d) has no name in decode", name, enum, v.Name, v.Value)
+				}
+			}
+		}
+	}
+}
+
+func memberLayout(s *btf.Struct) []string {
+	var out []string
+	for _, m := range s.Members {
+		out = append(out, fmt.Sprintf("%s@%d", m.Name, m.Offset))
+	}
+	return out
 }
 
 // On the VM kernels every traced function exists for both backends, and

@@ -67,13 +67,13 @@ func ProbeKprobe() Answer {
 	return Answer{Known: true, Detail: "no kprobe PMU and no kprobe_events: the kernel is built without CONFIG_KPROBES"}
 }
 
-// ProbeBackend picks fentry where it works, else kprobe, else "".
+// ProbeBackend picks the backend Open's Auto picks: the first of Backends
+// that works here, else "".
 func ProbeBackend(kernelTypes *btf.Spec) string {
-	if ProbeFentry(kernelTypes).OK {
-		return Fentry
-	}
-	if ProbeKprobe().OK {
-		return Kprobe
+	for _, b := range backends {
+		if b.probe(kernelInfo{types: kernelTypes}).OK {
+			return b.name
+		}
 	}
 	return ""
 }

@@ -1,6 +1,10 @@
 package trace
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/cgpeak/cgpeak/analysis"
+)
 
 // fastEvent decodes the event lines cgpeak writes (a flat object of numbers,
 // plain strings and booleans) without reflection: encoding/json managed about
@@ -49,7 +53,11 @@ func fastEvent(b []byte, e *Event) bool {
 			case "comm":
 				e.Comm = string(v)
 			case "op":
-				e.Op = intern(v)
+				o, ok := analysis.OpByName(string(v))
+				if !ok {
+					return false // encoding/json says which op is unknown
+				}
+				e.Op = o
 			case "fn":
 				e.Fn = intern(v)
 			case "counter":
@@ -80,7 +88,7 @@ func fastEvent(b []byte, e *Event) bool {
 			}
 			switch string(key) {
 			case "t":
-				e.T = n
+				e.Time = n
 			case "cpu":
 				e.CPU = int(n)
 			case "pid":

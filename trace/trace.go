@@ -47,35 +47,9 @@ type Header struct {
 	MissedCalls uint64 `json:"missed_calls,omitempty"` // calls the kernel's probes skipped
 }
 
-// Event is one traced call; page counts in pages, time in ns since boot.
-type Event struct {
-	T         uint64 `json:"t"`
-	CPU       int    `json:"cpu"`
-	PID       int    `json:"pid"`
-	TID       int    `json:"tid"`
-	Comm      string `json:"comm"`
-	Op        string `json:"op"`
-	Fn        string `json:"fn"`
-	Counter   string `json:"counter,omitempty"`
-	Pages     uint64 `json:"pages"`
-	Usage     uint64 `json:"usage,omitempty"`
-	Watermark uint64 `json:"watermark,omitempty"`
-	Forced    bool   `json:"forced,omitempty"`
-	Failed    bool   `json:"failed,omitempty"`
-	Gfp       uint32 `json:"gfp,omitempty"`      // charge requests: the gfp mask
-	Kind      string `json:"kind,omitempty"`     // charge requests: what for
-	Caller    string `json:"caller,omitempty"`   // kernel memory: the function that asked
-	Consumed  uint64 `json:"consumed,omitempty"` // summary traces: stock pages served unreported on this CPU since its previous event
-	Cgroup    uint64 `json:"cgroup,omitempty"`   // the call's cgroup id, when not the header's (descendants)
-	// Stock-read summary traces (header stocks_read): pages stocked for the
-	// cgroup on all CPUs, read from the kernel, and real use after the call.
-	Stocked uint64 `json:"stocked,omitempty"`
-	Real    int64  `json:"real,omitempty"`
-	// Charge requests (schema 2): ids of the request's user and kernel
-	// stacks in the trace's ustack and kstack lines, 0 for none.
-	UStack uint64 `json:"ustack,omitempty"`
-	KStack uint64 `json:"kstack,omitempty"`
-}
+// Event is one traced call: the model's event, which is also the line's
+// schema.
+type Event = analysis.Event
 
 // Process is a "process" line: a traced process's executable mappings, read
 // from /proc when it first charged, so its user stacks can be symbolized
@@ -152,14 +126,6 @@ type End struct {
 	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
 	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
 	UserStacks      *StackCounts      `json:"user_stacks,omitempty"` // traces with user stacks
-}
-
-var ops = map[string]analysis.Op{}
-
-func init() {
-	for _, o := range []analysis.Op{analysis.OpCharge, analysis.OpCounterCharge, analysis.OpCounterUncharge, analysis.OpRefill, analysis.OpDrain} {
-		ops[o.String()] = o
-	}
 }
 
 // Writer writes a trace.
@@ -300,8 +266,8 @@ func (r *Reader) Next() (Event, error) {
 		}
 		var e Event
 		if fastEvent(b, &e) {
-			if _, ok := ops[e.Op]; !ok {
-				return Event{}, fmt.Errorf("line %d: unknown op %q", r.line, e.Op)
+			if e.Op == 0 {
+				return Event{}, fmt.Errorf("line %d: no op", r.line)
 			}
 			return e, nil
 		}
@@ -348,8 +314,8 @@ func (r *Reader) Next() (Event, error) {
 		if err := json.Unmarshal(b, &e); err != nil {
 			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 		}
-		if _, ok := ops[e.Op]; !ok {
-			return Event{}, fmt.Errorf("line %d: unknown op %q", r.line, e.Op)
+		if e.Op == 0 {
+			return Event{}, fmt.Errorf("line %d: no op", r.line)
 		}
 		return e, nil
 	}
@@ -357,16 +323,6 @@ func (r *Reader) Next() (Event, error) {
 		return Event{}, fmt.Errorf("line %d: %w", r.line+1, err)
 	}
 	return Event{}, io.EOF
-}
-
-// Analysis converts an event for the model; ok is false for events of the
-// memcg's other counter (memsw/swap), which the model of memory leaves out.
-func (e Event) Analysis() (ev analysis.Event, ok bool) {
-	if e.Counter != "" && e.Counter != "memory" {
-		return ev, false
-	}
-	return analysis.Event{Time: e.T, CPU: e.CPU, PID: e.PID, TID: e.TID, Comm: e.Comm, Op: ops[e.Op],
-		Pages: e.Pages, Usage: e.Usage, Watermark: e.Watermark, Forced: e.Forced, Failed: e.Failed, Kind: e.Kind, Caller: e.Caller, Consumed: e.Consumed, Cgroup: e.Cgroup, Stocked: e.Stocked, Real: e.Real}, true
 }
 
 // Events counts the events written so far.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/trace"
 )
 
@@ -27,7 +28,7 @@ func main() {
 	t := uint64(0)
 	emit := func(e trace.Event) {
 		t += 1000
-		e.T, e.PID, e.TID, e.Comm = t, 42, 42+e.CPU, "bench"
+		e.Time, e.PID, e.TID, e.Comm = t, 42, 42+e.CPU, "bench"
 		if err := w.Write(e); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -38,20 +39,20 @@ func main() {
 		if inUse > 50_000 && i%3 == 0 { // free a few pages straight to the counter
 			usage -= 8
 			inUse -= 8
-			emit(trace.Event{CPU: cpu, Op: "counter_uncharge", Fn: "page_counter_uncharge", Counter: "memory", Pages: 8, Usage: usage, Watermark: mark})
+			emit(trace.Event{CPU: cpu, Op: analysis.OpCounterUncharge, Fn: "page_counter_uncharge", Counter: "memory", Pages: 8, Usage: usage, Watermark: mark})
 			continue
 		}
 		if stock[cpu] == 0 {
 			usage += 64
 			mark = max(mark, usage)
-			emit(trace.Event{CPU: cpu, Op: "counter_charge", Fn: "page_counter_try_charge", Counter: "memory", Pages: 64, Usage: usage, Watermark: mark})
+			emit(trace.Event{CPU: cpu, Op: analysis.OpCounterCharge, Fn: "page_counter_try_charge", Counter: "memory", Pages: 64, Usage: usage, Watermark: mark})
 			stock[cpu] = 63
-			emit(trace.Event{CPU: cpu, Op: "refill_stock", Fn: "refill_stock", Pages: 63})
+			emit(trace.Event{CPU: cpu, Op: analysis.OpRefill, Fn: "refill_stock", Pages: 63})
 		} else {
 			stock[cpu]--
 		}
 		inUse++
-		emit(trace.Event{CPU: cpu, Op: "charge", Fn: "try_charge_memcg", Pages: 1})
+		emit(trace.Event{CPU: cpu, Op: analysis.OpCharge, Fn: "try_charge_memcg", Pages: 1})
 	}
 	if err := w.Close(trace.End{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)

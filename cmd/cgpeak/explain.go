@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -148,7 +147,7 @@ func replayTrace(r io.Reader, name string, keepTimeline, stacks bool) (*Explanat
 		if prof != nil {
 			prof.b.Add(e)
 		}
-		if ev, ok := e.Analysis(); ok {
+		if ev := e; !ev.OtherCounter() {
 			if ev.Cgroup == 0 {
 				ev.Cgroup = h.CgroupID
 			}
@@ -178,9 +177,9 @@ func replayTrace(r io.Reader, name string, keepTimeline, stacks bool) (*Explanat
 		if rd.End != nil {
 			names = rd.End.Cgroups
 		}
-		ex.Cgroups = cgroupTotals(res.Cgroups, names)
+		ex.Cgroups = analysis.CgroupsByName(res.Cgroups, names)
 	}
-	ex.Incomplete = append(ex.Incomplete, incompleteReasons(ex.Lost, ex.Missed, res.Totals)...)
+	ex.Incomplete = append(ex.Incomplete, analysis.Incomplete(ex.Lost, ex.Missed, res.Totals)...)
 	ex.Complete = len(ex.Incomplete) == 0
 	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
 	return ex, res.Timeline, prof, nil
@@ -201,27 +200,6 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
 	}
 	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups, ex.StocksRead)
-}
-
-// incompleteReasons says why a trace is not a full record of the charges,
-// so no figure derived from it is presented as exact.
-func incompleteReasons(lost uint64, missed map[string]uint64, t analysis.Totals) []string {
-	var why []string
-	if lost > 0 {
-		why = append(why, fmt.Sprintf("%d events were lost (ring buffer full)", lost))
-	}
-	var fns []string
-	for fn, n := range missed {
-		fns = append(fns, fmt.Sprintf("%s %d", fn, n))
-	}
-	sort.Strings(fns)
-	if len(fns) > 0 {
-		why = append(why, "the kernel skipped probes on traced functions (calls for any cgroup: "+strings.Join(fns, ", ")+")")
-	}
-	if t.Resyncs > 0 {
-		why = append(why, fmt.Sprintf("the replay contradicted the kernel %s and followed it (%d pages of stock moved): the trace missed calls", times(t.Resyncs), t.ResyncPages))
-	}
-	return why
 }
 
 // writeTimeline prints the steps where U, U - S or the watermark changed.
@@ -245,13 +223,6 @@ func sortedKeys[V any](m map[int]V) []int {
 	}
 	sort.Ints(keys)
 	return keys
-}
-
-func times(n uint64) string {
-	if n == 1 {
-		return "once"
-	}
-	return fmt.Sprintf("%d times", n)
 }
 
 var kindNames = map[string]string{"anon": "anon", "file": "page cache", "shmem": "shmem", "swapin": "swapped in", "user": "other user pages", "thp": "transparent huge pages", "page_tables": "page tables",
@@ -314,20 +285,4 @@ func writeTotals(w io.Writer, cpus map[int]analysis.CPUStats, procs map[int]anal
 	for _, p := range paths {
 		fmt.Fprintf(w, "  cgroup %s: %d requests, %d pages\n", p, cgroups[p].Requests, cgroups[p].Pages)
 	}
-}
-
-// cgroupTotals names each cgroup's totals by its directory where known,
-// else by its id.
-func cgroupTotals(byID map[uint64]analysis.CgroupStats, names map[string]string) map[string]analysis.CgroupStats {
-	out := map[string]analysis.CgroupStats{}
-	for id, st := range byID {
-		key := strconv.FormatUint(id, 10)
-		if n, ok := names[key]; ok {
-			key = n
-		} else {
-			key = "id " + key
-		}
-		out[key] = st
-	}
-	return out
 }

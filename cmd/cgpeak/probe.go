@@ -4,31 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/features"
 	"github.com/spf13/pflag"
 
-	"github.com/cgpeak/cgpeak/cgroup"
-	"github.com/cgpeak/cgpeak/loader"
+	"github.com/cgpeak/cgpeak/internal/probe"
 )
 
 // Probe is `cgpeak probe --json`.
-type Probe struct {
-	Kernel   string       `json:"kernel"`
-	Features []ProbeEntry `json:"features"`
-	Verdict  []string     `json:"what_cgpeak_will_do"`
-}
-
-// ProbeEntry is one feature: yes, no, or unknown (the probe could not tell).
-type ProbeEntry struct {
-	Name   string `json:"name"`
-	State  string `json:"state"`
-	Detail string `json:"detail"`
-}
+type Probe = probe.Probe
 
 func probeCmd(args []string) int {
 	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
@@ -36,7 +19,7 @@ func probeCmd(args []string) int {
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
-	p := runProbe()
+	p := probe.Run()
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -52,129 +35,4 @@ func probeCmd(args []string) int {
 		fmt.Println("  - " + v)
 	}
 	return 0
-}
-
-func state(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "no"
-}
-
-func runProbe() Probe {
-	p := Probe{Kernel: kernelRelease()}
-	add := func(name string, ok bool, detail string) {
-		p.Features = append(p.Features, ProbeEntry{name, state(ok), detail})
-	}
-	h, herr := cgroup.FindMemory()
-	peakFile := false
-	switch {
-	case herr != nil:
-		add("memory cgroup", false, herr.Error())
-	case h.V2:
-		add("memory cgroup", true, "cgroup v2 at "+h.Mount)
-		// The root cgroup has no memory.peak: judge by our own cgroup, or
-		// by the kernel version when we sit in the root.
-		detail := "v2 peak file in " + h.Self
-		if filepath.Clean(h.Self) == filepath.Clean(h.Mount) {
-			peakFile, detail = newerThan(p.Kernel, 5, 19), "v2 peak file of non-root cgroups (Linux 5.19+)"
-		} else {
-			peakFile = fileIn(h.Self, "memory.peak")
-		}
-		add("memory.peak", peakFile, detail)
-		add("fd-local peak reset", newerThan(p.Kernel, 6, 12), "writing memory.peak resets a per-fd watermark (Linux 6.12+)")
-	default:
-		add("memory cgroup", true, "cgroup v1 memory hierarchy at "+h.Mount+" (hybrid or legacy)")
-		peakFile = fileIn(h.Self, "memory.max_usage_in_bytes")
-		add("memory.max_usage_in_bytes", peakFile, "v1 peak file")
-	}
-	spec, berr := btf.LoadKernelSpec()
-	add("kernel BTF", berr == nil, errOr(berr, "/sys/kernel/btf/vmlinux (CO-RE, fentry)"))
-	kp := loader.ProbeKprobe()
-	add("kprobe", kp.OK, kp.Detail)
-	fe := loader.ProbeFentry(spec)
-	fs := state(fe.OK)
-	if !fe.Known {
-		fs = "unknown"
-	}
-	p.Features = append(p.Features, ProbeEntry{"fentry/fexit", fs, fe.Detail})
-	stocks := loader.ProbeStocks(spec)
-	add("per-CPU stocks readable", stocks.OK, stocks.Detail)
-	rb := features.HaveMapType(ebpf.RingBuf)
-	add("BPF ring buffer", rb == nil, errOr(rb, "Linux 5.8+"))
-	events := ""
-	for _, d := range []string{"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"} {
-		if _, err := os.Stat(d); err == nil {
-			events = d
-			break
-		}
-	}
-	tp := func(name, what string) {
-		if events == "" {
-			p.Features = append(p.Features, ProbeEntry{"tracepoint " + name, "unknown", what + "; tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing)"})
-			return
-		}
-		_, err := os.Stat(events + strings.ReplaceAll(name, ":", "/"))
-		add("tracepoint "+name, err == nil, what)
-	}
-	tp("memcg", "memcg stat tracepoints (Linux 6.13+)")
-	tp("kmem:rss_stat", "per-mm RSS counter changes")
-	add("root", os.Geteuid() == 0, fmt.Sprintf("euid %d", os.Geteuid()))
-	if lock, err := os.ReadFile("/sys/kernel/security/lockdown"); err != nil {
-		p.Features = append(p.Features, ProbeEntry{"lockdown off", "unknown", "securityfs lockdown file unreadable: " + err.Error()})
-	} else {
-		l := strings.TrimSpace(string(lock))
-		add("lockdown off", strings.Contains(l, "[none]"), "lockdown: "+l)
-	}
-
-	if herr == nil {
-		src := "memory.peak"
-		if !h.V2 {
-			src = "memory.max_usage_in_bytes"
-		}
-		if peakFile {
-			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup and report its peak from "+src)
-		} else {
-			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup, but report the cgroup peak as missing: this kernel has no "+src)
-		}
-	} else {
-		p.Verdict = append(p.Verdict, "not measure cgroup memory: "+herr.Error())
-	}
-	switch b := loader.ProbeBackend(spec); {
-	case berr != nil:
-		p.Verdict = append(p.Verdict, "not trace charges: no kernel BTF (pass --kernel-btf FILE)")
-	case b == loader.Fentry:
-		p.Verdict = append(p.Verdict, "trace charges with fentry/fexit (--trace)", summaryVerdict(stocks))
-	case b == loader.Kprobe:
-		p.Verdict = append(p.Verdict, "trace charges with kprobes (--trace): fentry is not available: "+fe.Detail, summaryVerdict(stocks))
-	default:
-		p.Verdict = append(p.Verdict, "not trace charges: "+kp.Detail+"; and "+fe.Detail+" (run cgpeak run --trace inside a VM with a stock kernel, see make vmtest)")
-	}
-	return p
-}
-
-func fileIn(dir, name string) bool {
-	_, err := os.Stat(filepath.Join(dir, name))
-	return err == nil
-}
-
-func errOr(err error, ok string) string {
-	if err != nil {
-		return err.Error()
-	}
-	return ok
-}
-
-// newerThan compares a release like "6.12.3-foo" with major.minor.
-func newerThan(release string, major, minor int) bool {
-	var a, b int
-	fmt.Sscanf(release, "%d.%d", &a, &b)
-	return a > major || a == major && b >= minor
-}
-
-func summaryVerdict(stocks loader.Answer) string {
-	if stocks.OK {
-		return "in summary mode, read the per-CPU stocks from the kernel: no program runs on a fault the stock serves"
-	}
-	return "in summary mode, probe every charge request: the per-CPU stocks cannot be read (" + stocks.Detail + ")"
 }

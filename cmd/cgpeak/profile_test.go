@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/internal/procmaps"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -111,7 +112,7 @@ func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace str
 	tm := uint64(1000)
 	ev := func(ust, kst uint64, kind string, failed bool, p int, comm string) {
 		tm++
-		must(w.Write(trace.Event{T: tm, PID: p, TID: p, Comm: comm, Op: "charge", Fn: "try_charge_memcg", Pages: 1, Kind: kind, UStack: ust, KStack: kst, Failed: failed}))
+		must(w.Write(trace.Event{Time: tm, PID: p, TID: p, Comm: comm, Op: analysis.OpCharge, Fn: "try_charge_memcg", Pages: 1, Kind: kind, UStack: ust, KStack: kst, Failed: failed}))
 	}
 	ev(11, 22, "page_tables", false, pid, "smallbig")
 	for i := 0; i < 100; i++ {

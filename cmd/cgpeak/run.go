@@ -69,6 +69,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (implies --trace)")
 	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
 	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
+	o.trace.testFlags(fs)
 	o.series.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, `Usage: cgpeak run [flags] -- CMD [ARGS...]

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 	"github.com/cgpeak/cgpeak/stats"
 )
 
@@ -242,7 +243,7 @@ func summarize(r *SeriesResult) {
 		// beyond what the per-CPU stocks can hold is worth a warning.
 		var o []int
 		for _, i := range stats.Outliers(peak) {
-			if math.Abs(peak[i]-r.PeakBytes.Median) > float64(64*runtime.NumCPU()*os.Getpagesize()) {
+			if math.Abs(peak[i]-r.PeakBytes.Median) > float64(kernel.ChargeBatch(kernel.Release()).Pages*uint64(runtime.NumCPU()*os.Getpagesize())) {
 				o = append(o, i)
 			}
 		}

@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/loader"
 )
 
 // TraceCmdReport is `cgpeak trace --json`.
@@ -42,6 +44,7 @@ func traceCmd(args []string) int {
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
 	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
+	o.testFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak trace (--cgroup PATH | --pid PID) [flags]\n\nAttaches the charge tracer to a running memory cgroup (a container, a service)\nuntil Ctrl-C, SIGTERM, --duration or the cgroup's removal, then explains what\nthe trace saw. Needs root (see cgpeak probe).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -92,7 +95,7 @@ func traceCmd(args []string) int {
 		return exitTrace
 	}
 	began := time.Now()
-	fmt.Fprintf(os.Stderr, "cgpeak: tracing %s (%s backend); stop with Ctrl-C\n", target.Path, ts.t.Backend)
+	fmt.Fprintf(os.Stderr, "cgpeak: tracing %s (%s backend); stop with Ctrl-C\n", target.Path, ts.Backend())
 	v := start.CurrentBytes
 	rep.StartBytes = &v
 	var timeout <-chan time.Time
@@ -151,7 +154,7 @@ wait:
 	return 0
 }
 
-func validBackend(b string) bool { return b == "auto" || b == "fentry" || b == "kprobe" }
+func validBackend(b string) bool { return b == loader.Auto || slices.Contains(loader.Backends(), b) }
 
 func writeTraceCmdText(w io.Writer, r *TraceCmdReport) {
 	fmt.Fprintf(w, "cgpeak trace: %s (cgroup v%d)\n", r.Cgroup, r.CgroupVersion)

@@ -4,23 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/cilium/ebpf/ringbuf"
+	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/session"
 	"github.com/cgpeak/cgpeak/loader"
-	"github.com/cgpeak/cgpeak/trace"
 )
 
 type traceOpts struct {
@@ -32,98 +23,22 @@ type traceOpts struct {
 	kernelBTF string
 	timeline  bool
 	plot      string
+	// Test switches (hidden flags): summary mode probes every request even
+	// where the stocks can be read; per-charge mode walks every stack.
+	perRequest, walkEveryStack bool
 }
 
 // TraceReport is the part of a run's report that comes from traced charges.
-type TraceReport struct {
-	Backend string `json:"backend"`
-	Mode    string `json:"mode"` // summary, or charges: every charge recorded
-	// StocksRead: summary mode read the per-CPU stocks from the kernel, so
-	// requests the stocks served are counted in pages only.
-	StocksRead         bool                            `json:"stocks_read,omitempty"`
-	StocksNote         string                          `json:"stocks_note,omitempty"` // summary mode: why the stocks were not read
-	Events             uint64                          `json:"events"`
-	Lost               uint64                          `json:"lost_events"`
-	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
-	Resyncs            uint64                          `json:"resyncs"`
-	Exact              bool                            `json:"exact"` // no event lost, missed or resynced
-	Incomplete         []string                        `json:"incomplete,omitempty"`
-	Attached           bool                            `json:"attached,omitempty"`        // began on a running cgroup: figures cover the traced window
-	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
-	PerCPU             map[int]analysis.CPUStats       `json:"per_cpu"`
-	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
-	Cgroups            map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"` // descendants: requests per cgroup directory
-	BatchPages         uint64                          `json:"batch_pages"`
-	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
-	Explanation        string                          `json:"explanation"`
-	Output             string                          `json:"trace_output,omitempty"`
-	// The tracer's own runs and time in the kernel, where the kernel counts
-	// them (kernel.bpf_stats_enabled=1); not part of any figure above.
-	ProgramRuns    uint64   `json:"program_runs,omitempty"`
-	ProgramSeconds float64  `json:"program_seconds,omitempty"`
-	Missing        []string `json:"not_traced,omitempty"`
-	Charges        uint64   `json:"charge_requests"`
-	RequestedPages uint64   `json:"requested_pages"`
-	FromStock      uint64   `json:"served_from_stock"`
-	FromStockPages uint64   `json:"served_from_stock_pages"`
-	CounterCharges uint64   `json:"counter_charges"`
-	Forced         uint64   `json:"forced_charges"`
-	Failed         uint64   `json:"failed_charges"`
-	result         analysis.Result
-	pageSize       uint64
-}
+type TraceReport = session.Report
 
+// traceSession is a live trace as run.go and trace_cmd.go drive it.
 type traceSession struct {
-	o        traceOpts
-	t        *loader.Tracer
-	file     *os.File
-	w        *trace.Writer
-	model    *analysis.Model
-	done     chan error
-	batch    uint64
-	others   uint64 // events of the memsw/swap counter
-	attached bool
-	cgid     uint64 // the target's cgroup id
-	dir      string // the target's directory
+	*session.Session
 }
 
-func (o traceOpts) mode() string {
-	if o.charges {
-		return "charges"
-	}
-	return "summary"
-}
-
-// chargeBatch is MEMCG_CHARGE_BATCH, a #define that no BTF records: 32 pages
-// up to 6.0, 64 from 6.1 (commit 1813e51eece0).
-func chargeBatch(release string) (uint64, string) {
-	var major, minor int
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) >= 2 {
-		major, _ = strconv.Atoi(parts[0])
-		minor, _ = strconv.Atoi(digits(parts[1]))
-	}
-	if major > 6 || major == 6 && minor >= 1 {
-		return 64, "MEMCG_CHARGE_BATCH for Linux " + release + " (64 from 6.1)"
-	}
-	return 32, "MEMCG_CHARGE_BATCH for Linux " + release + " (32 before 6.1)"
-}
-
-func digits(s string) string {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return s[:i]
-}
-
-func kernelRelease() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
+func (o traceOpts) session(argv []string, attached bool) session.Options {
+	return session.Options{Charges: o.charges, Descendants: o.descend, Output: o.output, Backend: o.backend, KernelBTF: o.kernelBTF,
+		Timeline: o.timeline || o.plot != "", Command: argv, Attached: attached, PerRequest: o.perRequest, WalkEveryStack: o.walkEveryStack}
 }
 
 // startTrace attaches the tracer to the leaf before the workload starts, so
@@ -132,164 +47,44 @@ func kernelRelease() string {
 // attached: the cgroup was running before (cgpeak trace), so usage and stocks
 // from before are not in the trace.
 func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*traceSession, error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(leaf.Path, &st); err != nil {
-		return nil, fmt.Errorf("reading the run's cgroup id: %w", err)
-	}
-	rel := kernelRelease()
-	batch, src := chargeBatch(rel)
-	t, err := loader.Open(loader.Options{CgroupID: st.Ino, Backend: o.backend, KernelBTF: o.kernelBTF, Summary: !o.charges, Descendants: o.descend,
-		Batch: batch, PerRequest: os.Getenv("CGPEAK_SUMMARY_PER_REQUEST") != "", WalkEveryStack: os.Getenv("CGPEAK_WALK_EVERY_STACK") != ""})
+	s, err := session.Open(leaf, o.session(argv, attached))
 	if err != nil {
-		return nil, fmt.Errorf("charge tracing: %w", err)
+		return nil, traceAdvice(err)
 	}
-	s := &traceSession{o: o, t: t, model: analysis.NewModel(batch, o.timeline || o.plot != ""), done: make(chan error, 1), batch: batch}
-	if t.StocksRead {
-		s.model.StocksRead()
-	}
-	s.cgid, s.dir = st.Ino, leaf.Path
-	if attached {
-		s.model.Attached()
-		s.attached = true
-	}
-	if o.output != "" {
-		if s.file, err = os.Create(o.output); err != nil {
-			t.Close()
-			return nil, fmt.Errorf("opening --trace-output: %w", err)
-		}
-		fns := map[string]string{}
-		for _, f := range t.Functions {
-			if f.Missing != "" {
-				fns[f.Name] = "missing: " + f.Missing
-			} else if f.Unneeded != "" {
-				fns[f.Name] = "not traced: " + f.Unneeded
-			} else {
-				fns[f.Name] = f.Symbol
-			}
-		}
-		ver := 1
-		if leaf.H.V2 {
-			ver = 2
-		}
-		h := trace.Header{Kernel: rel, Batch: batch, BatchSource: src, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
-			Backend: t.Backend, Mode: o.mode(), StocksRead: t.StocksRead, Cgroup: leaf.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: argv, Attached: attached, Descendants: o.descend,
-			Functions: fns, Started: time.Now().UTC().Format(time.RFC3339Nano)}
-		if s.w, err = trace.NewWriter(s.file, h); err != nil {
-			s.abort()
-			return nil, fmt.Errorf("writing --trace-output: %w", err)
-		}
-	}
-	go s.read()
-	return s, nil
+	return &traceSession{s}, nil
 }
 
-func (s *traceSession) read() {
-	counterName := "memsw"
-	for {
-		ev, err := s.t.Read()
-		if err != nil {
-			if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
-				err = nil
-			}
-			s.done <- err
-			return
-		}
-		if ev.Op == analysis.OpCharge && s.o.charges {
-			ev.Kind, ev.Caller = s.t.Kind(ev, s.batch)
-		}
-		cg := ev.Cgroup
-		if cg == s.cgid {
-			cg = 0 // the header's: not repeated on every line
-		}
-		if ev.Counter == "" || ev.Counter == "memory" {
-			s.model.Apply(ev.Event)
-		} else {
-			s.others++
-			ev.Counter = counterName
-		}
-		if s.w != nil {
-			if err := s.w.Write(trace.Event{T: ev.Time, CPU: ev.CPU, PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Op: ev.Op.String(), Fn: ev.Fn,
-				Counter: ev.Counter, Pages: ev.Pages, Usage: ev.Usage, Watermark: ev.Watermark, Forced: ev.Forced, Failed: ev.Failed,
-				Gfp: ev.Gfp, Kind: ev.Kind, Caller: ev.Caller, Consumed: ev.Consumed, Cgroup: cg, Stocked: ev.Stocked, Real: ev.Real}); err != nil {
-				s.done <- fmt.Errorf("writing --trace-output: %w", err)
-				return
-			}
-		}
+// traceAdvice words a tracing error for the command line.
+func traceAdvice(err error) error {
+	switch {
+	case errors.Is(err, loader.ErrNoBackend):
+		return fmt.Errorf("charge tracing: %w: see cgpeak probe", err)
+	case errors.Is(err, loader.ErrNoKernelBTF):
+		return fmt.Errorf("charge tracing: %w: pass --kernel-btf FILE", err)
+	case errors.Is(err, loader.ErrUnknownBackend):
+		return fmt.Errorf("charge tracing: %w: use --backend %s", err, strings.Join(append([]string{loader.Auto}, loader.Backends()...), ", "))
+	case errors.Is(err, session.ErrOutput):
+		return fmt.Errorf("--trace-output: %w", err)
 	}
+	return fmt.Errorf("charge tracing: %w", err)
 }
 
-// abort detaches and removes a half-written trace file.
-func (s *traceSession) abort() {
-	s.t.Close()
-	if s.file != nil {
-		s.file.Close()
-		os.Remove(s.o.output)
-	}
+// testFlags adds the hidden switches the test suite compares modes with.
+func (o *traceOpts) testFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.perRequest, "summary-per-request", false, "summary mode: probe every charge request even where the stocks can be read")
+	fs.BoolVar(&o.walkEveryStack, "walk-every-stack", false, "per-charge mode: walk every request's kernel stack, not once per call path")
+	fs.MarkHidden("summary-per-request")
+	fs.MarkHidden("walk-every-stack")
 }
 
-// stop drains what the kernel still holds, detaches, and explains the run's
-// peak with the cgroup's own figure.
+func (s *traceSession) abort() { s.Abort() }
+
 func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
-	// The workload has exited and its memory is uncharged (exit_mmap runs
-	// before wait4 returns): every event it caused is in the buffer.
-	err := s.t.Flush()
-	if rerr := <-s.done; err == nil {
-		err = rerr
+	r, err := s.Stop(f)
+	if err != nil {
+		err = traceAdvice(err)
 	}
-	var sum *analysis.Summary
-	if !s.o.charges && !s.t.StocksRead {
-		v, serr := s.t.Summary()
-		if err == nil {
-			err = serr
-		}
-		s.model.ApplySummary(v)
-		sum = &v
-	}
-	lost, lerr := s.t.Lost()
-	missed, merr := s.t.Missed()
-	if lerr == nil {
-		lerr = merr
-	}
-	runs, spent, cerr := s.t.Cost()
-	if lerr == nil {
-		lerr = cerr
-	}
-	s.t.Close()
-	if err == nil {
-		err = lerr
-	}
-	r := s.model.Result()
-	page := uint64(os.Getpagesize())
-	tr := &TraceReport{Backend: s.t.Backend, Mode: s.o.mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote, FromStockPages: r.Totals.FromStockPages, Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.attached, Kinds: r.Kinds, PerCPU: r.CPUs, PerProcess: r.Procs, BatchPages: s.batch,
-		WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page, Output: s.o.output,
-		Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock, CounterCharges: r.Totals.CounterCharges,
-		Forced: r.Totals.Forced, Failed: r.Totals.Failed, result: r, pageSize: page, ProgramRuns: runs, ProgramSeconds: spent.Seconds()}
-	var names map[string]string
-	if s.o.descend {
-		names = cgroupNames(s.dir)
-		tr.Cgroups = cgroupTotals(r.Cgroups, names)
-	}
-	tr.Incomplete = incompleteReasons(lost, missed, r.Totals)
-	tr.Exact = len(tr.Incomplete) == 0
-	var peak uint64
-	if f.HavePeak {
-		peak = f.PeakBytes
-	}
-	tr.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
-	if s.w != nil {
-		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
-		if f.HavePeak {
-			v := f.PeakBytes
-			end.PeakBytes, end.PeakSource = &v, f.PeakFile
-		} else {
-			end.PeakUnavailable = strings.Join(f.Missing, "; ")
-		}
-		if cerr := s.w.Close(end); cerr != nil && err == nil {
-			err = fmt.Errorf("writing --trace-output: %w", cerr)
-		}
-		s.file.Close()
-	}
-	return tr, err
+	return r, err
 }
 
 func writeTraceText(w io.Writer, t *TraceReport) {
@@ -308,7 +103,7 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	if len(t.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))
 	}
-	writeCharges(w, t.result.Totals, t.BatchPages)
+	writeCharges(w, t.Result.Totals, t.BatchPages)
 	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups, t.StocksRead)
 	if t.Mode == "summary" && !t.StocksRead && t.StocksNote != "" {
 		fmt.Fprintf(w, "  summary mode probed every charge request: the per-CPU stocks could not be read (%s)\n", t.StocksNote)
@@ -328,24 +123,6 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 type traceStartError struct{ err error }
 
 func (e *traceStartError) Error() string { return e.err.Error() }
-
-// cgroupNames maps the ids of a cgroup and those below it to their
-// directories (a cgroup's id is its directory's inode number). Cgroups
-// removed before tracing ended are missing and shown by id.
-func cgroupNames(top string) map[string]string {
-	names := map[string]string{}
-	filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil {
-			names[strconv.FormatUint(st.Ino, 10)] = p
-		}
-		return nil
-	})
-	return names
-}
 
 // modeLabel names a trace's mode, and how a summary followed the stocks.
 func modeLabel(mode string, stocksRead bool) string {

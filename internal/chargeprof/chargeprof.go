@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/internal/symbolize"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -38,7 +39,7 @@ func New(r *trace.Reader) *Builder {
 // Add counts e if it is a charge request that charged (a refused one
 // charged nothing).
 func (b *Builder) Add(e trace.Event) {
-	if e.Op != "charge" || e.Failed {
+	if e.Op != analysis.OpCharge || e.Failed {
 		return
 	}
 	k := key{proc: b.r.Processes[e.PID], pid: e.PID, comm: e.Comm, ustack: e.UStack, kstack: e.KStack, kind: e.Kind, caller: e.Caller, cgroup: e.Cgroup}

@@ -1,0 +1,260 @@
+// Package session runs one live charge trace: the tracer attached to a
+// memory cgroup, its events read from the ring buffer, named (the kind of
+// each charge request), replayed by the model and written to a trace file;
+// and at the end the report of what it saw. Everything a trace needs is in
+// its Session, so several can run at once, each on its own cgroup.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kernel"
+	"github.com/cgpeak/cgpeak/loader"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+// Options for Open.
+type Options struct {
+	Charges     bool   // record every charge (per-charge mode), not the summary
+	Descendants bool   // also the cgroups below the target (implies Charges)
+	Output      string // write the trace to this file (JSON Lines), "" for none
+	Backend     string // loader.Auto, loader.Fentry or loader.Kprobe
+	KernelBTF   string
+	Timeline    bool     // keep the model's timeline (for a plot or a listing)
+	Command     []string // the traced command, for the trace header
+	// Attached: the cgroup was running before, so usage and stocks from
+	// before are not in the trace.
+	Attached bool
+	// Test switches, passed on to the loader.
+	PerRequest, WalkEveryStack bool
+}
+
+// Mode names a trace's mode as reports and trace headers do.
+func (o Options) Mode() string {
+	if o.Charges || o.Descendants {
+		return "charges"
+	}
+	return "summary"
+}
+
+// Errors that are the user's to fix rather than the kernel's.
+var (
+	// ErrOutput: the trace file could not be created or written.
+	ErrOutput = errors.New("writing the trace file")
+)
+
+// Session is one attached trace.
+type Session struct {
+	o      Options
+	target *cgroup.Leaf
+	cgid   uint64
+	t      *loader.Tracer
+	batch  kernel.Batch
+	model  *analysis.Model
+	file   *os.File
+	w      *trace.Writer
+	done   chan error
+	others uint64 // events of the memsw/swap counter
+}
+
+// Open attaches the tracer to a cgroup and starts reading its events, so
+// the first charge after Open returns is seen.
+func Open(target *cgroup.Leaf, o Options) (*Session, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(target.Path, &st); err != nil {
+		return nil, fmt.Errorf("reading the cgroup's id: %w", err)
+	}
+	o.Charges = o.Charges || o.Descendants
+	rel := kernel.Release()
+	batch := kernel.ChargeBatch(rel)
+	t, err := loader.Open(loader.Options{CgroupID: st.Ino, CgroupV2: target.H.V2, Backend: o.Backend, KernelBTF: o.KernelBTF, Summary: !o.Charges,
+		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack})
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{o: o, target: target, cgid: st.Ino, t: t, batch: batch, model: analysis.NewModel(batch.Pages, o.Timeline), done: make(chan error, 1)}
+	if t.StocksRead {
+		s.model.StocksRead()
+	}
+	if o.Attached {
+		s.model.Attached()
+	}
+	if o.Output != "" {
+		if s.file, err = os.Create(o.Output); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("%w: %w", ErrOutput, err)
+		}
+		ver := 1
+		if target.H.V2 {
+			ver = 2
+		}
+		h := trace.Header{Kernel: rel, Batch: batch.Pages, BatchSource: batch.Source, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
+			Backend: t.Backend, Mode: o.Mode(), StocksRead: t.StocksRead, Cgroup: target.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: o.Command,
+			Attached: o.Attached, Descendants: o.Descendants, Functions: functions(t), Started: time.Now().UTC().Format(time.RFC3339Nano)}
+		if s.w, err = trace.NewWriter(s.file, h); err != nil {
+			s.Abort()
+			return nil, fmt.Errorf("%w: %w", ErrOutput, err)
+		}
+	}
+	go func() { s.done <- s.run() }()
+	return s, nil
+}
+
+// Backend names the backend the tracer runs on.
+func (s *Session) Backend() string { return s.t.Backend }
+
+// functions says for the trace header how each function is traced.
+func functions(t *loader.Tracer) map[string]string {
+	fns := map[string]string{}
+	for _, f := range t.Functions {
+		switch {
+		case f.Missing != "":
+			fns[f.Name] = "missing: " + f.Missing
+		case f.Unneeded != "":
+			fns[f.Name] = "not traced: " + f.Unneeded
+		default:
+			fns[f.Name] = f.Symbol
+		}
+	}
+	return fns
+}
+
+// run reads events until the tracer is flushed or closed: each is named,
+// replayed and written.
+func (s *Session) run() error {
+	for {
+		ev, err := s.t.Read()
+		if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ev.Op == analysis.OpCharge && s.o.Charges {
+			ev.Kind, ev.Caller = s.t.Kind(ev, s.batch.Pages)
+		}
+		if ev.OtherCounter() {
+			s.others++
+		} else {
+			s.model.Apply(ev)
+		}
+		if s.w == nil {
+			continue
+		}
+		if ev.Cgroup == s.cgid {
+			ev.Cgroup = 0 // the header's: not repeated on every line
+		}
+		if err := s.w.Write(ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrOutput, err)
+		}
+	}
+}
+
+// Abort detaches and removes the half-written trace file.
+func (s *Session) Abort() {
+	s.t.Close()
+	if s.file != nil {
+		s.file.Close()
+		os.Remove(s.o.Output)
+	}
+}
+
+// Stop drains what the kernel still holds, detaches, and explains the
+// traced peak with the cgroup's own figures f, read after the workload
+// ended (every event it caused is then in the buffer: exit_mmap runs before
+// wait4 returns).
+func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
+	err := s.t.Flush()
+	if rerr := <-s.done; err == nil {
+		err = rerr
+	}
+	var sum *analysis.Summary
+	if s.t.KeptSummary() {
+		v, serr := s.t.Summary()
+		if err == nil {
+			err = serr
+		}
+		s.model.ApplySummary(v)
+		sum = &v
+	}
+	lost, lerr := s.t.Lost()
+	missed, merr := s.t.Missed()
+	if lerr == nil {
+		lerr = merr
+	}
+	runs, spent, cerr := s.t.Cost()
+	if lerr == nil {
+		lerr = cerr
+	}
+	s.t.Close()
+	if err == nil {
+		err = lerr
+	}
+	r := s.model.Result()
+	page := uint64(os.Getpagesize())
+	rep := &Report{Backend: s.t.Backend, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote, FromStockPages: r.Totals.FromStockPages,
+		Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.o.Attached, Kinds: r.Kinds, PerCPU: r.CPUs,
+		PerProcess: r.Procs, BatchPages: s.batch.Pages, WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page,
+		Output: s.o.Output, Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock,
+		CounterCharges: r.Totals.CounterCharges, Forced: r.Totals.Forced, Failed: r.Totals.Failed, Result: r, PageSize: page,
+		ProgramRuns: runs, ProgramSeconds: spent.Seconds()}
+	var names map[string]string
+	if s.o.Descendants {
+		names = cgroupNames(s.target.Path)
+		rep.Cgroups = analysis.CgroupsByName(r.Cgroups, names)
+	}
+	rep.Incomplete = analysis.Incomplete(lost, missed, r.Totals)
+	rep.Exact = len(rep.Incomplete) == 0
+	var peak uint64
+	if f.HavePeak {
+		peak = f.PeakBytes
+	}
+	rep.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
+	if s.w != nil {
+		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
+		if f.HavePeak {
+			v := f.PeakBytes
+			end.PeakBytes, end.PeakSource = &v, f.PeakFile
+		} else {
+			end.PeakUnavailable = strings.Join(f.Missing, "; ")
+		}
+		if cerr := s.w.Close(end); cerr != nil && err == nil {
+			err = fmt.Errorf("%w: %w", ErrOutput, cerr)
+		}
+		if cerr := s.file.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("%w: %w", ErrOutput, cerr)
+		}
+	}
+	return rep, err
+}
+
+// cgroupNames maps the ids of a cgroup and those below it to their
+// directories (a cgroup's id is its directory's inode number). Cgroups
+// removed before tracing ended are missing and shown by id.
+func cgroupNames(top string) map[string]string {
+	names := map[string]string{}
+	filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			names[strconv.FormatUint(st.Ino, 10)] = p
+		}
+		return nil
+	})
+	return names
+}

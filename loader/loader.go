@@ -203,6 +203,7 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 	switch m {
 	case modeCharges:
 		vars["walk_every"] = o.WalkEveryStack
+		vars["task_regs"] = haveTaskRegs()
 	case modeStocks:
 		n, err := ebpf.PossibleCPU()
 		if err != nil {

@@ -112,6 +112,8 @@ type StackCounts struct {
 	Processes uint64 `json:"processes"`            // processes whose mappings were read
 	Exited    uint64 `json:"exited"`               // processes gone before their mappings were read
 	NoMaps    uint64 `json:"unreadable,omitempty"` // processes whose mappings could not be read otherwise
+	Execd     uint64 `json:"execd,omitempty"`      // processes that exec'd before their mappings were read
+	Unstored  uint64 `json:"unstored,omitempty"`   // requests whose stack was walked but not stored (the table was full)
 }
 
 // End is the last line.

@@ -67,7 +67,8 @@ type Session struct {
 	file   *os.File
 	w      *trace.Writer
 	done   chan error
-	others uint64 // events of the memsw/swap counter
+	others uint64       // events of the memsw/swap counter
+	stacks *stackTables // per-charge traces written to a file
 }
 
 // Open attaches the tracer to a cgroup and starts reading its events, so
@@ -107,6 +108,9 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.Abort()
 			return nil, fmt.Errorf("%w: %w", ErrOutput, err)
+		}
+		if o.Charges {
+			s.stacks = newStackTables(t, s.w)
 		}
 	}
 	go func() { s.done <- s.run() }()
@@ -157,6 +161,11 @@ func (s *Session) run() error {
 		if ev.Cgroup == s.cgid {
 			ev.Cgroup = 0 // the header's: not repeated on every line
 		}
+		if s.stacks != nil && ev.Op == analysis.OpCharge {
+			if err := s.stacks.annotate(&ev); err != nil {
+				return fmt.Errorf("%w: %w", ErrOutput, err)
+			}
+		}
 		if err := s.w.Write(ev); err != nil {
 			return fmt.Errorf("%w: %w", ErrOutput, err)
 		}
@@ -199,6 +208,14 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	if lerr == nil {
 		lerr = cerr
 	}
+	var ustacks *trace.StackCounts
+	if s.stacks != nil {
+		var uerr error
+		ustacks, uerr = s.stacks.end()
+		if lerr == nil {
+			lerr = uerr
+		}
+	}
 	s.t.Close()
 	if err == nil {
 		err = lerr
@@ -225,6 +242,7 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	rep.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
 	if s.w != nil {
 		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
+		end.UserStacks = ustacks
 		if f.HavePeak {
 			v := f.PeakBytes
 			end.PeakBytes, end.PeakSource = &v, f.PeakFile

@@ -1,0 +1,130 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/internal/procmaps"
+	"github.com/cgpeak/cgpeak/loader"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+// stackTables writes the process, ustack and kstack lines each charge
+// request refers to before the request itself, numbering the stacks for
+// the trace (the tracer's keys are hashes), and counts what it could not
+// record.
+type stackTables struct {
+	t      *loader.Tracer
+	w      *trace.Writer
+	maps   *procmaps.Reader
+	uids   map[uint64]uint64 // tracer key -> trace id, 0: not stored
+	uips   map[uint64][]uint64
+	kids   map[uint64]uint64
+	procs  map[int]*trace.Process
+	seen   map[[2]uint64]bool // (pid, ustack id) checked against the pid's mappings
+	counts trace.StackCounts
+}
+
+func newStackTables(t *loader.Tracer, w *trace.Writer) *stackTables {
+	return &stackTables{t: t, w: w, maps: procmaps.New(), uids: map[uint64]uint64{}, uips: map[uint64][]uint64{}, kids: map[uint64]uint64{},
+		procs: map[int]*trace.Process{}, seen: map[[2]uint64]bool{}}
+}
+
+// annotate sets ev's stack ids, writing the lines they need first.
+func (st *stackTables) annotate(ev *analysis.Event) error {
+	if ev.Stack != 0 {
+		id, ok := st.kids[ev.Stack]
+		if !ok {
+			if frames := st.t.KernelFrames(ev.Stack); len(frames) > 0 {
+				id = uint64(len(st.kids) + 1)
+				if err := st.w.WriteKernelStack(trace.KernelStack{ID: id, Frames: frames}); err != nil {
+					return err
+				}
+			}
+			st.kids[ev.Stack] = id
+		}
+		ev.KStack = id
+	}
+	if ev.UStackKey == 0 {
+		return nil
+	}
+	id, ok := st.uids[ev.UStackKey]
+	if !ok {
+		ips, truncated, found := st.t.UserStack(ev.UStackKey)
+		if found {
+			id = uint64(len(st.uids) + 1)
+			if err := st.w.WriteUserStack(trace.UserStack{ID: id, IPs: ips, Truncated: truncated}); err != nil {
+				return err
+			}
+			st.uips[id] = ips
+		}
+		st.uids[ev.UStackKey] = id
+	}
+	if id == 0 {
+		st.counts.Unstored++
+		return nil
+	}
+	ev.UStack = id
+	k := [2]uint64{uint64(ev.PID), id}
+	if st.seen[k] {
+		return nil
+	}
+	st.seen[k] = true
+	if p := st.procs[ev.PID]; p != nil && p.Comm == ev.Comm && covers(p, st.uips[id]) {
+		return nil
+	}
+	return st.readMaps(ev.PID, ev.Comm)
+}
+
+// covers: every address of the stack lies in one of p's mappings.
+func covers(p *trace.Process, ips []uint64) bool {
+	for _, ip := range ips {
+		if _, ok := p.Find(ip); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// readMaps writes a process line for pid as it runs now, which is the
+// image that made the request only if its name is still the request's:
+// exec renames a process, and maps read after an exec would name the old
+// image's addresses with the new image's symbols.
+func (st *stackTables) readMaps(pid int, comm string) error {
+	p := trace.Process{PID: pid, Comm: comm}
+	ms, err := st.maps.Read(pid)
+	now, cerr := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	switch {
+	case errors.Is(err, procmaps.ErrExited) || err == nil && cerr != nil:
+		p.Error = "exited before its maps were read"
+		st.counts.Exited++
+	case err != nil:
+		p.Error = err.Error()
+		st.counts.NoMaps++
+	case strings.TrimSuffix(string(now), "\n") != comm:
+		p.Error = fmt.Sprintf("exec'd (now %q) before its maps were read", strings.TrimSuffix(string(now), "\n"))
+		st.counts.Execd++
+	default:
+		p.Mappings = ms
+		if old := st.procs[pid]; old == nil || old.Error != "" {
+			st.counts.Processes++
+		}
+	}
+	if old := st.procs[pid]; old != nil && old.Error == "" && p.Error != "" {
+		return nil // keep what was read before: better than nothing, and counted
+	}
+	st.procs[pid] = &p
+	return st.w.WriteProcess(p)
+}
+
+// end is the end line's account, with the kernel's counts.
+func (st *stackTables) end() (*trace.StackCounts, error) {
+	c, err := st.t.UserStacks()
+	st.counts.Walked, st.counts.Reused, st.counts.Failed, st.counts.NotUser, st.counts.Truncated = c.Walked, c.Reused, c.Failed, c.NotUser, c.Truncated
+	out := st.counts
+	return &out, err
+}

@@ -881,13 +881,17 @@ static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 /* User stacks of charge requests, so the trace can say which of the
  * workload's functions made each charge: walked by frame pointers
  * (bpf_get_stack with BPF_F_USER_STACK) and stored once per distinct stack,
- * keyed by a hash of its addresses. The addresses mean something only with
- * the process's mappings, which user space reads from /proc when it first
- * sees a stack (it is woken at once for a new one). */
-#define USTACK_DEPTH 64
+ * keyed by a hash of its frames. With BPF_F_USER_BUILD_ID the kernel names
+ * each frame by the build ID of the file mapped there and the offset in it,
+ * at the moment of the request: the stack means the same after the process
+ * exited or exec'd. A frame the kernel could not name so (no build ID, the
+ * mm lock busy) is a bare address, which user space names through the
+ * process's maps if it can still read them (it is woken at once for a new
+ * stack). */
+#define USTACK_DEPTH 32
 struct ustack_buf {
 	__u64 n; /* frames walked; USTACK_DEPTH: the stack may be deeper */
-	__u64 ips[USTACK_DEPTH];
+	struct bpf_stack_build_id frames[USTACK_DEPTH];
 };
 
 struct {
@@ -899,7 +903,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct ustack_buf);
 } ustacks SEC(".maps");
@@ -949,18 +953,19 @@ static __always_inline __u64 walk_ustack(void *ctx, bool *fresh)
 
 	if (!b)
 		return 0;
-	long r = bpf_get_stack(ctx, b->ips, sizeof(b->ips), BPF_F_USER_STACK);
+	long r = bpf_get_stack(ctx, b->frames, sizeof(b->frames), BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
 	if (r <= 0) {
 		ucount(US_FAILED);
 		return 0;
 	}
 	ucount(US_WALKED);
-	b->n = r / sizeof(__u64);
+	b->n = r / sizeof(struct bpf_stack_build_id);
 	if (b->n >= USTACK_DEPTH)
 		ucount(US_TRUNCATED);
 	/* bpf_get_stack zeroes what it did not fill. */
-	for (int i = 0; i < USTACK_DEPTH; i++) {
-		h ^= b->ips[i];
+	__u64 *w = (__u64 *)b->frames;
+	for (int i = 0; i < USTACK_DEPTH * 4; i++) { /* 4 words a frame */
+		h ^= w[i];
 		h *= 1099511628211ULL;
 	}
 	if (!h)

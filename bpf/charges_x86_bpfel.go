@@ -103,9 +103,14 @@ type ChargesStackBuf struct {
 }
 
 type ChargesUstackBuf struct {
-	_   structs.HostLayout
-	N   uint64
-	Ips [64]uint64
+	_      structs.HostLayout
+	N      uint64
+	Frames [32]struct {
+		_       structs.HostLayout
+		Status  int32
+		BuildId [20]uint8
+		Offset  uint64
+	}
 }
 
 type ChargesUstackStat uint32

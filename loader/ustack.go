@@ -1,13 +1,16 @@
 package loader
 
 import (
+	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 
 	"github.com/cgpeak/cgpeak/bpf"
+	"github.com/cgpeak/cgpeak/trace"
 )
 
 // haveTaskRegs: the kernel lets tracing programs read a task's user
@@ -22,10 +25,10 @@ func haveTaskRegs() bool {
 	return true
 }
 
-// UserStack returns the addresses of a charge request's user stack,
-// innermost first, by its key in the event; truncated when the walk filled
-// its buffer. ok is false when the stack is not stored (the map was full).
-func (t *Tracer) UserStack(key uint64) (ips []uint64, truncated, ok bool) {
+// UserStack returns a charge request's user stack by its key in the
+// event, innermost first; truncated when the walk filled its buffer. ok is
+// false when the stack is not stored (the map was full).
+func (t *Tracer) UserStack(key uint64) (frames []trace.UserFrame, truncated, ok bool) {
 	m := t.coll.Maps[bpf.ChargesMapUstacks]
 	if m == nil || key == 0 {
 		return nil, false, false
@@ -34,12 +37,32 @@ func (t *Tracer) UserStack(key uint64) (ips []uint64, truncated, ok bool) {
 	if m.Lookup(key, &b) != nil {
 		return nil, false, false
 	}
-	n := min(int(b.N), len(b.Ips))
-	return append([]uint64(nil), b.Ips[:n]...), b.N >= uint64(len(b.Ips)), true
+	for _, f := range b.Frames[:min(int(b.N), len(b.Frames))] {
+		switch f.Status {
+		case statusBuildID:
+			frames = append(frames, trace.UserFrame{BuildID: hex.EncodeToString(f.BuildId[:]), Offset: f.Offset})
+		case statusIP:
+			if f.Offset == 0 { // the walk ended on a null frame pointer's return address
+				return frames, false, true
+			}
+			frames = append(frames, trace.UserFrame{IP: f.Offset})
+		default:
+			return frames, false, true
+		}
+	}
+	return frames, b.N >= uint64(len(b.Frames)), true
 }
 
+// The kernel's enum bpf_stack_build_id_status: a frame with a build ID and
+// offset, or only its address.
+const (
+	statusBuildID = 1
+	statusIP      = 2
+)
+
 // KernelFrames names a charge request's kernel stack by its key, innermost
-// first: kallsyms names, 0x... where there is none.
+// first from the charge function (the frames above it are the tracer's own
+// trampoline): kallsyms names, 0x... where there is none.
 func (t *Tracer) KernelFrames(key uint64) []string {
 	var b bpf.ChargesStackBuf
 	if m := t.coll.Maps["stacks"]; key == 0 || m == nil || m.Lookup(key, &b) != nil {
@@ -54,6 +77,11 @@ func (t *Tracer) KernelFrames(key uint64) []string {
 			out = append(out, n[0])
 		} else {
 			out = append(out, fmt.Sprintf("0x%x", ip))
+		}
+	}
+	for i, f := range out {
+		if strings.HasPrefix(f, "try_charge") {
+			return out[i:]
 		}
 	}
 	return out

@@ -83,13 +83,22 @@ func (p *Process) Find(addr uint64) (Mapping, bool) {
 	return Mapping{}, false
 }
 
-// UserStack is a "ustack" line: a user stack's return addresses, innermost
-// first, as the kernel walked them (frame pointers).
+// UserStack is a "ustack" line: a user stack as the kernel walked it
+// (frame pointers), innermost first.
 type UserStack struct {
-	Type      string   `json:"type"` // "ustack"
-	ID        uint64   `json:"id"`
-	IPs       []uint64 `json:"ips"`
-	Truncated bool     `json:"truncated,omitempty"` // deeper than the walk went
+	Type      string      `json:"type"` // "ustack"
+	ID        uint64      `json:"id"`
+	Frames    []UserFrame `json:"frames"`
+	Truncated bool        `json:"truncated,omitempty"` // the walk filled its buffer: the stack may be deeper
+}
+
+// UserFrame is where one frame was: the build ID of the file mapped there
+// and the offset in that file, as the kernel named it at the request, or
+// else (no build ID, or the kernel could not look) its address.
+type UserFrame struct {
+	BuildID string `json:"build_id,omitempty"` // hex, as the kernel read it (20 bytes, zero-padded)
+	Offset  uint64 `json:"offset,omitempty"`   // with build_id: the file offset
+	IP      uint64 `json:"ip,omitempty"`       // without: the address in the process
 }
 
 // KernelStack is a "kstack" line: a kernel stack's functions, innermost
@@ -227,6 +236,7 @@ type Reader struct {
 	Header    Header
 	End       *End                   // set once the end line was read
 	Processes map[int]*Process       // by pid, the latest line
+	Paths     map[string]string      // build ID -> a path the traced file had (from the process lines)
 	UStacks   map[uint64]UserStack   // by id
 	KStacks   map[uint64]KernelStack // by id
 }
@@ -235,7 +245,7 @@ type Reader struct {
 func NewReader(r io.Reader) (*Reader, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	rd := &Reader{sc: sc, Processes: map[int]*Process{}, UStacks: map[uint64]UserStack{}, KStacks: map[uint64]KernelStack{}}
+	rd := &Reader{sc: sc, Processes: map[int]*Process{}, Paths: map[string]string{}, UStacks: map[uint64]UserStack{}, KStacks: map[uint64]KernelStack{}}
 	if !sc.Scan() {
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("line 1: %w", err)
@@ -295,6 +305,11 @@ func (r *Reader) Next() (Event, error) {
 				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 			}
 			r.Processes[p.PID] = &p
+			for _, m := range p.Mappings {
+				if m.BuildID != "" {
+					r.Paths[m.BuildID] = m.Path
+				}
+			}
 			continue
 		case "ustack":
 			var s UserStack

@@ -140,7 +140,7 @@ func TestStackTablesRoundTrip(t *testing.T) {
 	if err := w.WriteProcess(proc); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteUserStack(UserStack{ID: 3, IPs: []uint64{0x401010, 0x401200}, Truncated: true}); err != nil {
+	if err := w.WriteUserStack(UserStack{ID: 3, Frames: []UserFrame{{IP: 0x401010}, {BuildID: "abcd", Offset: 0x1200}}, Truncated: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.WriteKernelStack(KernelStack{ID: 1 << 63, Frames: []string{"try_charge_memcg", "do_anonymous_page"}}); err != nil {
@@ -165,13 +165,16 @@ func TestStackTablesRoundTrip(t *testing.T) {
 	if p == nil || len(p.Mappings) != 1 || p.Mappings[0] != proc.Mappings[0] {
 		t.Errorf("process %+v", p)
 	}
+	if r.Paths["abcd"] != "/bin/a" {
+		t.Errorf("paths by build ID %v", r.Paths)
+	}
 	if m, ok := p.Find(0x401fff); !ok || m.Path != "/bin/a" {
 		t.Errorf("Find(0x401fff) = %+v, %v", m, ok)
 	}
 	if _, ok := p.Find(0x402000); ok {
 		t.Error("Find(0x402000) found a mapping ending there")
 	}
-	if s := r.UStacks[3]; len(s.IPs) != 2 || s.IPs[1] != 0x401200 || !s.Truncated {
+	if s := r.UStacks[3]; len(s.Frames) != 2 || s.Frames[0].IP != 0x401010 || s.Frames[1] != (UserFrame{BuildID: "abcd", Offset: 0x1200}) || !s.Truncated {
 		t.Errorf("ustack %+v", s)
 	}
 	if s := r.KStacks[1<<63]; len(s.Frames) != 2 || s.Frames[1] != "do_anonymous_page" {

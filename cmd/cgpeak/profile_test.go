@@ -74,7 +74,7 @@ func liveMappings(t *testing.T, bin string) []trace.Mapping {
 // returning into main(): 100 anon charges from small, 300 from big, one page
 // table page for each, a refused charge from big (which charged nothing),
 // and a kernel thread's charge without a user stack.
-func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace string) string {
+func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace string, byBuildID bool) string {
 	t.Helper()
 	const pid = 4242
 	small, _ := symAddr(t, bin, "small")
@@ -100,10 +100,30 @@ func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace str
 			t.Fatal(err)
 		}
 	}
-	must(w.WriteProcess(trace.Process{PID: pid, Comm: "smallbig", Mappings: ms}))
+	if !byBuildID {
+		must(w.WriteProcess(trace.Process{PID: pid, Comm: "smallbig", Mappings: ms}))
+	} else {
+		// The process exited before its maps were read: the frames name
+		// their files by build ID alone.
+		must(w.WriteProcess(trace.Process{PID: pid, Comm: "smallbig", Error: "exited before its maps were read"}))
+	}
 	ret := mainAddr + mainSize/2 // a return address inside main
-	must(w.WriteUserStack(trace.UserStack{ID: 11, IPs: []uint64{small + 8, ret}}))
-	must(w.WriteUserStack(trace.UserStack{ID: 12, IPs: []uint64{big + 8, ret}}))
+	frame := func(ip uint64) trace.UserFrame {
+		if !byBuildID {
+			return trace.UserFrame{IP: ip}
+		}
+		// As the kernel names it: the build ID zero-padded to 20 bytes,
+		// the offset in the file.
+		for _, m := range ms {
+			if ip >= m.Start && ip < m.End {
+				return trace.UserFrame{BuildID: (m.BuildID + strings.Repeat("0", 40))[:40], Offset: ip - m.Start + m.Offset}
+			}
+		}
+		t.Fatalf("0x%x is in no mapping", ip)
+		return trace.UserFrame{}
+	}
+	must(w.WriteUserStack(trace.UserStack{ID: 11, Frames: []trace.UserFrame{frame(small + 8), frame(ret)}}))
+	must(w.WriteUserStack(trace.UserStack{ID: 12, Frames: []trace.UserFrame{frame(big + 8), frame(ret)}}))
 	anon := []string{"try_charge_memcg", "__mem_cgroup_charge", "do_anonymous_page", "handle_mm_fault", "exc_page_fault", "asm_exc_page_fault"}
 	pte := []string{"try_charge_memcg", "__memcg_kmem_charge_page", "pte_alloc_one", "__pte_alloc", "do_anonymous_page", "handle_mm_fault", "exc_page_fault", "asm_exc_page_fault"}
 	must(w.WriteKernelStack(trace.KernelStack{ID: 21, Frames: anon}))
@@ -157,11 +177,21 @@ func profileOf(t *testing.T, tf string, o profileOpts) []topFunction {
 // says, name the kernel path, leave the refused charge out, and go tool
 // pprof opens the profile.
 func TestExplainUserStacksSmallBig(t *testing.T) {
+	for _, byBuildID := range []bool{false, true} {
+		t.Run(map[bool]string{false: "addresses", true: "build-ids"}[byBuildID], func(t *testing.T) { testExplainSmallBig(t, byBuildID) })
+	}
+}
+
+func testExplainSmallBig(t *testing.T, byBuildID bool) {
 	dir := t.TempDir()
 	bin := buildSmallBig(t, dir)
-	tf := smallBigTrace(t, bin, liveMappings(t, bin), bin)
+	tf := smallBigTrace(t, bin, liveMappings(t, bin), bin, byBuildID)
+	var symbols []string
+	if byBuildID {
+		symbols = []string{dir} // no path in the trace: found by build ID among the files there
+	}
 	pp, fo, fl := filepath.Join(dir, "p.pb.gz"), filepath.Join(dir, "f.folded"), filepath.Join(dir, "f.svg")
-	top := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, flame: fl, top: 3})
+	top := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, flame: fl, top: 3, symbols: symbols})
 	if svg, err := os.ReadFile(fl); err != nil || !bytes.Contains(svg, []byte("<title>big: 301 pages")) {
 		t.Errorf("flame graph: %v, no box for big with its 301 pages", err)
 	}
@@ -245,7 +275,7 @@ func TestExplainUserStacksElsewhereAndStripped(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSmallBig(t, dir)
 	ms := liveMappings(t, bin)
-	tf := smallBigTrace(t, bin, ms, "/usr/local/bin/smallbig")
+	tf := smallBigTrace(t, bin, ms, "/usr/local/bin/smallbig", false)
 	fo := filepath.Join(dir, "f.folded")
 	top := profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{dir}})
 	if top[0].Function != "big" || top[1].Function != "small" {

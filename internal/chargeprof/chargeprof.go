@@ -4,6 +4,7 @@
 package chargeprof
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strconv"
@@ -93,24 +94,72 @@ func (b *Builder) Stacks(sym *symbolize.Symbolizer, cgroups map[string]string) [
 		case !ok:
 			s.NoUser = fmt.Sprintf("user stack %d not in the trace", k.ustack)
 		}
-		for i, ip := range us.IPs {
-			var m trace.Mapping
-			found := false
-			if k.proc != nil {
-				m, found = k.proc.Find(ip)
+		frames := us.Frames
+		switch {
+		case k.proc != nil && k.proc.Error == "":
+			// A frame-pointer walk may run past the outermost frame into
+			// addresses no mapping holds: those are not frames.
+			for len(frames) > 1 {
+				f := frames[len(frames)-1]
+				if _, ok := k.proc.Find(f.IP); f.BuildID != "" || ok {
+					break
+				}
+				frames = frames[:len(frames)-1]
 			}
-			fr := symbolize.Frame{Offset: ip}
-			if found {
-				fr = sym.Resolve(m, ip, i > 0)
+		case anyIP(frames) && k.proc == nil:
+			s.NoUser = "no maps of the process in the trace"
+		case anyIP(frames):
+			s.NoUser = "no maps: " + k.proc.Error
+		}
+		for i, f := range frames {
+			var m trace.Mapping
+			var fr symbolize.Frame
+			switch {
+			case f.BuildID != "":
+				path := b.r.Paths[f.BuildID]
+				if path == "" {
+					path = b.pathOf(f.BuildID)
+				}
+				fr = sym.ResolveFile(path, f.BuildID, f.Offset, i > 0)
+				m = trace.Mapping{Path: fr.Module, BuildID: f.BuildID, End: 1 << 63}
+			case k.proc != nil:
+				var found bool
+				if m, found = k.proc.Find(f.IP); found {
+					fr = sym.Resolve(m, f.IP, i > 0)
+				} else {
+					fr = symbolize.Frame{Offset: f.IP}
+				}
+			default:
+				fr = symbolize.Frame{Offset: f.IP}
 			}
 			s.User = append(s.User, fr)
-			s.UserAddrs = append(s.UserAddrs, ip)
+			s.UserAddrs = append(s.UserAddrs, cmp.Or(f.IP, f.Offset))
 			s.Mappings = append(s.Mappings, m)
 		}
 		out = append(out, s)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Pages > out[j].Pages })
 	return out
+}
+
+// pathOf finds a path for a build ID the kernel gave (zero-padded) among
+// the process lines' exact ones.
+func (b *Builder) pathOf(id string) string {
+	for k, p := range b.r.Paths {
+		if symbolize.SameBuildID(k, id) {
+			return p
+		}
+	}
+	return ""
+}
+
+func anyIP(fs []trace.UserFrame) bool {
+	for _, f := range fs {
+		if f.BuildID == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Builder) cgroupName(id uint64, names map[string]string) string {

@@ -34,7 +34,7 @@ func WriteFolded(w io.Writer, stacks []Stack) error {
 // FoldedFrames is a stack's frames root first, as WriteFolded names them.
 func FoldedFrames(s Stack) []string {
 	fs := []string{clean(s.Comm)}
-	if len(s.User) == 0 && s.NoUser != "" {
+	if s.NoUser != "" {
 		fs = append(fs, "["+s.NoUser+"]")
 	}
 	for i := len(s.User) - 1; i >= 0; i-- {

@@ -80,7 +80,7 @@ func WritePprof(w io.Writer, stacks []Stack, pageSize uint64, comment string) er
 				return l
 			}))
 		}
-		if s.NoUser != "" && len(s.User) == 0 {
+		if s.NoUser != "" {
 			ls = append(ls, loc("n:"+s.NoUser, func() *profile.Location {
 				return &profile.Location{Line: []profile.Line{{Function: fn("["+s.NoUser+"]", "")}}}
 			}))

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/internal/procmaps"
+	"github.com/cgpeak/cgpeak/internal/symbolize"
 	"github.com/cgpeak/cgpeak/loader"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -22,7 +24,7 @@ type stackTables struct {
 	w      *trace.Writer
 	maps   *procmaps.Reader
 	uids   map[uint64]uint64 // tracer key -> trace id, 0: not stored
-	uips   map[uint64][]uint64
+	uips   map[uint64][]trace.UserFrame
 	kids   map[uint64]uint64
 	procs  map[int]*trace.Process
 	seen   map[[2]uint64]bool // (pid, ustack id) checked against the pid's mappings
@@ -30,7 +32,7 @@ type stackTables struct {
 }
 
 func newStackTables(t *loader.Tracer, w *trace.Writer) *stackTables {
-	return &stackTables{t: t, w: w, maps: procmaps.New(), uids: map[uint64]uint64{}, uips: map[uint64][]uint64{}, kids: map[uint64]uint64{},
+	return &stackTables{t: t, w: w, maps: procmaps.New(), uids: map[uint64]uint64{}, uips: map[uint64][]trace.UserFrame{}, kids: map[uint64]uint64{},
 		procs: map[int]*trace.Process{}, seen: map[[2]uint64]bool{}}
 }
 
@@ -54,13 +56,13 @@ func (st *stackTables) annotate(ev *analysis.Event) error {
 	}
 	id, ok := st.uids[ev.UStackKey]
 	if !ok {
-		ips, truncated, found := st.t.UserStack(ev.UStackKey)
+		frames, truncated, found := st.t.UserStack(ev.UStackKey)
 		if found {
 			id = uint64(len(st.uids) + 1)
-			if err := st.w.WriteUserStack(trace.UserStack{ID: id, IPs: ips, Truncated: truncated}); err != nil {
+			if err := st.w.WriteUserStack(trace.UserStack{ID: id, Frames: frames, Truncated: truncated}); err != nil {
 				return err
 			}
-			st.uips[id] = ips
+			st.uips[id] = frames
 		}
 		st.uids[ev.UStackKey] = id
 	}
@@ -80,10 +82,16 @@ func (st *stackTables) annotate(ev *analysis.Event) error {
 	return st.readMaps(ev.PID, ev.Comm)
 }
 
-// covers: every address of the stack lies in one of p's mappings.
-func covers(p *trace.Process, ips []uint64) bool {
-	for _, ip := range ips {
-		if _, ok := p.Find(ip); !ok {
+// covers: p's mappings hold every bare address of the stack and name a
+// path for every build ID in it (only the innermost and outermost frames
+// are looked at for addresses: a walk may run past the outermost frame).
+func covers(p *trace.Process, frames []trace.UserFrame) bool {
+	for i, f := range frames {
+		if f.BuildID != "" {
+			if !slices.ContainsFunc(p.Mappings, func(m trace.Mapping) bool { return symbolize.SameBuildID(m.BuildID, f.BuildID) }) {
+				return false
+			}
+		} else if _, ok := p.Find(f.IP); !ok && i < len(frames)-1 {
 			return false
 		}
 	}
@@ -98,24 +106,27 @@ func (st *stackTables) readMaps(pid int, comm string) error {
 	p := trace.Process{PID: pid, Comm: comm}
 	ms, err := st.maps.Read(pid)
 	now, cerr := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	var count *uint64
 	switch {
 	case errors.Is(err, procmaps.ErrExited) || err == nil && cerr != nil:
-		p.Error = "exited before its maps were read"
-		st.counts.Exited++
+		p.Error, count = "exited before its maps were read", &st.counts.Exited
 	case err != nil:
-		p.Error = err.Error()
-		st.counts.NoMaps++
+		p.Error, count = err.Error(), &st.counts.NoMaps
 	case strings.TrimSuffix(string(now), "\n") != comm:
-		p.Error = fmt.Sprintf("exec'd (now %q) before its maps were read", strings.TrimSuffix(string(now), "\n"))
-		st.counts.Execd++
+		p.Error, count = fmt.Sprintf("exec'd (now %q) before its maps were read", strings.TrimSuffix(string(now), "\n")), &st.counts.Execd
 	default:
 		p.Mappings = ms
-		if old := st.procs[pid]; old == nil || old.Error != "" {
-			st.counts.Processes++
-		}
 	}
-	if old := st.procs[pid]; old != nil && old.Error == "" && p.Error != "" {
-		return nil // keep what was read before: better than nothing, and counted
+	old := st.procs[pid]
+	if old != nil && old.Comm == comm && (p.Error != "" && old.Error == "" || slices.Equal(old.Mappings, p.Mappings)) {
+		// Nothing new: maps read before stay (a stack the walk took past
+		// the outermost frame has addresses no mapping holds).
+		return nil
+	}
+	if count != nil {
+		*count++
+	} else {
+		st.counts.Processes++
 	}
 	st.procs[pid] = &p
 	return st.w.WriteProcess(p)

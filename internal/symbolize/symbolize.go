@@ -10,6 +10,7 @@ import (
 	"debug/elf"
 	"debug/gosym"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -45,13 +46,15 @@ func (f Frame) Name() string {
 type Symbolizer struct {
 	dirs     []string
 	bins     map[string]*binary // by build ID; nil: not found or not usable
+	ids      map[string]idResult
+	names    map[string]string // build ID -> a short name for a file not found
 	warnings []string
 }
 
 // New looks binaries up at their traced path, then in dirs (by base name and
 // in .build-id/xx/rest.debug trees, as debug packages install them).
 func New(dirs ...string) *Symbolizer {
-	return &Symbolizer{dirs: dirs, bins: map[string]*binary{}}
+	return &Symbolizer{dirs: dirs, bins: map[string]*binary{}, ids: map[string]idResult{}, names: map[string]string{}}
 }
 
 // Warnings says, once per binary, which could not be used and why.
@@ -60,12 +63,28 @@ func (s *Symbolizer) Warnings() []string { return s.warnings }
 // Resolve names addr, an address in mapping m. caller is true for return
 // addresses (every frame but the innermost), which point past the call.
 func (s *Symbolizer) Resolve(m trace.Mapping, addr uint64, caller bool) Frame {
-	fr := Frame{Module: m.Path, Offset: addr - m.Start + m.Offset, BuildID: m.BuildID}
-	b := s.binary(m)
+	return s.resolve(m.Path, m.BuildID, orDefault(m.Error, "not recorded"), addr-m.Start+m.Offset, caller)
+}
+
+// ResolveFile names the spot at file offset off in the file whose build ID
+// is id, found at path ("" when unknown) or in the directories.
+func (s *Symbolizer) ResolveFile(path, id string, off uint64, caller bool) Frame {
+	return s.resolve(path, id, "", off, caller)
+}
+
+func (s *Symbolizer) resolve(path, id, why string, off uint64, caller bool) Frame {
+	fr := Frame{Module: path, Offset: off, BuildID: id}
+	b := s.binary(path, id, why)
 	if b == nil {
+		if fr.Module == "" && b == nil {
+			fr.Module = s.names[normID(id)]
+		}
 		return fr
 	}
-	va, ok := b.vaddr(fr.Offset)
+	if fr.Module == "" {
+		fr.Module = b.path
+	}
+	va, ok := b.vaddr(off)
 	if !ok {
 		return fr
 	}
@@ -76,27 +95,42 @@ func (s *Symbolizer) Resolve(m trace.Mapping, addr uint64, caller bool) Frame {
 	return fr
 }
 
-func (s *Symbolizer) binary(m trace.Mapping) *binary {
-	key := m.BuildID
-	if key == "" {
-		key = "path:" + m.Path // no build ID was recorded: nothing to check against
+// SameBuildID: a and b name the same contents. The kernel reads build IDs
+// into 20 zero-padded bytes, so trailing zeros do not count.
+func SameBuildID(a, b string) bool {
+	return a == b || !strings.Contains(a, ":") && !strings.Contains(b, ":") && normID(a) == normID(b)
+}
+
+func normID(id string) string {
+	if strings.Contains(id, ":") {
+		return id
+	}
+	return strings.TrimRight(id, "0")
+}
+
+func (s *Symbolizer) binary(path, id, why string) *binary {
+	key := normID(id)
+	if id == "" {
+		key = "path:" + path // no build ID was recorded: nothing to check against
 	}
 	if b, ok := s.bins[key]; ok {
 		return b
 	}
 	s.bins[key] = nil
-	if m.BuildID == "" {
-		s.warn("%s: the trace has no build ID for it (%s): its frames are named by file offset", m.Path, orDefault(m.Error, "not recorded"))
+	if id == "" {
+		s.warn("%s: the trace has no build ID for it (%s): its frames are named by file offset", path, why)
 		return nil
 	}
 	var mismatched []string
-	for _, p := range s.candidates(m) {
-		id, err := FileID(p)
+	for _, p := range s.candidates(path, id) {
+		fid, err := s.fileID(p)
 		if err != nil {
 			continue
 		}
-		if id != m.BuildID {
-			mismatched = append(mismatched, p)
+		if !SameBuildID(fid, id) {
+			if path != "" && filepath.Base(p) == filepath.Base(path) {
+				mismatched = append(mismatched, p)
+			}
 			continue
 		}
 		b, err := load(p)
@@ -104,27 +138,69 @@ func (s *Symbolizer) binary(m trace.Mapping) *binary {
 			s.warn("%s: %v: its frames are named by file offset", p, err)
 			return nil
 		}
+		b.path = p
 		s.bins[key] = b
 		return b
 	}
+	name := path
+	if name == "" {
+		name = "the file"
+		s.names[key] = "buildid:" + id[:min(len(id), 12)]
+	}
 	if len(mismatched) > 0 {
-		s.warn("%s: build ID differs from the traced %s (rebuilt since?): its frames are named by file offset", strings.Join(mismatched, ", "), m.BuildID)
+		s.warn("%s: build ID differs from the traced %s (rebuilt since?): its frames are named by file offset", strings.Join(mismatched, ", "), id)
 	} else {
-		s.warn("%s (build ID %s): not found: its frames are named by file offset", m.Path, m.BuildID)
+		s.warn("%s with build ID %s: not found: its frames are named by file offset", name, id)
 	}
 	return nil
 }
 
-func (s *Symbolizer) candidates(m trace.Mapping) []string {
-	out := []string{m.Path}
-	id := m.BuildID
+// candidates are where the file may be: its traced path, then each
+// directory's build-ID tree, the file of the same name there, and (for a
+// file whose path is unknown) every file there.
+func (s *Symbolizer) candidates(path, id string) []string {
+	var out []string
+	if path != "" {
+		out = append(out, path)
+	}
+	nid := normID(id)
 	for _, d := range s.dirs {
 		if len(id) > 2 && !strings.Contains(id, ":") {
 			out = append(out, filepath.Join(d, ".build-id", id[:2], id[2:]+".debug"), filepath.Join(d, ".build-id", id[:2], id[2:]))
+			if nid != id && len(nid) > 2 {
+				out = append(out, filepath.Join(d, ".build-id", nid[:2], nid[2:]+".debug"), filepath.Join(d, ".build-id", nid[:2], nid[2:]))
+			}
 		}
-		out = append(out, filepath.Join(d, filepath.Base(m.Path)))
+		if path != "" {
+			out = append(out, filepath.Join(d, filepath.Base(path)))
+			continue
+		}
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				out = append(out, filepath.Join(d, e.Name()))
+			}
+		}
 	}
 	return out
+}
+
+// fileID caches FileID by path for the directory scans.
+func (s *Symbolizer) fileID(p string) (string, error) {
+	if r, ok := s.ids[p]; ok {
+		return r.id, r.err
+	}
+	id, err := FileID(p)
+	s.ids[p] = idResult{id, err}
+	return id, err
+}
+
+type idResult struct {
+	id  string
+	err error
 }
 
 func (s *Symbolizer) warn(format string, args ...any) {
@@ -150,6 +226,7 @@ type line struct {
 
 // binary is what one ELF file can tell about its addresses.
 type binary struct {
+	path  string
 	loads []elf.ProgHeader
 	syms  []symbol // functions with a size, by address
 	dw    *dwarf.Data

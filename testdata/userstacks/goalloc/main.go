@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 var keep [][]byte
@@ -42,6 +43,13 @@ func main() {
 			os.Exit(2)
 		}
 		mib = n
+	}
+	// Transparent huge pages would charge 512 pages at a time, whatever
+	// the function asked for.
+	const prSetTHPDisable = 41
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTHPDisable, 1, 0); e != 0 {
+		fmt.Fprintln(os.Stderr, "goalloc: prctl(PR_SET_THP_DISABLE):", e)
+		os.Exit(1)
 	}
 	allocSmall(mib << 20)
 	allocBig(3 * mib << 20)

@@ -147,9 +147,13 @@ func (s *Symbolizer) binary(path, id, why string) *binary {
 		name = "the file"
 		s.names[key] = "buildid:" + id[:min(len(id), 12)]
 	}
-	if len(mismatched) > 0 {
+	switch {
+	case strings.HasPrefix(path, "/memfd:"):
+		// An anonymous file (cgpeak's own launcher is one): nowhere to
+		// look, and nothing to say about it.
+	case len(mismatched) > 0:
 		s.warn("%s: build ID differs from the traced %s (rebuilt since?): its frames are named by file offset", strings.Join(mismatched, ", "), id)
-	} else {
+	default:
 		s.warn("%s with build ID %s: not found: its frames are named by file offset", name, id)
 	}
 	return nil

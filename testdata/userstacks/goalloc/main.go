@@ -45,10 +45,20 @@ func main() {
 		mib = n
 	}
 	// Transparent huge pages would charge 512 pages at a time, whatever
-	// the function asked for.
-	const prSetTHPDisable = 41
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTHPDisable, 1, 0); e != 0 {
-		fmt.Fprintln(os.Stderr, "goalloc: prctl(PR_SET_THP_DISABLE):", e)
+	// the function asked for, and the runtime's start already faults the
+	// heap's first huge page: turn them off, and start again without them
+	// (the setting survives exec).
+	const prSetTHPDisable, prGetTHPDisable = 41, 42
+	if on, _, _ := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTHPDisable, 0, 0); on == 0 {
+		if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTHPDisable, 1, 0); e != 0 {
+			fmt.Fprintln(os.Stderr, "goalloc: prctl(PR_SET_THP_DISABLE):", e)
+			os.Exit(1)
+		}
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, os.Environ())
+		}
+		fmt.Fprintln(os.Stderr, "goalloc: starting again without huge pages:", err)
 		os.Exit(1)
 	}
 	allocSmall(mib << 20)

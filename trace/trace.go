@@ -123,6 +123,7 @@ type StackCounts struct {
 	NoMaps    uint64 `json:"unreadable,omitempty"` // processes whose mappings could not be read otherwise
 	Execd     uint64 `json:"execd,omitempty"`      // processes that exec'd before their mappings were read
 	Unstored  uint64 `json:"unstored,omitempty"`   // requests whose stack was walked but not stored (the table was full)
+	InExec    uint64 `json:"in_exec,omitempty"`    // requests from inside execve, whose user stack is left out
 }
 
 // End is the last line.

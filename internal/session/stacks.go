@@ -26,13 +26,14 @@ type stackTables struct {
 	uids   map[uint64]uint64 // tracer key -> trace id, 0: not stored
 	uips   map[uint64][]trace.UserFrame
 	kids   map[uint64]uint64
+	inExec map[uint64]bool // kernel stack key -> the request came from inside execve
 	procs  map[int]*trace.Process
 	seen   map[[2]uint64]bool // (pid, ustack id) checked against the pid's mappings
 	counts trace.StackCounts
 }
 
 func newStackTables(t *loader.Tracer, w *trace.Writer) *stackTables {
-	return &stackTables{t: t, w: w, maps: procmaps.New(), uids: map[uint64]uint64{}, uips: map[uint64][]trace.UserFrame{}, kids: map[uint64]uint64{},
+	return &stackTables{t: t, w: w, maps: procmaps.New(), uids: map[uint64]uint64{}, uips: map[uint64][]trace.UserFrame{}, kids: map[uint64]uint64{}, inExec: map[uint64]bool{},
 		procs: map[int]*trace.Process{}, seen: map[[2]uint64]bool{}}
 }
 
@@ -41,7 +42,9 @@ func (st *stackTables) annotate(ev *analysis.Event) error {
 	if ev.Stack != 0 {
 		id, ok := st.kids[ev.Stack]
 		if !ok {
-			if frames := st.t.KernelFrames(ev.Stack); len(frames) > 0 {
+			frames := st.t.KernelFrames(ev.Stack)
+			st.inExec[ev.Stack] = slices.ContainsFunc(frames, func(f string) bool { return slices.Contains(execFrames, f) })
+			if len(frames) > 0 {
 				id = uint64(len(st.kids) + 1)
 				if err := st.w.WriteKernelStack(trace.KernelStack{ID: id, Frames: frames}); err != nil {
 					return err
@@ -52,6 +55,13 @@ func (st *stackTables) annotate(ev *analysis.Event) error {
 		ev.KStack = id
 	}
 	if ev.UStackKey == 0 {
+		return nil
+	}
+	if st.inExec[ev.Stack] {
+		// Inside execve the user registers are still the old program's
+		// while the new program's mappings may already be in place: the
+		// kernel would name the old addresses by the new files.
+		st.counts.InExec++
 		return nil
 	}
 	id, ok := st.uids[ev.UStackKey]
@@ -81,6 +91,10 @@ func (st *stackTables) annotate(ev *analysis.Event) error {
 	}
 	return st.readMaps(ev.PID, ev.Comm)
 }
+
+// execFrames are the kernel functions of execve: a charge request below one
+// has no user stack that can be trusted.
+var execFrames = []string{"do_execveat_common", "do_execveat_common.isra.0", "bprm_execve", "exec_binprm", "load_elf_binary", "begin_new_exec", "setup_arg_pages"}
 
 // covers: p's mappings hold every bare address of the stack and name a
 // path for every build ID in it (only the innermost and outermost frames

@@ -118,6 +118,7 @@ func TestUserStacksKnownWorkloads(t *testing.T) {
 				if !strings.Contains(string(raw), `"build_id":"`+want+`"`) {
 					t.Errorf("the trace lacks %s's build ID %s", bin, want)
 				}
+				noUserStackInExec(t, raw)
 				pf, err := os.Open(pp)
 				if err != nil {
 					t.Fatal(err)

@@ -942,6 +942,8 @@ struct task_struct {
 /* Set from Go: the kernel has bpf_task_pt_regs (5.15+), which the user call
  * path cache needs; without it every user stack is walked. */
 volatile const __u8 task_regs = 0;
+/* Set from Go: take user stacks (off only to measure their cost). */
+volatile const __u8 user_stacks = 1;
 
 /* walk_ustack walks and stores the current user stack; *fresh says it was
  * not stored before. 0 when the walk gave nothing. */
@@ -990,6 +992,8 @@ struct {
 
 static __always_inline __u64 req_ustack(void *ctx, bool *fresh)
 {
+	if (!user_stacks)
+		return 0;
 	struct task_struct *task = (void *)bpf_get_current_task();
 	if (!BPF_CORE_READ(task, mm)) {
 		ucount(US_NOT_USER);

@@ -169,6 +169,7 @@ const (
 	ChargesVarUnusedFn              = "unused_fn"
 	ChargesVarUnusedOp              = "unused_op"
 	ChargesVarUnusedUstackStat      = "unused_ustack_stat"
+	ChargesVarUserStacks            = "user_stacks"
 	ChargesVarWalkEvery             = "walk_every"
 )
 
@@ -267,6 +268,7 @@ type ChargesVariableSpecs struct {
 	UnusedFn         *ebpf.VariableSpec `ebpf:"unused_fn"`
 	UnusedOp         *ebpf.VariableSpec `ebpf:"unused_op"`
 	UnusedUstackStat *ebpf.VariableSpec `ebpf:"unused_ustack_stat"`
+	UserStacks       *ebpf.VariableSpec `ebpf:"user_stacks"`
 	WalkEvery        *ebpf.VariableSpec `ebpf:"walk_every"`
 }
 
@@ -337,6 +339,7 @@ type ChargesVariables struct {
 	UnusedFn         *ebpf.Variable `ebpf:"unused_fn"`
 	UnusedOp         *ebpf.Variable `ebpf:"unused_op"`
 	UnusedUstackStat *ebpf.Variable `ebpf:"unused_ustack_stat"`
+	UserStacks       *ebpf.Variable `ebpf:"user_stacks"`
 	WalkEvery        *ebpf.Variable `ebpf:"walk_every"`
 }
 

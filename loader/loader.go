@@ -100,6 +100,9 @@ type Options struct {
 	// WalkEveryStack: in per-charge mode, walk the kernel stack of every
 	// request instead of once per call path (tests compare the two).
 	WalkEveryStack bool
+	// NoUserStacks: in per-charge mode, take no user stacks (benchmarks
+	// compare the cost).
+	NoUserStacks bool
 }
 
 // Function reports how one kernel function is traced.
@@ -204,6 +207,7 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 	case modeCharges:
 		vars["walk_every"] = o.WalkEveryStack
 		vars["task_regs"] = haveTaskRegs()
+		vars["user_stacks"] = !o.NoUserStacks
 	case modeStocks:
 		n, err := ebpf.PossibleCPU()
 		if err != nil {

@@ -92,6 +92,9 @@ func WritePprof(w io.Writer, stacks []Stack, pageSize uint64, comment string) er
 			NumLabel: map[string][]int64{"pid": {int64(s.PID)}},
 		})
 	}
+	// pprof shows the first mapping as the profile's binary: the kernel's
+	// goes last.
+	p.Mapping = append(p.Mapping[1:], p.Mapping[0])
 	if err := p.CheckValid(); err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ type Options struct {
 	// before are not in the trace.
 	Attached bool
 	// Test switches, passed on to the loader.
-	PerRequest, WalkEveryStack bool
+	PerRequest, WalkEveryStack, NoUserStacks bool
 }
 
 // Mode names a trace's mode as reports and trace headers do.
@@ -82,7 +82,7 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 	rel := kernel.Release()
 	batch := kernel.ChargeBatch(rel)
 	t, err := loader.Open(loader.Options{CgroupID: st.Ino, CgroupV2: target.H.V2, Backend: o.Backend, KernelBTF: o.KernelBTF, Summary: !o.Charges,
-		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack})
+		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack, NoUserStacks: o.NoUserStacks})
 	if err != nil {
 		return nil, err
 	}

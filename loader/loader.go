@@ -269,10 +269,11 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 		return nil, fmt.Errorf("loading BPF programs: %w", err)
 	}
 	t.coll = coll
+	// A failed return sets t to nil before this runs: close through a copy.
+	opened := t
 	defer func() {
 		if err != nil {
-			t.Close()
-			t = nil
+			opened.Close()
 		}
 	}()
 	for name, prog := range coll.Programs {

@@ -15,6 +15,7 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // A record written as the C struct reads back field for field, with the
@@ -138,7 +139,7 @@ func TestOpenFindsEveryFunction(t *testing.T) {
 		tr.Close()
 		// Summary mode reads the stocks on every kernel cgpeak supports
 		// (5.10 to 7.x have memcg_stock in their BTF and kallsyms).
-		tr, err = Open(Options{CgroupID: st.Ino, Backend: b, Summary: true, Batch: 64})
+		tr, err = Open(Options{CgroupID: st.Ino, Backend: b, Summary: true, Batch: kernel.ChargeBatch(kernel.Release()).Pages})
 		if err != nil {
 			t.Fatalf("%s summary: %v", b, err)
 		}

@@ -127,6 +127,21 @@ func traceAround(t *testing.T, cgpeak string, args []string, dir string, workloa
 	return r
 }
 
+// emptyTarget makes an empty cgroup, removed after the test, and the
+// arguments of cgpeak trace on it with backend b in mode (summary or charges).
+func emptyTarget(t *testing.T, h cgroup.Hierarchy, name, b, mode string) (dir string, args []string) {
+	dir = filepath.Join(h.Mount, fmt.Sprintf("%s-%d-%s-%s", name, os.Getpid(), b, mode))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	args = []string{"--backend", b, "--cgroup", dir}
+	if mode == "charges" {
+		args = append(args, "--trace-charges")
+	}
+	return dir, args
+}
+
 func interrupt(p *os.Process) { p.Signal(syscall.SIGINT) }
 
 // run returns a workload that runs a command and fails the test if it fails.
@@ -174,15 +189,7 @@ func TestSeedExperiment(t *testing.T) {
 	for _, b := range bs {
 		for _, mode := range []string{"summary", "charges"} {
 			t.Run(b+"/"+mode, func(t *testing.T) {
-				dir := filepath.Join(h.Mount, fmt.Sprintf("seed-test-%d-%s-%s", os.Getpid(), b, mode))
-				if err := os.Mkdir(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				defer os.Remove(dir)
-				args := []string{"--backend", b, "--cgroup", dir}
-				if mode == "charges" {
-					args = append(args, "--trace-charges")
-				}
+				dir, args := emptyTarget(t, h, "seed-test", b, mode)
 				r := traceAround(t, cgpeak, args, dir, run(t, "taskset", "-c", "0", touch, strconv.Itoa(n), dir), interrupt)
 				if r.PeakBytes == nil {
 					t.Fatalf("no cgroup peak: %v", r.Missing)
@@ -317,4 +324,87 @@ func TestTraceDescendants(t *testing.T) {
 			})
 		}
 	}
+}
+
+// The corrected peak against a ground truth the model does not produce: a
+// workload that moves itself into an empty cgroup, touches N pages and holds
+// them until told to go. During the hold the kernel's own memory.stat says
+// what is charged for real (anon + file + kernel + sock); real use at that
+// plateau, which is the corrected peak (nothing is freed before the exit),
+// must agree with it.
+func TestCorrectedPeakIsMemoryStat(t *testing.T) {
+	bs := tracingBackends(t)
+	cgpeak, touch := build(t)
+	h, err := cgroup.FindMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.V2 {
+		t.Skip("cgroup v1's memory.stat has no kernel-memory figure to compare with")
+	}
+	page := uint64(os.Getpagesize())
+	const n = 1000
+	for _, b := range bs {
+		for _, mode := range []string{"summary", "charges"} {
+			t.Run(b+"/"+mode, func(t *testing.T) {
+				dir, args := emptyTarget(t, h, "stat-test", b, mode)
+				var held uint64
+				var stat map[string]uint64
+				r := traceAround(t, cgpeak, args, dir, func() {
+					w := exec.Command("taskset", "-c", "0", touch, strconv.Itoa(n), dir)
+					w.Env = append(os.Environ(), "TOUCH_HOLD=1")
+					in, _ := w.StdinPipe()
+					out, _ := w.StdoutPipe()
+					if err := w.Start(); err != nil {
+						t.Fatal(err)
+					}
+					defer w.Process.Kill()
+					if line, _ := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
+						t.Fatalf("workload said %q", line)
+					}
+					// memory.stat is summed from per-CPU counts lazily (at the
+					// latest every 2 s): wait for the touched pages to show.
+					for i := 0; i < 50; i++ {
+						stat = readStat(t, dir)
+						if stat["anon"] >= n*page {
+							break
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+					held = stat["anon"] + stat["file"] + stat["kernel"] + stat["sock"]
+					in.Write([]byte("go\n"))
+					if err := w.Wait(); err != nil {
+						t.Fatalf("workload: %v", err)
+					}
+				}, interrupt)
+				x := r.Trace
+				t.Logf("%s %s: memory.stat at the plateau: anon %d file %d kernel %d (stack %d, page tables %d, slab %d, percpu %d) sock %d = %d pages; corrected peak %d pages, watermark %d; %s",
+					b, mode, stat["anon"]/page, stat["file"]/page, stat["kernel"]/page, stat["kernel_stack"]/page, stat["pagetables"]/page,
+					stat["slab"]/page, stat["percpu"]/page, stat["sock"]/page, held/page, x.CorrectedPeakBytes/page, x.WatermarkBytes/page, x.Explanation)
+				if stat["anon"] < n*page {
+					t.Fatalf("memory.stat never showed the %d touched pages: anon %d B", n, stat["anon"])
+				}
+				const slack = 8 // pages
+				if d := int64(x.CorrectedPeakBytes/page) - int64((held+page-1)/page); d < -slack || d > slack {
+					t.Errorf("corrected peak %d pages, memory.stat %d pages in use at the plateau: %+d", x.CorrectedPeakBytes/page, (held+page-1)/page, d)
+				}
+			})
+		}
+	}
+}
+
+// readStat reads a cgroup's memory.stat, in bytes.
+func readStat(t *testing.T, dir string) map[string]uint64 {
+	b, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 {
+			m[f[0]], _ = strconv.ParseUint(f[1], 10, 64)
+		}
+	}
+	return m
 }

@@ -9,6 +9,8 @@
 // (default 300) after each: usage that rises in known steps (cgpeak watch).
 // TOUCH_ROUNDS=R repeats map, touch, unmap R times: a churn of fresh pages
 // charged and uncharged again (the benchmark's second workload).
+// TOUCH_HOLD set: once every page is touched, prints "held" and waits for a
+// line on stdin before exiting, holding them (a plateau to measure).
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,11 @@ int main(int argc, char **argv) {
 			if (steps > 1 && (i + 1) % (n / steps) == 0) usleep(pause * 1000);
 		}
 		if (r + 1 < rounds) munmap(p, n * ps);
+	}
+	if (getenv("TOUCH_HOLD")) {
+		char c;
+		write(1, "held\n", 5);
+		if (read(0, &c, 1) != 1) return 96;
 	}
 	return 0;
 }

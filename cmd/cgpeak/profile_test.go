@@ -151,13 +151,24 @@ func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace str
 	return tf
 }
 
+// buildSmallBig builds smallbig into dir as the Makefile's guest target
+// does: the same source and flags give the same build ID anywhere.
 func buildSmallBig(t *testing.T, dir string) string {
+	t.Helper()
+	needTool(t, "gcc")
+	root, _ := filepath.Abs("../..")
 	bin := filepath.Join(dir, "smallbig")
-	runTool(t, "gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-static", "-o", bin, "../../testdata/userstacks/smallbig.c")
+	cmd := exec.Command("gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-ffile-prefix-map="+root+"=.", "-static", "-o", bin, "testdata/userstacks/smallbig.c")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
 	return bin
 }
 
-func profileOf(t *testing.T, tf string, o profileOpts) []topFunction {
+// profileOf explains a trace's charge requests by stack as explain's flags
+// o ask, and returns the top functions and the trace's end line.
+func profileOf(t *testing.T, tf string, o profileOpts) ([]topFunction, *trace.End) {
 	t.Helper()
 	f, err := os.Open(tf)
 	if err != nil {
@@ -172,7 +183,7 @@ func profileOf(t *testing.T, tf string, o profileOpts) []topFunction {
 	if code != 0 {
 		t.Fatalf("writing the profile: exit %d", code)
 	}
-	return top
+	return top, prof.r.End
 }
 
 // From a trace of smallbig with its real mappings, the pprof profile, the
@@ -194,7 +205,7 @@ func testExplainSmallBig(t *testing.T, byBuildID bool) {
 		symbols = []string{dir} // no path in the trace: found by build ID among the files there
 	}
 	pp, fo, fl := filepath.Join(dir, "p.pb.gz"), filepath.Join(dir, "f.folded"), filepath.Join(dir, "f.svg")
-	top := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, flame: fl, top: 3, symbols: symbols})
+	top, _ := profileOf(t, tf, profileOpts{pprof: pp, folded: fo, flame: fl, top: 3, symbols: symbols})
 	if svg, err := os.ReadFile(fl); err != nil || !bytes.Contains(svg, []byte("<title>big: 301 pages")) {
 		t.Errorf("flame graph: %v, no box for big with its 301 pages", err)
 	}
@@ -280,14 +291,14 @@ func TestExplainUserStacksElsewhereAndStripped(t *testing.T) {
 	ms := liveMappings(t, bin)
 	tf := smallBigTrace(t, bin, ms, "/usr/local/bin/smallbig", false)
 	fo := filepath.Join(dir, "f.folded")
-	top := profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{dir}})
+	top, _ := profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{dir}})
 	if top[0].Function != "big" || top[1].Function != "small" {
 		t.Errorf("with --symbols %s: top %+v", dir, top)
 	}
 
 	sdir := t.TempDir()
 	runTool(t, "strip", "-o", filepath.Join(sdir, "smallbig"), bin)
-	top = profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{sdir}})
+	top, _ = profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{sdir}})
 	big, _ := symAddr(t, bin, "big")
 	var off uint64
 	for _, m := range ms {
@@ -328,15 +339,8 @@ func TestExplainPprofNeedsCharges(t *testing.T) {
 // request from inside execve carries a user stack.
 func TestRecordedSmallBigTrace(t *testing.T) {
 	const tf = "../../testdata/traces/bookworm-smallbig-charges.jsonl"
-	root, _ := filepath.Abs("../..")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "smallbig")
-	needTool(t, "gcc")
-	cmd := exec.Command("gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-ffile-prefix-map="+root+"=.", "-static", "-o", bin, "testdata/userstacks/smallbig.c")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
+	bin := buildSmallBig(t, dir)
 	raw, err := os.ReadFile(tf)
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +353,7 @@ func TestRecordedSmallBigTrace(t *testing.T) {
 		t.Skipf("this gcc builds smallbig with build ID %s, not the recorded one: its symbols cannot name the recorded trace (the recorder was right to refuse)", id)
 	}
 	pp := filepath.Join(dir, "p.pb.gz")
-	top := profileOf(t, tf, profileOpts{pprof: pp, top: 10, symbols: []string{dir}})
+	top, _ := profileOf(t, tf, profileOpts{pprof: pp, top: 10, symbols: []string{dir}})
 	big, small := findTop(top, "big"), findTop(top, "small")
 	if big.Kinds["anon"] != 300 || small.Kinds["anon"] != 100 {
 		t.Errorf("anon pages big %d, small %d; want 300 and 100 (top %+v)", big.Kinds["anon"], small.Kinds["anon"], top)
@@ -367,7 +371,7 @@ func TestRecordedSmallBigTrace(t *testing.T) {
 
 	sdir := t.TempDir()
 	runTool(t, "strip", "-o", filepath.Join(sdir, "smallbig"), bin)
-	top = profileOf(t, tf, profileOpts{top: 2, symbols: []string{sdir}})
+	top, _ = profileOf(t, tf, profileOpts{top: 2, symbols: []string{sdir}})
 	bigAddr, bigSize := symAddr(t, bin, "big")
 	lo := fileOffset(t, bin, bigAddr)
 	var off uint64

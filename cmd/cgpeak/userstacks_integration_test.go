@@ -10,7 +10,6 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/cgpeak/cgpeak/internal/symbolize"
-	"github.com/cgpeak/cgpeak/trace"
 )
 
 // workloadBin finds a test workload: shipped beside cgpeak in the VMs,
@@ -23,41 +22,18 @@ func workloadBin(t *testing.T, cgpeak, name string) string {
 		}
 		return p
 	}
+	if name == "smallbig" {
+		return buildSmallBig(t, t.TempDir())
+	}
 	root, _ := filepath.Abs("../..")
 	bin := filepath.Join(t.TempDir(), name)
-	var cmd *exec.Cmd
-	switch name {
-	case "smallbig":
-		cmd = exec.Command("gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-ffile-prefix-map="+root+"=.", "-static", "-o", bin, "testdata/userstacks/smallbig.c")
-	case "goalloc":
-		cmd = exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/userstacks/goalloc")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/userstacks/goalloc")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", name, err, out)
 	}
 	return bin
-}
-
-// userTop replays a trace's charge requests by user stack, symbolized from
-// the binaries in dirs.
-func userTop(t *testing.T, tf string, pprofOut string, dirs ...string) ([]topFunction, *trace.End) {
-	t.Helper()
-	f, err := os.Open(tf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ex, _, prof, err := replayTrace(f, tf, false, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, code := (&profileOpts{top: 20, pprof: pprofOut, symbols: dirs}).write(prof, ex)
-	if code != 0 {
-		t.Fatalf("profile: exit %d", code)
-	}
-	return top, prof.r.End
 }
 
 func findTop(top []topFunction, name string) topFunction {
@@ -91,7 +67,7 @@ func TestUserStacksKnownWorkloads(t *testing.T) {
 					t.Fatalf("exit %d, trace %+v", code, r.Trace)
 				}
 				pp := filepath.Join(dir, "p.pb.gz")
-				top, end := userTop(t, tf, pp)
+				top, end := profileOf(t, tf, profileOpts{top: 20, pprof: pp})
 				small, big := findTop(top, w.small), findTop(top, w.big)
 				t.Logf("%s: %s %d pages (%d with callees) %v, %s %d pages (%d) %v; user stacks %+v", b, w.small, small.SelfPages, small.CumPages, small.Kinds, w.big, big.SelfPages, big.CumPages, big.Kinds, end.UserStacks)
 				// Go's allocator may clear memory it hands out: those pages

@@ -338,7 +338,7 @@ func TestExplainPprofNeedsCharges(t *testing.T) {
 // by their names; a stripped copy gives the file offsets inside them; no
 // request from inside execve carries a user stack.
 func TestRecordedSmallBigTrace(t *testing.T) {
-	const tf = "../../testdata/traces/bookworm-smallbig-charges.jsonl"
+	const tf = "../../testdata/userstacks/bookworm-smallbig-charges.jsonl"
 	dir := t.TempDir()
 	bin := buildSmallBig(t, dir)
 	raw, err := os.ReadFile(tf)

@@ -35,7 +35,11 @@ type Header struct {
 	CgroupID      uint64   `json:"cgroup_id"`
 	CgroupVersion int      `json:"cgroup_version"`
 	Command       []string `json:"command,omitempty"`
-	Attached      bool     `json:"attached,omitempty"` // tracing began on a running cgroup
+	// The command's executable as cgpeak found it, and its build ID: its
+	// user frames can be named even when it exited before its maps were read.
+	CommandPath    string `json:"command_path,omitempty"`
+	CommandBuildID string `json:"command_build_id,omitempty"`
+	Attached       bool   `json:"attached,omitempty"` // tracing began on a running cgroup
 	// StocksRead: a summary trace whose events carry the per-CPU stocks as
 	// the kernel held them (stocked, real); no charge request is recorded.
 	StocksRead bool              `json:"stocks_read,omitempty"`
@@ -259,6 +263,9 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	if rd.Header.Schema > Schema {
 		return nil, fmt.Errorf("line 1: trace schema %d is newer than this cgpeak's %d: upgrade cgpeak", rd.Header.Schema, Schema)
+	}
+	if rd.Header.CommandBuildID != "" {
+		rd.Paths[rd.Header.CommandBuildID] = rd.Header.CommandPath
 	}
 	if rd.Header.Batch == 0 || rd.Header.PageSize == 0 {
 		return nil, errors.New("line 1: header lacks batch_pages or page_size")

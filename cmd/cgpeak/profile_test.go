@@ -77,7 +77,7 @@ func liveMappings(t *testing.T, bin string) []trace.Mapping {
 // returning into main(): 100 anon charges from small, 300 from big, one page
 // table page for each, a refused charge from big (which charged nothing),
 // and a kernel thread's charge without a user stack.
-func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace string, byBuildID bool) string {
+func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace string, byBuildID, command bool) string {
 	t.Helper()
 	const pid = 4242
 	small, _ := symAddr(t, bin, "small")
@@ -94,7 +94,15 @@ func smallBigTrace(t *testing.T, bin string, ms []trace.Mapping, pathInTrace str
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w, err := trace.NewWriter(f, trace.Header{Kernel: "6.1.0-test", Batch: 64, PageSize: 4096, Backend: "fentry", Mode: "charges", Cgroup: "/sys/fs/cgroup/cgpeak-test", CgroupID: 77, CgroupVersion: 2})
+	h := trace.Header{Kernel: "6.1.0-test", Batch: 64, PageSize: 4096, Backend: "fentry", Mode: "charges", Cgroup: "/sys/fs/cgroup/cgpeak-test", CgroupID: 77, CgroupVersion: 2}
+	if command {
+		id, err := symbolize.FileID(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Command, h.CommandPath, h.CommandBuildID = []string{bin}, bin, id
+	}
+	w, err := trace.NewWriter(f, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,17 +199,23 @@ func profileOf(t *testing.T, tf string, o profileOpts) ([]topFunction, *trace.En
 // says, name the kernel path, leave the refused charge out, and go tool
 // pprof opens the profile.
 func TestExplainUserStacksSmallBig(t *testing.T) {
-	for _, byBuildID := range []bool{false, true} {
-		t.Run(map[bool]string{false: "addresses", true: "build-ids"}[byBuildID], func(t *testing.T) { testExplainSmallBig(t, byBuildID) })
+	// Frames as addresses named through the process's maps; frames named
+	// by build ID (the process exited before its maps were read) whose
+	// file is found among a directory's files, or is the traced command's.
+	for _, v := range []struct {
+		name               string
+		byBuildID, command bool
+	}{{"addresses", false, false}, {"build-ids", true, false}, {"build-ids-command", true, true}} {
+		t.Run(v.name, func(t *testing.T) { testExplainSmallBig(t, v.byBuildID, v.command) })
 	}
 }
 
-func testExplainSmallBig(t *testing.T, byBuildID bool) {
+func testExplainSmallBig(t *testing.T, byBuildID, command bool) {
 	dir := t.TempDir()
 	bin := buildSmallBig(t, dir)
-	tf := smallBigTrace(t, bin, liveMappings(t, bin), bin, byBuildID)
+	tf := smallBigTrace(t, bin, liveMappings(t, bin), bin, byBuildID, command)
 	var symbols []string
-	if byBuildID {
+	if byBuildID && !command {
 		symbols = []string{dir} // no path in the trace: found by build ID among the files there
 	}
 	pp, fo, fl := filepath.Join(dir, "p.pb.gz"), filepath.Join(dir, "f.folded"), filepath.Join(dir, "f.svg")
@@ -289,7 +303,7 @@ func TestExplainUserStacksElsewhereAndStripped(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSmallBig(t, dir)
 	ms := liveMappings(t, bin)
-	tf := smallBigTrace(t, bin, ms, "/usr/local/bin/smallbig", false)
+	tf := smallBigTrace(t, bin, ms, "/usr/local/bin/smallbig", false, false)
 	fo := filepath.Join(dir, "f.folded")
 	top, _ := profileOf(t, tf, profileOpts{folded: fo, top: 2, symbols: []string{dir}})
 	if top[0].Function != "big" || top[1].Function != "small" {

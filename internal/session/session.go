@@ -105,6 +105,9 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 		h := trace.Header{Kernel: rel, Batch: batch.Pages, BatchSource: batch.Source, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
 			Backend: t.Backend, Mode: o.Mode(), StocksRead: t.StocksRead, Cgroup: target.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: o.Command,
 			Attached: o.Attached, Descendants: o.Descendants, Functions: functions(t), Started: time.Now().UTC().Format(time.RFC3339Nano)}
+		if o.Charges && len(o.Command) > 0 {
+			h.CommandPath, h.CommandBuildID = commandFile(o.Command[0])
+		}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.Abort()
 			return nil, fmt.Errorf("%w: %w", ErrOutput, err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,4 +154,21 @@ func (st *stackTables) end() (*trace.StackCounts, error) {
 	st.counts.Walked, st.counts.Reused, st.counts.Failed, st.counts.NotUser, st.counts.Truncated = c.Walked, c.Reused, c.Failed, c.NotUser, c.Truncated
 	out := st.counts
 	return &out, err
+}
+
+// commandFile finds the executable a command runs (as exec would, by PATH)
+// and its build ID; "" for what cannot be found or read.
+func commandFile(name string) (path, id string) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", ""
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	id, err = symbolize.FileID(p)
+	if err != nil {
+		return "", ""
+	}
+	return p, id
 }

@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test hosttest vmtest vmtest-all guest lint generate check-generated bench bench-explain
+.PHONY: help build test hosttest vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -9,6 +9,9 @@ KERNELS ?= bookworm trixie-backports
 KERNEL ?= bookworm
 MODES ?= v2 v1
 VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/ ./loader/
+# Under sudo, cgpeak runs commands as the user who ran sudo; the tests expect
+# their workloads to run as the test binary's own user.
+unexport SUDO_UID SUDO_GID SUDO_USER
 help: ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
 build: ## build bin/cgpeak
@@ -16,6 +19,7 @@ build: ## build bin/cgpeak
 test: ## everything: unit and host tests, then the VM suite on each kernel of KERNELS
 	$(MAKE) hosttest
 	$(MAKE) vmtest-all
+	$(MAKE) vmtest-systemd
 hosttest: ## unit and host cgroup integration tests (needs root, gcc)
 	@log=$$(mktemp /tmp/cgpeak-hosttest-XXXXXX.log); \
 	$(GO) test -v -count=1 ./... >$$log 2>&1; rc=$$?; \
@@ -24,6 +28,8 @@ hosttest: ## unit and host cgroup integration tests (needs root, gcc)
 	echo "host suite: $$(uname -r): $$((p+f+s)) tests ran: $$p passed, $$f failed, $$s skipped; log $$log"; exit $$rc
 vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
+vmtest-systemd: guest bin/vmtest ## cgpeak as a normal user and as root in a systemd VM (bookworm image built by mmdebstrap, cached)
+	vmtest/suite.sh bookworm systemd ./cmd/cgpeak/ -run 'Unprivileged|Sudo'
 vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)

@@ -1227,6 +1227,51 @@ static __always_inline bool take(struct pt_regs *ctx, __u8 fn, struct args *out)
 	return true;
 }
 
+#ifdef MODE_CHARGES
+/* Never attached: loader_test.go runs it (BPF_PROG_TEST_RUN) to check the
+ * frames above against the nesting an interrupt makes, which no workload
+ * provokes at will. Stack pointers are made up; a return's lies 16 bytes
+ * above its call's, as on x86 kernels. */
+__u64 nest_result[5];
+
+static __always_inline void set_sp(struct pt_regs *r, __u64 sp)
+{
+	PT_REGS_SP(r) = sp;
+}
+
+SEC("raw_tp")
+int test_nesting(void *ctx)
+{
+	struct pt_regs outer = {}, outer_ret = {}, inner = {}, inner_ret = {}, other_ret = {};
+	struct args a = {};
+
+	set_sp(&outer, 0x10000);
+	set_sp(&outer_ret, 0x10010);
+	set_sp(&inner, 0x8000);
+	set_sp(&inner_ret, 0x8010);
+	set_sp(&other_ret, 0x6010);
+	save(&outer, FN_PC_UNCHARGE, 1, 0, 0);
+	/* An interrupt's call that was not kept (another memcg) returns:
+	 * the outer call's frame must stay. */
+	nest_result[0] = take(&other_ret, FN_PC_UNCHARGE, &a);
+	/* One that was kept: each return gets its own call's arguments. */
+	save(&inner, FN_PC_UNCHARGE, 2, 0, 0);
+	nest_result[1] = take(&inner_ret, FN_PC_UNCHARGE, &a) ? a.a0 : 0;
+	nest_result[2] = take(&outer_ret, FN_PC_UNCHARGE, &a) ? a.a0 : 0;
+	nest_result[3] = take(&outer_ret, FN_PC_UNCHARGE, &a);
+	/* Deeper than MAX_NEST: the call is counted, not lost in silence. */
+	for (int i = 0; i <= MAX_NEST; i++) {
+		struct pt_regs r = {};
+		set_sp(&r, 0x20000 - i * 0x100);
+		save(&r, FN_PC_CHARGE, i, 0, 0);
+	}
+	__u32 k = 0;
+	__u64 *n = bpf_map_lookup_elem(&unmatched, &k);
+	nest_result[4] = n ? *n : 0;
+	return 0;
+}
+#endif
+
 #ifndef MODE_STOCKS
 SEC("kprobe/try_charge_memcg")
 int BPF_KPROBE(kprobe_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr)

@@ -159,7 +159,9 @@ const (
 	ChargesProgKretprobePcTryCharge = "kretprobe_pc_try_charge"
 	ChargesProgKretprobePcUncharge  = "kretprobe_pc_uncharge"
 	ChargesProgKretprobeTryCharge   = "kretprobe_try_charge"
+	ChargesProgTestNesting          = "test_nesting"
 	ChargesVarDescendants           = "descendants"
+	ChargesVarNestResult            = "nest_result"
 	ChargesVarTargetCgid            = "target_cgid"
 	ChargesVarTargetMemcg           = "target_memcg"
 	ChargesVarTaskRegs              = "task_regs"
@@ -233,6 +235,7 @@ type ChargesProgramSpecs struct {
 	KretprobePcTryCharge *ebpf.ProgramSpec `ebpf:"kretprobe_pc_try_charge"`
 	KretprobePcUncharge  *ebpf.ProgramSpec `ebpf:"kretprobe_pc_uncharge"`
 	KretprobeTryCharge   *ebpf.ProgramSpec `ebpf:"kretprobe_try_charge"`
+	TestNesting          *ebpf.ProgramSpec `ebpf:"test_nesting"`
 }
 
 // ChargesMapSpecs contains maps before they are loaded into the kernel.
@@ -259,6 +262,7 @@ type ChargesMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ChargesVariableSpecs struct {
 	Descendants      *ebpf.VariableSpec `ebpf:"descendants"`
+	NestResult       *ebpf.VariableSpec `ebpf:"nest_result"`
 	TargetCgid       *ebpf.VariableSpec `ebpf:"target_cgid"`
 	TargetMemcg      *ebpf.VariableSpec `ebpf:"target_memcg"`
 	TaskRegs         *ebpf.VariableSpec `ebpf:"task_regs"`
@@ -330,6 +334,7 @@ func (m *ChargesMaps) Close() error {
 // It can be passed to LoadChargesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ChargesVariables struct {
 	Descendants      *ebpf.Variable `ebpf:"descendants"`
+	NestResult       *ebpf.Variable `ebpf:"nest_result"`
 	TargetCgid       *ebpf.Variable `ebpf:"target_cgid"`
 	TargetMemcg      *ebpf.Variable `ebpf:"target_memcg"`
 	TaskRegs         *ebpf.Variable `ebpf:"task_regs"`
@@ -365,6 +370,7 @@ type ChargesPrograms struct {
 	KretprobePcTryCharge *ebpf.Program `ebpf:"kretprobe_pc_try_charge"`
 	KretprobePcUncharge  *ebpf.Program `ebpf:"kretprobe_pc_uncharge"`
 	KretprobeTryCharge   *ebpf.Program `ebpf:"kretprobe_try_charge"`
+	TestNesting          *ebpf.Program `ebpf:"test_nesting"`
 }
 
 func (p *ChargesPrograms) Close() error {
@@ -387,6 +393,7 @@ func (p *ChargesPrograms) Close() error {
 		p.KretprobePcTryCharge,
 		p.KretprobePcUncharge,
 		p.KretprobeTryCharge,
+		p.TestNesting,
 	)
 }
 

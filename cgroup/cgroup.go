@@ -17,6 +17,12 @@ type Hierarchy struct {
 	V2    bool
 	Mount string // mount point of the hierarchy that holds memory
 	Self  string // this process's cgroup directory in it
+
+	// Set by Acquire: where the runs' leaves go (memory already enabled
+	// there), the provider's name, and how the place was had, for reports.
+	Base     string
+	Provider string
+	From     string
 }
 
 // FindMemory locates the memory controller from this process's mountinfo and
@@ -114,6 +120,9 @@ const NamePrefix = "cgpeak-"
 // child, so unless we sit in the root (which is exempt) the leaf goes beside
 // our cgroup, whose parent already grants memory when our cgroup has it.
 func (h Hierarchy) Parent() (dir string, enable bool) {
+	if h.Base != "" {
+		return h.Base, false
+	}
 	if !h.V2 || filepath.Clean(h.Self) == filepath.Clean(h.Mount) {
 		return h.Self, h.V2
 	}

@@ -2,8 +2,12 @@ package cgroup
 
 import (
 	"errors"
+	"fmt"
+	"math"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 const hybridMountinfo = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -87,24 +91,137 @@ func TestParseProcCgroupBad(t *testing.T) {
 	}
 }
 
+// FuzzParseMountinfo: whatever the parser accepts, writing its mounts back
+// as mountinfo lines (escaping as the kernel does) and parsing again gives
+// the same mounts.
 func FuzzParseMountinfo(f *testing.F) {
 	f.Add(hybridMountinfo)
-	f.Fuzz(func(t *testing.T, s string) { _, _ = ParseMountinfo(strings.NewReader(s)) })
-}
-
-func FuzzParseProcCgroup(f *testing.F) {
-	f.Add("4:memory:/a\n0::/\n")
-	f.Fuzz(func(t *testing.T, s string) { _, _ = ParseProcCgroup(strings.NewReader(s)) })
-}
-
-func FuzzParseFlatKeyed(f *testing.F) {
-	f.Add("anon 1\nfile 2\n")
+	f.Add("1 2 0:3 /a\\040b /mnt/x\\134y rw shared:1 - cgroup2 none rw\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		m, err := ParseFlatKeyed(strings.NewReader(s))
-		if err == nil && m == nil {
-			t.Fatal("nil map without error")
+		ms, err := ParseMountinfo(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		for i, m := range ms {
+			fs, opts := "cgroup2", "rw"
+			if !m.V2 {
+				fs = "cgroup"
+				for _, c := range m.Controllers {
+					opts += "," + c
+				}
+			}
+			fmt.Fprintf(&b, "%d 1 0:%d %s %s rw - %s %s %s\n", i+10, i, escapeMount(m.Root), escapeMount(m.Point), fs, fs, opts)
+		}
+		again, err := ParseMountinfo(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatalf("%q: parsing its own mounts back (%q): %v", s, b.String(), err)
+		}
+		if !reflect.DeepEqual(ms, again) {
+			t.Fatalf("%q: parsed %+v, written back and parsed %+v", s, ms, again)
 		}
 	})
+}
+
+// escapeMount writes every byte outside printable ASCII, and space and
+// backslash, as the kernel's octal escape.
+func escapeMount(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '\\' {
+			fmt.Fprintf(&b, "\\%03o", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// FuzzParseProcCgroup: whatever the parser accepts, written back as
+// ID:CONTROLLERS:PATH lines, parses to the same memberships.
+func FuzzParseProcCgroup(f *testing.F) {
+	f.Add("4:memory:/a\n0::/\n")
+	f.Add("12:cpu,cpuacct:/x:y\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		ms, err := ParseProcCgroup(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&b, "%d:%s:%s\n", m.ID, strings.Join(m.Controllers, ","), m.Path)
+		}
+		again, err := ParseProcCgroup(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatalf("%q: parsing its own lines back (%q): %v", s, b.String(), err)
+		}
+		if !reflect.DeepEqual(ms, again) {
+			t.Fatalf("%q: parsed %+v, written back and parsed %+v", s, ms, again)
+		}
+	})
+}
+
+// FuzzParseFlatKeyed: the parser agrees with a second, byte-by-byte one on
+// what is valid and on every key's value (the last line of a key wins).
+func FuzzParseFlatKeyed(f *testing.F) {
+	f.Add("anon 1\nfile 2\n")
+	f.Add("a 1\na 18446744073709551615\n\n  b\t0\r\n")
+	f.Add("a 18446744073709551616\n")
+	f.Add("a 1 2\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 60000 {
+			return // beyond one line's buffer either way
+		}
+		m, err := ParseFlatKeyed(strings.NewReader(s))
+		want, ok := flatKeyedReference(s)
+		if (err == nil) != ok {
+			t.Fatalf("%q: parser error %v, reference accepts: %v", s, err, ok)
+		}
+		if ok && !reflect.DeepEqual(m, want) {
+			t.Fatalf("%q: parser %v, reference %v", s, m, want)
+		}
+	})
+}
+
+// flatKeyedReference is the second parser: lines split at \n (a trailing \r
+// dropped), words split at Unicode white space, values as decimal digits
+// that fit 64 bits.
+func flatKeyedReference(s string) (map[string]uint64, bool) {
+	out := map[string]uint64{}
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		var words []string
+		start := -1
+		for i, r := range line {
+			if unicode.IsSpace(r) {
+				if start >= 0 {
+					words = append(words, line[start:i])
+					start = -1
+				}
+			} else if start < 0 {
+				start = i
+			}
+		}
+		if start >= 0 {
+			words = append(words, line[start:])
+		}
+		if len(words) == 0 {
+			continue
+		}
+		if len(words) != 2 || words[1] == "" {
+			return nil, false
+		}
+		var v uint64
+		for _, c := range []byte(words[1]) {
+			if c < '0' || c > '9' || v > (math.MaxUint64-uint64(c-'0'))/10 {
+				return nil, false
+			}
+			v = v*10 + uint64(c-'0')
+		}
+		out[words[0]] = v
+	}
+	return out, true
 }
 
 func TestParsePressure(t *testing.T) {

@@ -10,6 +10,9 @@
 //
 // argv: launcher MODE PATH ARG0 ARGS...   MODE "2": fd 4 is the cgroup directory
 // (clone3 CLONE_INTO_CGROUP); MODE "1": fd 4 is the v1 cgroup.procs file.
+// MODE may go on with ":UID:GID:G1,G2,...": the child, once in the cgroup,
+// drops to that user (setgroups, setgid, setuid) before exec, so a command
+// measured under sudo runs as its user while cgpeak and the launcher stay root.
 // Built with -nostdlib -static: no libc, so the mm stays a few pages.
 #include <linux/sched.h>
 #include <linux/resource.h>
@@ -37,6 +40,16 @@ struct ksigaction {
 	unsigned long mask;
 };
 
+// num parses decimal digits at *p, leaving *p after them.
+static unsigned long num(const char **p) {
+	unsigned long n = 0;
+	while (**p >= '0' && **p <= '9') n = n * 10 + (unsigned long)(*(*p)++ - '0');
+	return n;
+}
+
+#define MAXGROUPS 256
+static unsigned int groups[MAXGROUPS];
+
 __asm__(".global _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-16,%rsp\n call cmain\n hlt\n");
 
 void cmain(long *sp) {
@@ -46,6 +59,22 @@ void cmain(long *sp) {
 	struct result res = {0};
 	if (argc < 4) sc(__NR_exit_group, 125, 0, 0, 0, 0);
 	int v2 = argv[1][0] == '2';
+	int drop = 0;
+	unsigned long uid = 0, gid = 0, ngroups = 0;
+	const char *p = argv[1] + 1;
+	if (*p == ':') {
+		p++;
+		drop = 1;
+		uid = num(&p);
+		if (*p == ':') p++;
+		gid = num(&p);
+		if (*p == ':') p++;
+		while (*p && ngroups < MAXGROUPS) {
+			groups[ngroups++] = (unsigned int)num(&p);
+			if (*p == ',') p++;
+			else break;
+		}
+	}
 	struct clone_args ca = {0};
 	ca.exit_signal = SIGCHLD;
 	if (v2) {
@@ -57,6 +86,9 @@ void cmain(long *sp) {
 		if (!v2 && sc(__NR_write, 4, (long)"0", 1, 0, 0) != 1) sc(__NR_exit_group, 124, 0, 0, 0, 0);
 		sc(__NR_close, 3, 0, 0, 0, 0);
 		sc(__NR_close, 4, 0, 0, 0, 0);
+		if (drop && (sc(__NR_setgroups, (long)ngroups, (long)groups, 0, 0, 0) < 0 ||
+			     sc(__NR_setgid, (long)gid, 0, 0, 0, 0) < 0 || sc(__NR_setuid, (long)uid, 0, 0, 0, 0) < 0))
+			sc(__NR_exit_group, 123, 0, 0, 0, 0);
 		long e = sc(__NR_execve, (long)argv[2], (long)(argv + 3), (long)envp, 0, 0);
 		sc(__NR_exit_group, e == -2 ? 127 : 126, 0, 0, 0, 0);
 	}

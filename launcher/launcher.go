@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -34,7 +35,16 @@ func binaryPath() (string, error) {
 			memfdErr = fmt.Errorf("creating launcher memfd: %w", err)
 			return
 		}
-		memfd = os.NewFile(uintptr(fd), "cgpeak-launcher")
+		// The child execs this path after its ExtraFiles were moved onto
+		// fds 3 and 4: a memfd numbered 3 or 4 would be shadowed there (the
+		// exec then fails with EACCES on the pipe), so keep it well above.
+		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 64)
+		unix.Close(fd)
+		if err != nil {
+			memfdErr = fmt.Errorf("moving launcher memfd: %w", err)
+			return
+		}
+		memfd = os.NewFile(uintptr(high), "cgpeak-launcher")
 		if _, err := memfd.Write(image); err != nil {
 			memfdErr = fmt.Errorf("writing launcher: %w", err)
 		}
@@ -83,6 +93,22 @@ func Command(v2 bool, cg *os.File, path string, args []string) (*Launch, error) 
 	c.ExtraFiles = []*os.File{w, cg}
 	return &Launch{Cmd: c, res: r}, nil
 }
+
+// As makes the command run as uid and gid with the given supplementary
+// groups: the launcher's child drops to them once inside the cgroup. env is
+// the command's environment (its HOME and user names).
+func (l *Launch) As(uid, gid uint32, groups []uint32, env []string) {
+	gs := make([]string, len(groups))
+	for i, g := range groups {
+		gs[i] = strconv.FormatUint(uint64(g), 10)
+	}
+	l.Cmd.Args[1] += fmt.Sprintf(":%d:%d:%s", uid, gid, strings.Join(gs, ","))
+	l.Cmd.Env = env
+}
+
+// ExitCantDrop is the launcher child's exit code when it cannot become the
+// user As named.
+const ExitCantDrop = 123
 
 // Start starts the launcher.
 func (l *Launch) Start() error {

@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
@@ -155,5 +157,45 @@ func TestOpenFindsEveryFunction(t *testing.T) {
 	}
 	if _, err := Open(Options{CgroupID: st.Ino, Backend: bs[0], KernelBTF: "/nonexistent"}); err == nil {
 		t.Error("a missing --kernel-btf file was accepted")
+	}
+}
+
+// A call nested in another on the same thread (an interrupt charging or
+// freeing memory while a task is inside a traced function): the kprobe
+// frames give each return its own call's arguments, leave the outer frame
+// to the outer return when the nested call was not kept, and count a call
+// nested too deep. Run in the kernel, on the programs' own save and take.
+func TestKprobeNesting(t *testing.T) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Skip("cannot raise RLIMIT_MEMLOCK:", err)
+	}
+	spec, err := bpf.LoadCharges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range spec.Programs {
+		if name != "test_nesting" {
+			delete(spec.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if errors.Is(err, os.ErrPermission) {
+		t.Skip("no BPF here (not root):", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	if _, err := coll.Programs["test_nesting"].Run(&ebpf.RunOptions{Context: make([]byte, 8)}); err != nil {
+		t.Fatal(err)
+	}
+	var got [5]uint64
+	if err := coll.Variables["nest_result"].Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	// the unkept call's return takes nothing; the kept nested call's return
+	// gets 2, the outer's 1; nothing is left; one call too deep is counted.
+	if want := [5]uint64{0, 2, 1, 0, 1}; got != want {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

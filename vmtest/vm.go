@@ -72,14 +72,21 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeV2
 	}
-	if cfg.Mode != ModeV2 && cfg.Mode != ModeV1 {
-		return 0, fmt.Errorf("unknown cgroup mode %q: use v2 or v1", cfg.Mode)
+	if cfg.Mode != ModeV2 && cfg.Mode != ModeV1 && cfg.Mode != ModeSystemd {
+		return 0, fmt.Errorf("unknown cgroup mode %q: use v2, v1 or systemd", cfg.Mode)
 	}
 	if err := cfg.Kernel.SupportsMode(cfg.Mode); err != nil {
 		return 0, err
 	}
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 2
+	}
+	if cfg.Mode == ModeSystemd {
+		// The root file system lives in guest RAM; systemd is slower to boot.
+		cfg.MemoryMB = max(cfg.MemoryMB, 1536)
+		if cfg.Boot == 0 {
+			cfg.Boot = systemdBoot * time.Second
+		}
 	}
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = 1024
@@ -111,7 +118,19 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	defer os.RemoveAll(tmp)
 	initrd := filepath.Join(tmp, "initrd.cpio")
-	if err := writeInitramfs(initrd, cfg); err != nil {
+	if cfg.Mode == ModeSystemd {
+		cache, err := CacheDir()
+		if err != nil {
+			return 0, err
+		}
+		rootfs, err := SystemdRootfs(ctx, cache, cfg.Logf)
+		if err != nil {
+			return 0, err
+		}
+		if err := writeSystemdInitramfs(initrd, rootfs, cfg); err != nil {
+			return 0, fmt.Errorf("building the initramfs: %w", err)
+		}
+	} else if err := writeInitramfs(initrd, cfg); err != nil {
 		return 0, fmt.Errorf("building the initramfs: %w", err)
 	}
 
@@ -197,25 +216,7 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 	b.WriteString(`ip link set lo up 2>/dev/null
 for t in ttyS1 ttyS2 ttyS3; do stty -F /dev/$t raw -echo 2>/dev/null; done
 `)
-	env := []string{"HOME=/root", "TMPDIR=/tmp", "CGPEAK_VM_MODE=" + cfg.Mode, "CGPEAK_VM_RELEASE=" + cfg.Kernel.Release}
-	env = append(env, cfg.Env...)
-	for _, e := range env {
-		if k, v, ok := strings.Cut(e, "="); ok {
-			fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
-		}
-	}
-	dir := cfg.Dir
-	if dir == "" {
-		dir = "/root"
-	}
-	fmt.Fprintf(&b, "mkdir -p %[1]s; cd %[1]s\n", shellQuote(dir))
-	fmt.Fprintf(&b, "echo %s > /dev/ttyS3\n", startMarker)
-	b.WriteString(shellQuote(program))
-	for _, a := range cfg.Args {
-		b.WriteString(" " + shellQuote(a))
-	}
-	b.WriteString(" </dev/null >/dev/ttyS1 2>/dev/ttyS2\n")
-	fmt.Fprintf(&b, "echo %s$? > /dev/ttyS3\n", exitMarker)
+	runProgram(&b, cfg, program)
 	// The serial FIFOs drain before poweroff: sync waits for nothing here, so sleep a moment.
 	b.WriteString("sleep 0.2\npoweroff -f\n")
 	return b.String()
@@ -232,6 +233,41 @@ func writeInitramfs(dst string, cfg Config) error {
 		c.mkdirAll(d)
 	}
 	c.copyFile("/bin/busybox", cfg.Busybox)
+	program, err := shipProgram(c, cfg)
+	if err != nil {
+		return err
+	}
+	c.file("/init", 0o755, []byte(initScript(cfg, program)))
+	return c.close()
+}
+
+// runProgram writes the shell lines that export the guest environment, run
+// the program with its output on the serial ports, and report its exit code;
+// extra variables come before cfg.Env.
+func runProgram(b *strings.Builder, cfg Config, program string, extra ...string) {
+	env := []string{"HOME=/root", "TMPDIR=/tmp", "CGPEAK_VM_MODE=" + cfg.Mode, "CGPEAK_VM_RELEASE=" + cfg.Kernel.Release}
+	env = append(append(env, extra...), cfg.Env...)
+	for _, e := range env {
+		if k, v, ok := strings.Cut(e, "="); ok {
+			fmt.Fprintf(b, "export %s=%s\n", k, shellQuote(v))
+		}
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		dir = "/root"
+	}
+	fmt.Fprintf(b, "mkdir -p %[1]s; cd %[1]s\n", shellQuote(dir))
+	fmt.Fprintf(b, "echo %s > /dev/ttyS3\n", startMarker)
+	b.WriteString(shellQuote(program))
+	for _, a := range cfg.Args {
+		b.WriteString(" " + shellQuote(a))
+	}
+	b.WriteString(" </dev/null >/dev/ttyS1 2>/dev/ttyS2\n")
+	fmt.Fprintf(b, "echo %s$? > /dev/ttyS3\n", exitMarker)
+}
+
+// shipProgram adds the program (as /vmtest/NAME, returned) and cfg.Files.
+func shipProgram(c *cpioWriter, cfg Config) (string, error) {
 	program := "/vmtest/" + filepath.Base(cfg.Program)
 	c.copyFile(program, cfg.Program)
 	guests := make([]string, 0, len(cfg.Files))
@@ -243,7 +279,7 @@ func writeInitramfs(dst string, cfg Config) error {
 		h := cfg.Files[g]
 		st, err := os.Stat(h)
 		if err != nil {
-			return fmt.Errorf("shipping %s: %w", h, err)
+			return "", fmt.Errorf("shipping %s: %w", h, err)
 		}
 		if st.IsDir() {
 			c.copyTree(g, h)
@@ -251,8 +287,7 @@ func writeInitramfs(dst string, cfg Config) error {
 			c.copyFile(g, h)
 		}
 	}
-	c.file("/init", 0o755, []byte(initScript(cfg, program)))
-	return c.close()
+	return program, nil
 }
 
 // boot runs QEMU once.

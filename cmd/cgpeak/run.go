@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -27,6 +28,8 @@ type runOpts struct {
 	memoryMax string
 	swapMax   string
 	quiet     bool
+	from      string
+	user      string
 	trace     traceOpts
 	series    seriesOpts
 }
@@ -35,6 +38,8 @@ type runOpts struct {
 type Report struct {
 	Command       []string          `json:"command"`
 	Cgroup        string            `json:"cgroup"`
+	CgroupFrom    string            `json:"cgroup_from,omitempty"`
+	RanAs         string            `json:"ran_as,omitempty"`
 	CgroupVersion int               `json:"cgroup_version"`
 	WallSeconds   float64           `json:"wall_seconds"`
 	UserSeconds   float64           `json:"user_seconds"`
@@ -63,6 +68,8 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
 	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
+	fs.StringVar(&o.user, "user", "", "run the command as this user (name or uid; root only); under sudo the default is the user who ran sudo, --user root keeps root")
+	fs.StringVar(&o.from, "cgroup-from", "auto", "where the run's cgroup comes from: auto, delegated (a cgroup delegated to cgpeak), systemd (a transient scope) or direct")
 	fs.BoolVar(&o.trace.on, "trace", false, "trace every memory cgroup charge with eBPF and explain the peak (root; see cgpeak probe)")
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
 	fs.BoolVar(&o.trace.descend, "descendants", false, "also trace the cgroups the workload makes below its own (implies --trace-charges)")
@@ -96,6 +103,13 @@ Flags:
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
 		return exitUsage
 	}
+	if code := chooseUser(&o); code != 0 {
+		return code
+	}
+	if !slices.Contains(cgroup.Providers, o.from) {
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --cgroup-from %q: use %s\n", o.from, strings.Join(cgroup.Providers, ", "))
+		return exitUsage
+	}
 	cmdArgs := fs.Args()
 	if len(cmdArgs) == 0 {
 		fmt.Fprintln(os.Stderr, "cgpeak: no command given: use cgpeak run -- CMD [ARGS...]")
@@ -125,16 +139,18 @@ Flags:
 			return code
 		}
 	}
-	h, err := cgroup.FindMemory()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitCgroup
-	}
 	// Caught from here on, so that Ctrl-C before or between runs stops
 	// cgpeak cleanly instead of killing it with a cgroup made.
 	stopped := make(chan os.Signal, 1)
 	signal.Notify(stopped, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(stopped)
+	src, err := cgroup.Acquire(cgroup.Options{From: o.from, Description: "cgpeak run: " + specNames(specs)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		return exitCgroup
+	}
+	defer closeSource(src)
+	h := src.H
 	if len(specs) > 1 || o.series.repeated() {
 		return runSeries(o, h, specs, mem, swap, stopped)
 	}
@@ -276,6 +292,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 		}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
+	runAs(topts.as, l, cmd)
 
 	sigs := stop
 	if sigs == nil {
@@ -352,6 +369,8 @@ loop:
 	rep := &Report{
 		Command:       args,
 		Cgroup:        leaf.Path,
+		CgroupFrom:    leaf.H.From,
+		RanAs:         ranAs(topts.as),
 		CgroupVersion: 1,
 		WallSeconds:   wall.Seconds(),
 		UserSeconds:   tv(e.ru.Utime),
@@ -396,6 +415,12 @@ var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", 
 
 func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
+	if r.CgroupFrom != "" {
+		fmt.Fprintf(w, "  cgroup from: %s\n", r.CgroupFrom)
+	}
+	if r.RanAs != "" {
+		fmt.Fprintf(w, "  ran as: %s\n", r.RanAs)
+	}
 	fmt.Fprintf(w, "  wall time                %10.3f s\n", r.WallSeconds)
 	fmt.Fprintf(w, "  user time                %10.3f s   (getrusage of the command's tree)\n", r.UserSeconds)
 	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)

@@ -273,6 +273,9 @@ func runList(idx []int) string {
 func writeSeries(w io.Writer, rep *SeriesReport) {
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "cgpeak: %s (%d runs, each in a fresh cgroup)\n", r.Command, r.Runs)
+		if len(r.Each) > 0 && r.Each[0].CgroupFrom != "" {
+			fmt.Fprintf(w, "  cgroup from: %s\n", r.Each[0].CgroupFrom)
+		}
 		secLine(w, "wall time", r.WallSeconds, "")
 		secLine(w, "user time", r.UserSeconds, "getrusage of the command's tree")
 		secLine(w, "sys time", r.SysSeconds, "getrusage")

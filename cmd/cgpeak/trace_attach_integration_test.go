@@ -384,7 +384,7 @@ func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 				if stat["anon"] < n*page {
 					t.Fatalf("memory.stat never showed the %d touched pages: anon %d B", n, stat["anon"])
 				}
-				const slack = 8 // pages
+				const slack = 4 // pages; 1 over memory.stat seen on 6.1 and 7.3
 				if d := int64(x.CorrectedPeakBytes/page) - int64((held+page-1)/page); d < -slack || d > slack {
 					t.Errorf("corrected peak %d pages, memory.stat %d pages in use at the plateau: %+d", x.CorrectedPeakBytes/page, (held+page-1)/page, d)
 				}

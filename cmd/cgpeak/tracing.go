@@ -10,6 +10,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/internal/session"
 	"github.com/cgpeak/cgpeak/loader"
 )
@@ -23,6 +24,7 @@ type traceOpts struct {
 	kernelBTF string
 	timeline  bool
 	plot      string
+	as        *runas.Identity // who the command runs as (root's runs only); nil: as cgpeak
 	// Test switches (hidden flags): summary mode probes every request even
 	// where the stocks can be read; per-charge mode walks every stack.
 	perRequest, walkEveryStack, noUserStacks bool

@@ -175,6 +175,15 @@ func fetch(suites []string) int {
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
 	for _, s := range suites {
+		if s == vmtest.ModeSystemd {
+			img, err := vmtest.SystemdRootfs(context.Background(), cache, logf)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "vmtest:", err)
+				return exitInfra
+			}
+			fmt.Printf("%s\t%s\t%s\n", s, "bookworm", img)
+			continue
+		}
 		k, err := vmtest.ResolveKernel(context.Background(), s, cache, logf)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "vmtest:", err)

@@ -224,15 +224,7 @@ func testExplainSmallBig(t *testing.T, byBuildID, command bool) {
 		t.Errorf("flame graph: %v, no box for big with its 301 pages", err)
 	}
 
-	pf, err := os.Open(pp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	p, err := profile.Parse(pf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := parsePprof(t, pp)
 	if len(p.SampleType) != 2 || p.SampleType[0].Type != "requests" || p.SampleType[1].Type != "charged" || p.SampleType[1].Unit != "bytes" {
 		t.Fatalf("sample types %v", p.SampleType)
 	}
@@ -394,6 +386,20 @@ func TestRecordedSmallBigTrace(t *testing.T) {
 	}
 
 	noUserStackInExec(t, raw)
+}
+
+func parsePprof(t *testing.T, path string) *profile.Profile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("%s does not parse as a pprof profile: %v", path, err)
+	}
+	return p
 }
 
 // noUserStackInExec: no request from inside execve has a user stack (its

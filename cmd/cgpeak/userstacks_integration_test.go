@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/pprof/profile"
 
 	"github.com/cgpeak/cgpeak/internal/symbolize"
 )
@@ -95,15 +94,7 @@ func TestUserStacksKnownWorkloads(t *testing.T) {
 					t.Errorf("the trace lacks %s's build ID %s", bin, want)
 				}
 				noUserStackInExec(t, raw)
-				pf, err := os.Open(pp)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer pf.Close()
-				p, err := profile.Parse(pf)
-				if err != nil {
-					t.Fatalf("the profile does not parse: %v", err)
-				}
+				p := parsePprof(t, pp)
 				var bigBytes int64
 				for _, s := range p.Sample {
 					for _, l := range s.Location {

@@ -1,14 +1,14 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test hosttest vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
+.PHONY: help build test kernel-table hosttest bench-host vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
-KERNELS ?= bookworm trixie-backports
+KERNELS ?= bullseye bookworm trixie trixie-backports
 KERNEL ?= bookworm
 MODES ?= v2 v1
-VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/ ./loader/
+VMPKGS ?= ./cgroup/ ./cmd/cgpeak/ ./vmtest/smoke/ ./loader/ ./internal/kpeak/
 # Under sudo, cgpeak runs commands as the user who ran sudo; the tests expect
 # their workloads to run as the test binary's own user.
 unexport SUDO_UID SUDO_GID SUDO_USER
@@ -16,16 +16,27 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
 build: ## build bin/cgpeak
 	$(GO) build -o bin/cgpeak ./cmd/cgpeak
-test: ## everything: unit and host tests, then the VM suite on each kernel of KERNELS
+SUITE_RESULTS ?= $(CURDIR)/bin/suite-results
+export CGPEAK_SUITE_RESULTS = $(SUITE_RESULTS)
+test: ## everything: unit and host tests, the VM suite on each kernel of KERNELS, then the README's kernel table checked against them
+	rm -rf $(SUITE_RESULTS)
 	$(MAKE) hosttest
 	$(MAKE) vmtest-all
 	$(MAKE) vmtest-systemd
+	vmtest/table.sh --check $(SUITE_RESULTS) README.md
+kernel-table: ## rewrite the README's kernel table from the last suite results (bin/suite-results)
+	@t=$$(mktemp); vmtest/table.sh $(SUITE_RESULTS) > $$t && \
+	awk -v t=$$t '/<!-- kernel table: begin/ { print; while ((getline l < t) > 0) print l; skip = 1; next } /<!-- kernel table: end/ { skip = 0 } !skip' README.md > README.md.new && \
+	mv README.md.new README.md; rm -f $$t
 hosttest: ## unit and host cgroup integration tests (needs root, gcc)
 	@log=$$(mktemp /tmp/cgpeak-hosttest-XXXXXX.log); \
 	$(GO) test -v -count=1 ./... >$$log 2>&1; rc=$$?; \
 	grep -E '^(\s*--- |ok|FAIL|PASS$$|panic:|\s+\S+_test\.go:)' $$log; \
 	p=$$(grep -cE '^\s*--- PASS' $$log); f=$$(grep -cE '^\s*--- FAIL' $$log); s=$$(grep -cE '^\s*--- SKIP' $$log); \
-	echo "host suite: $$(uname -r): $$((p+f+s)) tests ran: $$p passed, $$f failed, $$s skipped; log $$log"; exit $$rc
+	echo "host suite: $$(uname -r): $$((p+f+s)) tests ran: $$p passed, $$f failed, $$s skipped; log $$log"; \
+	mode=v2; [ -d /sys/fs/cgroup/memory ] && mode=v1; mkdir -p $(SUITE_RESULTS); \
+	{ echo "# host $$(uname -r) $$mode"; grep -E '^\s*--- (PASS|FAIL|SKIP)' $$log | awk '{ sub(":", "", $$2); print $$2, $$3 }'; } > $(SUITE_RESULTS)/host.$$mode; \
+	exit $$rc
 vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
 vmtest-systemd: guest bin/vmtest ## cgpeak as a normal user and as root in a systemd VM (bookworm image built by mmdebstrap, cached)
@@ -34,7 +45,12 @@ vmtest-all: guest bin/vmtest
 	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
+	@$(MAKE) -s bench-host
 	@$(MAKE) -s bench-explain
+bench-host: guest ## the tracepoint backend's overhead on this machine's own kernel (root; where cgpeak probe picks it)
+	@if bin/guest/cgpeak probe | grep -q 'with the memcg stat tracepoints'; then \
+		d=$$(mktemp -d); cp bench/guest.sh $$d/; cd $$d && PATH=$(CURDIR)/bin/guest:$$PATH CONFIGS="tracepoint:summary tracepoint:charges" sh guest.sh; rc=$$?; rm -rf $$d; exit $$rc; \
+	else echo "bench: this kernel's tracing backend is not the tracepoint one (see cgpeak probe): no native figures"; fi
 bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by cgpeak run (root)
 	@$(GO) build -o bin/gentrace ./bench/gentrace
 	@f=$$(mktemp --suffix=.jsonl); trap 'rm -f $$f' EXIT; bin/gentrace -events 10000000 > $$f && \

@@ -30,9 +30,16 @@ const (
 	// OpDrain: drain_stock gave this CPU's stock back (its counter uncharge
 	// arrives as an OpCounterUncharge of its own).
 	OpDrain
+	// OpStatAdd and OpStatSub: a memcg statistic that is charged to the
+	// counter (anon, file, kernel, sock; Kind says which) rose or fell by
+	// Pages (the tracepoint backend). Real is the sum of those statistics
+	// after the update; Usage and Watermark the counter's then.
+	OpStatAdd
+	OpStatSub
 )
 
-var opNames = map[Op]string{OpCharge: "charge", OpCounterCharge: "counter_charge", OpCounterUncharge: "counter_uncharge", OpRefill: "refill_stock", OpDrain: "drain_stock"}
+var opNames = map[Op]string{OpCharge: "charge", OpCounterCharge: "counter_charge", OpCounterUncharge: "counter_uncharge", OpRefill: "refill_stock", OpDrain: "drain_stock",
+	OpStatAdd: "stat_add", OpStatSub: "stat_sub"}
 
 func (o Op) String() string { return opNames[o] }
 
@@ -126,18 +133,25 @@ func (e Event) OtherCounter() bool { return e.Counter != "" && e.Counter != Coun
 // requests served from a stock are counted there instead of recorded.
 type Summary struct {
 	CPUs map[int]SummaryCPU `json:"cpus"`
+	// Stats: a tracepoint trace's summary: per CPU, the real use peak and
+	// the most real use at the watermark (MaxReal, Watermark...) and the
+	// pages added to and taken out of the charged statistics.
+	Stats bool `json:"stats,omitempty"`
 }
 
 // SummaryCPU is one CPU's share; real use in pages, times in ns.
 type SummaryCPU struct {
-	FromStock      uint64 `json:"from_stock"`       // requests served from the stock
-	FromStockPages uint64 `json:"from_stock_pages"` // their pages
-	Pending        uint64 `json:"pending"`          // of those, pages no event reported
-	MaxReal        int64  `json:"max_real"`         // most pages in real use seen at a request's end
-	MaxRealTime    uint64 `json:"max_real_t"`
-	Watermark      uint64 `json:"watermark"`      // watermark at the last request ending at it
-	WatermarkReal  int64  `json:"watermark_real"` // real use then
-	WatermarkTime  uint64 `json:"watermark_t"`
+	FromStock      uint64            `json:"from_stock"`       // requests served from the stock
+	FromStockPages uint64            `json:"from_stock_pages"` // their pages
+	Pending        uint64            `json:"pending"`          // of those, pages no event reported
+	MaxReal        int64             `json:"max_real"`         // most pages in real use seen at a request's end
+	MaxRealTime    uint64            `json:"max_real_t"`
+	Watermark      uint64            `json:"watermark"`      // watermark at the last request ending at it
+	WatermarkReal  int64             `json:"watermark_real"` // real use then
+	WatermarkTime  uint64            `json:"watermark_t"`
+	StatAdded      uint64            `json:"stat_added,omitempty"`
+	StatRemoved    uint64            `json:"stat_removed,omitempty"`
+	StatKinds      map[string]uint64 `json:"stat_kinds,omitempty"` // pages added, by statistic
 }
 
 // slot is one CPU's stock for one memcg: a CPU stocks pages for one memcg
@@ -242,6 +256,9 @@ type Totals struct {
 	// or a stock served below zero (a refill it did not see). ResyncPages
 	// is how far the stock was moved. Either means the trace missed events.
 	Resyncs, ResyncPages uint64
+	// Stats: a tracepoint trace, of stat updates: RequestedPages are pages
+	// added to the charged statistics, UnchargedPages pages taken out.
+	Stats bool
 }
 
 // Point is one step of the timeline, in pages.
@@ -314,6 +331,10 @@ func (m *Model) Apply(e Event) {
 		m.mainCg = e.Cgroup
 	}
 	m.events++
+	if e.Op == OpStatAdd || e.Op == OpStatSub {
+		m.applyStat(e)
+		return
+	}
 	c := m.cpu(e.CPU)
 	k := slot{e.CPU, e.Cgroup}
 	if e.Consumed > 0 {
@@ -502,6 +523,68 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 	m.step(e)
 }
 
+// applyStat replays a stat update of a tracepoint trace. Real use is the
+// running sum of the charged statistics, kept by the kernel side; the
+// counter's usage beyond it is what the stocks hold, with charges not yet
+// in a statistic, and the trace cannot tell those apart or split them by CPU.
+func (m *Model) applyStat(e Event) {
+	m.usage = int64(e.Usage)
+	m.watermark = max(m.watermark, e.Watermark)
+	m.real = e.Real
+	m.totals.Stats = true
+	if e.Op == OpStatAdd {
+		m.totals.RequestedPages += e.Pages
+		if e.Kind != "" {
+			k := entry(m.kinds, e.Kind)
+			k.Requests++
+			k.Pages += e.Pages
+		}
+	} else {
+		m.totals.UnchargedPages += e.Pages
+	}
+	if e.Real > int64(m.best.Pages) {
+		m.best = Peak{Pages: uint64(e.Real), Time: e.Time}
+	}
+	if m.usage == int64(m.watermark) && m.watermark > 0 {
+		m.snapStat(m.watermark, e.Real, e.Time)
+	}
+	m.step(e)
+}
+
+// snapStat explains the watermark by real use at a moment usage stood at
+// it. Usage stays at the watermark while an exiting process unmaps its
+// pages (the statistics fall before the pages are freed and uncharged), so
+// the moment with the most real use is kept.
+func (m *Model) snapStat(wm uint64, real int64, t uint64) {
+	in := uint64(max(min(real, int64(wm)), 0))
+	if a := m.atMark; a != nil && a.Watermark == wm && a.InUse >= in {
+		return
+	}
+	m.atMark = &Snapshot{Watermark: wm, Stock: map[int]uint64{}, Time: t, InUse: in, StockTotal: wm - in}
+}
+
+// applyStatSummary takes what the tracepoint programs kept per CPU: the
+// peak of real use each saw, the most real use at the watermark, and the
+// pages added to and taken out of the statistics, emitted or not.
+func (m *Model) applyStatSummary(s Summary) {
+	m.totals.Stats = true
+	m.totals.RequestedPages, m.totals.UnchargedPages = 0, 0
+	m.kinds = map[string]*KindStats{}
+	for _, sc := range s.CPUs {
+		for k, v := range sc.StatKinds {
+			entry(m.kinds, k).Pages += v
+		}
+		m.totals.RequestedPages += sc.StatAdded
+		m.totals.UnchargedPages += sc.StatRemoved
+		if sc.MaxReal > int64(m.best.Pages) {
+			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
+		}
+		if sc.Watermark > 0 && sc.Watermark == m.watermark {
+			m.snapStat(sc.Watermark, sc.WatermarkReal, sc.WatermarkTime)
+		}
+	}
+}
+
 // snapRead explains the watermark at a moment of a stock-read trace.
 func (m *Model) snapRead(real int64, stocked uint64, t uint64) {
 	s := &Snapshot{Watermark: m.watermark, Stock: map[int]uint64{}, Batches: m.batches, Time: t}
@@ -561,6 +644,10 @@ func (m *Model) endRequest(cpu int, c *CPUStats, pages uint64) {
 // no event reported, and real use measured at every request's end, which the
 // events alone cannot give.
 func (m *Model) ApplySummary(s Summary) {
+	if s.Stats {
+		m.applyStatSummary(s)
+		return
+	}
 	// Requests served from stocks carry no process: per-process totals
 	// would count only those charged to the counter.
 	m.procs = map[int]*ProcStats{}

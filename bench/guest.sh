@@ -8,7 +8,7 @@
 REPS=${REPS:-5}
 num() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$2" | head -1; }
 best() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | head -1; }
-CONFIGS="fentry:summary fentry:charges kprobe:summary kprobe:charges"
+CONFIGS=${CONFIGS:-"fentry:summary fentry:charges kprobe:summary kprobe:charges"}
 
 traced() { # backend mode rounds pages
 	flag=--trace

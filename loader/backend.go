@@ -99,13 +99,13 @@ func findBackend(name string) *backend {
 }
 
 // Backends names the backends Open accepts besides Auto, in the order Auto
-// tries them.
+// tries them (the tracepoint backend, an object of its own, last).
 func Backends() []string {
 	var n []string
 	for _, b := range backends {
 		n = append(n, b.name)
 	}
-	return n
+	return append(n, Tracepoint)
 }
 
 func hasFunc(s *btf.Spec, name string) bool {

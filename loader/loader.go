@@ -1,12 +1,14 @@
 // Package loader loads cgpeak's charge tracer into the kernel, attaches it
 // with the best backend the kernel allows (fentry/fexit, else
-// kprobe/kretprobe), and reads its events.
+// kprobe/kretprobe, else the memcg stat tracepoints), and reads its events.
 package loader
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -24,7 +26,7 @@ import (
 // Errors a caller may want to explain in its own words.
 var (
 	// ErrNoBackend: the kernel runs none of the backends' programs.
-	ErrNoBackend = errors.New("this kernel allows neither fentry nor kprobe programs")
+	ErrNoBackend = errors.New("this kernel allows neither fentry, kprobe nor memcg tracepoint programs")
 	// ErrUnknownBackend: Options.Backend names no backend.
 	ErrUnknownBackend = errors.New("unknown backend")
 	// ErrNoKernelBTF: the kernel has no /sys/kernel/btf/vmlinux and no
@@ -103,6 +105,11 @@ type Options struct {
 	// NoUserStacks: in per-charge mode, take no user stacks (benchmarks
 	// compare the cost).
 	NoUserStacks bool
+	// RealStart gives the tracepoint backend's real use when tracing
+	// begins, in pages (the charged statistics of a cgroup already
+	// running); called once the programs are loaded, just before they are
+	// attached, so that nothing changes unseen in between. nil: 0.
+	RealStart func() int64
 }
 
 // Function reports how one kernel function is traced.
@@ -131,6 +138,7 @@ type Tracer struct {
 	rd         *ringbuf.Reader
 	kinds      map[uint64][2]string // stack key -> kind, caller
 	syms       *kallsyms.Table
+	tracepoint bool // the stat tracepoint backend: its own events and summary
 }
 
 // Open loads and attaches the tracer for one memcg. Nothing stays loaded or
@@ -159,11 +167,24 @@ func Open(o Options) (t *Tracer, err error) {
 				break
 			}
 		}
-		if b == nil {
+		if b == nil && ProbeTracepoint(k.types).OK {
+			o.Backend = Tracepoint
+		} else if b == nil {
 			return nil, ErrNoBackend
 		}
-	} else if b = findBackend(o.Backend); b == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownBackend, o.Backend)
+	}
+	if o.Backend == Tracepoint {
+		// Its own object, on the memcg stat tracepoints: no kernel
+		// function, stock or mode of the others applies.
+		if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+			return nil, fmt.Errorf("this kernel has no BPF ring buffer (Linux 5.8+), which charge tracing needs: %w", err)
+		}
+		return openTracepoint(o, k.types)
+	}
+	if b == nil {
+		if b = findBackend(o.Backend); b == nil {
+			return nil, fmt.Errorf("%w %q", ErrUnknownBackend, o.Backend)
+		}
 	}
 	if b.needsSyms && k.syms == nil {
 		return nil, serr
@@ -276,7 +297,24 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 			opened.Close()
 		}
 	}()
-	for name, prog := range coll.Programs {
+	// A kprobe and a kretprobe on one function share the kernel's probe,
+	// whose handlers run newest first; the kretprobe's replaces the return
+	// address with its trampoline, which kernels before 5.15 cannot unwind
+	// through. Attaching kretprobes first lets the kprobe walk the real
+	// stack before that.
+	names := make([]string, 0, len(coll.Programs))
+	for name := range coll.Programs {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := strings.HasPrefix(names[i], "kretprobe_"), strings.HasPrefix(names[j], "kretprobe_")
+		if ri != rj {
+			return ri
+		}
+		return names[i] < names[j]
+	})
+	for _, name := range names {
+		prog := coll.Programs[name]
 		l, err := b.attach(name, prog, attachTo[name])
 		if err != nil {
 			return nil, fmt.Errorf("attaching %s to %s: %w", name, attachTo[name], err)
@@ -296,6 +334,9 @@ const maxCPUs = 1024
 // Missing lists what the trace cannot see on this kernel.
 func (t *Tracer) Missing() []string {
 	var m []string
+	if t.tracepoint {
+		m = append(m, TracepointBlind...)
+	}
 	for _, f := range t.Functions {
 		if f.Missing != "" {
 			m = append(m, f.Name+": "+f.Missing)
@@ -318,6 +359,9 @@ func (t *Tracer) Read() (analysis.Event, error) {
 		}
 		if err != nil {
 			return analysis.Event{}, err
+		}
+		if t.tracepoint {
+			return decodeTP(rec.RawSample)
 		}
 		return t.decode(rec.RawSample)
 	}
@@ -416,11 +460,14 @@ func (t *Tracer) Cost() (runs uint64, spent time.Duration, err error) {
 
 // KeptSummary: the programs kept per-CPU figures in the kernel (summary
 // mode probing every request) that Summary reads at the end.
-func (t *Tracer) KeptSummary() bool { return t.mode == modeSummary }
+func (t *Tracer) KeptSummary() bool { return t.mode == modeSummary || t.tracepoint }
 
 // Summary reads what the programs kept per CPU in summary mode.
 func (t *Tracer) Summary() (analysis.Summary, error) {
 	var per []bpf.SummaryCpuState
+	if t.tracepoint {
+		return t.tpSummary()
+	}
 	if t.mode != modeSummary {
 		return analysis.Summary{}, errors.New("no per-CPU summary in this mode")
 	}

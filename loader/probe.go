@@ -35,23 +35,31 @@ func probeFentry(kernelTypes *btf.Spec) Answer {
 	if kernelTypes == nil {
 		return Answer{Known: true, Detail: "no kernel BTF, which fentry needs"}
 	}
-	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
-		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFExit, AttachTo: "page_counter_uncharge", License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	}, ebpf.ProgramOptions{KernelTypes: kernelTypes})
+	return probeProgram(&ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFExit, AttachTo: "page_counter_uncharge"}, kernelTypes,
+		func(p *ebpf.Program) (link.Link, error) { return link.AttachTracing(link.TracingOptions{Program: p}) },
+		"an fexit program", "fentry/fexit programs (EPERM before the verifier: lockdown, or a policy)", false)
+}
+
+// probeProgram loads a do-nothing program of spec's type and attaches it
+// with attach. refused names what an EPERM refuses; attachKnown: a failure
+// to attach answers the question (else it is inconclusive).
+func probeProgram(spec *ebpf.ProgramSpec, kernelTypes *btf.Spec, attach func(*ebpf.Program) (link.Link, error), what, refused string, attachKnown bool) Answer {
+	spec.License = "GPL"
+	spec.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	prog, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{KernelTypes: kernelTypes})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return Answer{Known: true, Detail: "the kernel refuses fentry/fexit programs (EPERM before the verifier: lockdown, or a policy)"}
+			return Answer{Known: true, Detail: "the kernel refuses " + refused}
 		}
-		return Answer{Known: errors.Is(err, ebpf.ErrNotSupported), Detail: "loading an fexit program failed: " + err.Error()}
+		return Answer{Known: errors.Is(err, ebpf.ErrNotSupported), Detail: "loading " + what + " failed: " + err.Error()}
 	}
 	defer prog.Close()
-	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	l, err := attach(prog)
 	if err != nil {
-		return Answer{Known: false, Detail: "attaching an fexit program failed: " + err.Error()}
+		return Answer{Known: attachKnown, Detail: "attaching " + what + " failed: " + err.Error()}
 	}
 	l.Close()
-	return Answer{OK: true, Known: true, Detail: "an fexit program loads and attaches"}
+	return Answer{OK: true, Known: true, Detail: what + " loads and attaches"}
 }
 
 // ProbeKprobe reports whether the kernel offers kprobes.
@@ -68,12 +76,15 @@ func ProbeKprobe() Answer {
 }
 
 // ProbeBackend picks the backend Open's Auto picks: the first of Backends
-// that works here, else "".
+// that works here, else the memcg stat tracepoints, else "".
 func ProbeBackend(kernelTypes *btf.Spec) string {
 	for _, b := range backends {
 		if b.probe(kernelInfo{types: kernelTypes}).OK {
 			return b.name
 		}
+	}
+	if ProbeTracepoint(kernelTypes).OK {
+		return Tracepoint
 	}
 	return ""
 }

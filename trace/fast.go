@@ -193,7 +193,8 @@ var interned = map[string]string{}
 func init() {
 	for _, s := range []string{"charge", "counter_charge", "counter_uncharge", "refill_stock", "drain_stock",
 		"try_charge_memcg", "page_counter_try_charge", "page_counter_charge", "page_counter_uncharge", "memory", "memsw", "swap",
-		"anon", "file", "shmem", "swapin", "user", "thp", "page_tables", "kernel_stack", "slab", "vmalloc", "socket", "kernel", "unknown"} {
+		"anon", "file", "shmem", "swapin", "user", "thp", "page_tables", "kernel_stack", "slab", "vmalloc", "socket", "kernel", "unknown",
+		"stat_add", "stat_sub", "mod_memcg_state", "mod_memcg_lruvec_state", "sock"} {
 		interned[s] = s
 	}
 }

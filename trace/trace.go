@@ -44,7 +44,10 @@ type Header struct {
 	// the kernel held them (stocked, real); no charge request is recorded.
 	StocksRead bool              `json:"stocks_read,omitempty"`
 	Functions  map[string]string `json:"functions"` // traced function -> kernel symbol, or "missing: why"
-	Started    string            `json:"started"`   // RFC 3339
+	// CannotSee: what the backend cannot observe, so no figure of the trace
+	// claims it (the tracepoint backend: charge requests, the stocks' split).
+	CannotSee []string `json:"cannot_see,omitempty"`
+	Started   string   `json:"started"` // RFC 3339
 	// Filled in when tracing ends, where the trace is a file cgpeak can
 	// rewrite: a trace with losses says so from its first line.
 	Lost        uint64 `json:"lost,omitempty"`         // events lost (ring buffer full)

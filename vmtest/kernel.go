@@ -28,8 +28,8 @@ type Kernel struct {
 // RequiredSuites are the Debian suites every test run boots; OptionalSuites
 // are known and fetched on request.
 var (
-	RequiredSuites = []string{"bookworm", "trixie-backports"}
-	OptionalSuites = []string{"bullseye", "trixie"}
+	RequiredSuites = []string{"bullseye", "bookworm", "trixie", "trixie-backports"}
+	OptionalSuites = []string{}
 )
 
 // CacheDir is $CGPEAK_VM_CACHE, else the user cache dir: never the repo, so

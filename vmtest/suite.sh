@@ -7,6 +7,9 @@ kernel=$1 modes=$2
 shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 vmtest=$root/bin/vmtest guest=$root/bin/guest
+# Each mode's test results, for the README's kernel table (vmtest/table.sh).
+results=${CGPEAK_SUITE_RESULTS:-$root/bin/suite-results}
+mkdir -p "$results"
 release=$("$vmtest" fetch "$kernel" | cut -f2) || { echo "vm suite: $kernel: INFRASTRUCTURE FAILURE: no kernel" >&2; exit 4; }
 status=0
 for mode in $modes; do
@@ -18,11 +21,15 @@ for mode in $modes; do
 	exec_cmd="$vmtest -q --kernel $kernel --mode $mode --bin $guest --env CGPEAK_TEST_CGPEAK=/usr/local/bin/cgpeak --env CGPEAK_TEST_TOUCH=/usr/local/bin/touchpages"
 	echo "=== vm suite: $kernel ($release), cgroup $mode"
 	start=$SECONDS
-	CGO_ENABLED=0 go test -count=1 -v -p 1 -exec "$exec_cmd" "$@" >"$log" 2>&1
+	CGO_ENABLED=0 go test -count=1 -v -p 1 -timeout 40m -exec "$exec_cmd" "$@" >"$log" 2>&1
 	rc=$?
 	grep -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL|PASS$|panic:|vmtest:|--- console|\s+\S+_test\.go:)' "$log"
 	pass=$(grep -cE '^\s*--- PASS' "$log") fail=$(grep -cE '^\s*--- FAIL' "$log") skip=$(grep -cE '^\s*--- SKIP' "$log")
 	infra=$(grep -c 'INFRASTRUCTURE FAILURE' "$log")
+	{
+		echo "# $kernel $release $mode"
+		grep -E '^\s*--- (PASS|FAIL|SKIP)' "$log" | awk '{ sub(":", "", $2); print $2, $3 }'
+	} >"$results/$kernel.$mode"
 	echo "vm suite: $kernel ($release) cgroup $mode: $((pass + fail + skip)) tests ran: $pass passed, $fail failed, $skip skipped; $infra infrastructure failures; $((SECONDS - start)) s; log $log"
 	if [ "$infra" -gt 0 ]; then
 		echo "vm suite: $kernel cgroup $mode: the VM failed to boot: an infrastructure failure, not a test result (console above)"

@@ -57,6 +57,11 @@ type Report struct {
 	Interrupted   bool              `json:"interrupted,omitempty"`
 	Missing       []string          `json:"missing,omitempty"`
 	Trace         *TraceReport      `json:"trace,omitempty"`
+
+	// Where the kernel keeps no peak and BPF cannot read it: the most
+	// memory.current was seen at, a lower bound.
+	PeakLowerBoundBytes  *uint64 `json:"cgroup_peak_lower_bound_bytes,omitempty"`
+	PeakLowerBoundSource string  `json:"cgroup_peak_lower_bound_source,omitempty"`
 }
 
 func runCmd(args []string) int {
@@ -74,7 +79,7 @@ func runCmd(args []string) int {
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
 	fs.BoolVar(&o.trace.descend, "descendants", false, "also trace the cgroups the workload makes below its own (implies --trace-charges)")
 	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (implies --trace)")
-	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
+	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.trace.testFlags(fs)
 	o.series.flags(fs)
@@ -100,7 +105,7 @@ Flags:
 	o.trace.charges = o.trace.charges || o.trace.descend
 	o.trace.on = o.trace.on || o.trace.output != "" || o.trace.charges
 	if !validBackend(o.trace.backend) {
-		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.trace.backend)
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.trace.backend)
 		return exitUsage
 	}
 	if code := chooseUser(&o); code != 0 {
@@ -320,6 +325,7 @@ func execute(leaf *cgroup.Leaf, path string, args []string, topts traceOpts, std
 		}
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
+	pf := startPeakFallback(leaf, topts.kernelBTF)
 	type end struct {
 		ws  syscall.WaitStatus
 		ru  syscall.Rusage
@@ -360,6 +366,7 @@ loop:
 	// Children the command left behind still count: end them before reading.
 	_ = leaf.Kill()
 	if e.err != nil {
+		pf.abort()
 		if ts != nil {
 			ts.abort()
 		}
@@ -389,6 +396,7 @@ loop:
 		rep.ExitCode = 128 + int(e.ws.Signal())
 	}
 	f := leaf.Read()
+	pf.fill(&f, rep)
 	if f.HavePeak {
 		v := f.PeakBytes
 		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
@@ -426,6 +434,9 @@ func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "  sys time                 %10.3f s   (getrusage)\n", r.SysSeconds)
 	if r.PeakBytes != nil {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, cgroup v%d; includes per-CPU charge batching)\n", human(*r.PeakBytes), r.PeakSource, r.CgroupVersion)
+	}
+	if r.PeakLowerBoundBytes != nil {
+		fmt.Fprintf(w, "  cgroup peak, lower bound %10s     (%s)\n", human(*r.PeakLowerBoundBytes), r.PeakLowerBoundSource)
 	}
 	if r.SwapPeakBytes != nil {
 		label := "swap peak               "

@@ -22,7 +22,7 @@ import (
 // page it touches after tracing began, the kernel's watermark equals the
 // cgroup's peak file, and the trace ends on Ctrl-C or when the cgroup goes.
 func TestTraceRunningWorkload(t *testing.T) {
-	bs := tracingBackends(t)
+	bs := withTracepoint(t, backends(t))
 	cgpeak, touch := build(t)
 	h, err := cgroup.FindMemory()
 	if err != nil {
@@ -276,6 +276,10 @@ func TestTraceDescendants(t *testing.T) {
 					if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
 						t.Fatal(err)
 					}
+				} else if err := os.WriteFile(filepath.Join(parent, "memory.use_hierarchy"), []byte("1"), 0); err != nil && !os.IsNotExist(err) {
+					// v1 before 5.11: without it, the parent's counter
+					// leaves out its children's charges.
+					t.Fatal(err)
 				}
 				if err := os.Mkdir(child, 0o755); err != nil {
 					t.Fatal(err)

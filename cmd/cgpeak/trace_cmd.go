@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +43,7 @@ func traceCmd(args []string) int {
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
 	fs.BoolVar(&o.descend, "descendants", false, "also trace the cgroups below it (a container's or a slice's children; implies --trace-charges)")
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
-	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry or kprobe")
+	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.testFlags(fs)
 	fs.Usage = func() {
@@ -58,7 +59,7 @@ func traceCmd(args []string) int {
 	}
 	o.charges = o.charges || o.descend
 	if !validBackend(o.backend) {
-		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry or kprobe\n", o.backend)
+		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.backend)
 		return exitUsage
 	}
 	target, err := tgt.resolve()
@@ -86,6 +87,11 @@ func traceCmd(args []string) int {
 		rep.CgroupVersion = 2
 	}
 	start := target.Read()
+	if o.descend && !target.H.V2 {
+		if b, err := os.ReadFile(filepath.Join(target.Path, "memory.use_hierarchy")); err == nil && strings.TrimSpace(string(b)) == "0" {
+			rep.Missing = append(rep.Missing, "descendants in the cgroup's counter: its memory.use_hierarchy is 0 (cgroup v1 before 5.11), so its counter, watermark and peak leave out what its descendants charge")
+		}
+	}
 	ts, err := startTrace(o, target, nil, true)
 	if err != nil {
 		if *out != "" {
@@ -126,6 +132,11 @@ wait:
 		rep.Missing = append(rep.Missing, "cgroup figures: the cgroup was removed before tracing ended")
 	} else {
 		f = target.Read()
+		if !f.HavePeak && target.H.V2 {
+			if err := watermarkPeak(&f, target.Path, o.kernelBTF); err != nil {
+				f.Missing = append(f.Missing, "cgroup peak: this kernel keeps no memory.peak (Linux 5.19+) and its watermark could not be read with BPF: "+oneLine(err))
+			}
+		}
 		rep.Missing = append(rep.Missing, f.Missing...)
 		if f.HavePeak {
 			v := f.PeakBytes

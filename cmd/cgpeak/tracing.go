@@ -139,6 +139,10 @@ func modeLabel(mode string, stocksRead bool) string {
 // writeCharges prints the charge totals; a stock-read summary knows the
 // requests the stocks served only as pages.
 func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
+	if t.Stats {
+		fmt.Fprintf(w, "  stat updates             %d pages added to the charged statistics, %d taken out (tracepoint backend: no charge requests seen)\n", t.RequestedPages, t.UnchargedPages)
+		return
+	}
 	if t.RequestsUncounted {
 		fmt.Fprintf(w, "  charges                  %d pages requested, %d of them served from the per-CPU stock (summary mode counts those in pages, not requests), %d counter charges of up to %d pages, %d forced, %d refused\n",
 			t.RequestedPages, t.FromStockPages, t.CounterCharges, batch, t.Forced, t.Failed)

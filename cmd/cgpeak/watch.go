@@ -78,6 +78,8 @@ func watchCmd(args []string) int {
 	default:
 		v = &lineView{w: os.Stdout}
 	}
+	live := openLivePeak(target)
+	defer live.close()
 	start := time.Now()
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
@@ -91,6 +93,7 @@ func watchCmd(args []string) int {
 			v.end(WatchSample{Seconds: time.Since(start).Seconds(), Time: time.Now().UTC().Format(time.RFC3339Nano), Ended: "cgroup removed"})
 			return 0
 		}
+		live.fill(&s.Figures)
 		v.show(watchSample(target, s, start))
 		select {
 		case <-sig:

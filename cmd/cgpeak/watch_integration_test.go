@@ -34,9 +34,13 @@ func TestWatchFollowsSteps(t *testing.T) {
 	}
 	defer w.Process.Kill()
 	lines := make(chan WatchSample, 1000)
+	first := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
-		for sc.Scan() {
+		for n := 0; sc.Scan(); n++ {
+			if n == 0 {
+				close(first)
+			}
 			var s WatchSample
 			if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 				t.Errorf("line %q: %v", sc.Text(), err)
@@ -45,6 +49,13 @@ func TestWatchFollowsSteps(t *testing.T) {
 		}
 		close(lines)
 	}()
+	// Once watch is sampling (it may first load BPF to read the peak of a
+	// kernel without memory.peak).
+	select {
+	case <-first:
+	case <-time.After(30 * time.Second):
+		t.Fatal("cgpeak watch printed no sample")
+	}
 	work := exec.Command(touch, "4000", dir)
 	work.Env = append(os.Environ(), "TOUCH_STEPS=4", "TOUCH_PAUSE_MS=500")
 	if b, err := work.CombinedOutput(); err != nil {

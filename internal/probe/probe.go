@@ -96,7 +96,12 @@ func Run() Probe {
 		_, err := os.Stat(events + strings.ReplaceAll(name, ":", "/"))
 		add("tracepoint "+name, err == nil, what)
 	}
-	tp("memcg", "memcg stat tracepoints (Linux 6.13+)")
+	tpa := loader.ProbeTracepoint(spec)
+	tps := state(tpa.OK)
+	if !tpa.Known {
+		tps = "unknown"
+	}
+	p.Features = append(p.Features, Entry{"memcg stat tracepoints", tps, tpa.Detail + " (the tracepoint backend, Linux 6.13+)"})
 	tp("kmem:rss_stat", "per-mm RSS counter changes")
 	add("root", os.Geteuid() == 0, fmt.Sprintf("euid %d", os.Geteuid()))
 	if lock, err := os.ReadFile("/sys/kernel/security/lockdown"); err != nil {
@@ -111,9 +116,12 @@ func Run() Probe {
 		if !h.V2 {
 			src = "memory.max_usage_in_bytes"
 		}
-		if peakFile {
+		switch {
+		case peakFile:
 			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup and report its peak from "+src)
-		} else {
+		case h.V2:
+			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup; this kernel has no memory.peak, so report the memcg's watermark read by BPF (as root), else a lower bound sampled from memory.current")
+		default:
 			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup, but report the cgroup peak as missing: this kernel has no "+src)
 		}
 	} else {
@@ -126,8 +134,10 @@ func Run() Probe {
 		p.Verdict = append(p.Verdict, "trace charges with fentry/fexit (--trace)", summaryVerdict(stocks))
 	case b == loader.Kprobe:
 		p.Verdict = append(p.Verdict, "trace charges with kprobes (--trace): fentry is not available: "+fe.Detail, summaryVerdict(stocks))
+	case b == loader.Tracepoint:
+		p.Verdict = append(p.Verdict, "trace charges with the memcg stat tracepoints (--trace): "+kp.Detail+"; and "+fe.Detail+"; the trace sees stat updates, not charge requests, and the stocks only as their total")
 	default:
-		p.Verdict = append(p.Verdict, "not trace charges: "+kp.Detail+"; and "+fe.Detail+" (run cgpeak run --trace inside a VM with a stock kernel, see make vmtest)")
+		p.Verdict = append(p.Verdict, "not trace charges: "+kp.Detail+"; "+fe.Detail+"; and "+tpa.Detail+" (run cgpeak run --trace inside a VM with a stock kernel, see make vmtest)")
 	}
 	return p
 }

@@ -31,7 +31,7 @@ type Options struct {
 	Charges     bool   // record every charge (per-charge mode), not the summary
 	Descendants bool   // also the cgroups below the target (implies Charges)
 	Output      string // write the trace to this file (JSON Lines), "" for none
-	Backend     string // loader.Auto, loader.Fentry or loader.Kprobe
+	Backend     string // loader.Auto, or one of loader.Backends()
 	KernelBTF   string
 	Timeline    bool     // keep the model's timeline (for a plot or a listing)
 	Command     []string // the traced command, for the trace header
@@ -81,8 +81,12 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 	o.Charges = o.Charges || o.Descendants
 	rel := kernel.Release()
 	batch := kernel.ChargeBatch(rel)
+	var realStart func() int64
+	if o.Attached {
+		realStart = func() int64 { return chargedStats(target) }
+	}
 	t, err := loader.Open(loader.Options{CgroupID: st.Ino, CgroupV2: target.H.V2, Backend: o.Backend, KernelBTF: o.KernelBTF, Summary: !o.Charges,
-		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack, NoUserStacks: o.NoUserStacks})
+		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack, NoUserStacks: o.NoUserStacks, RealStart: realStart})
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +111,9 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 			Attached: o.Attached, Descendants: o.Descendants, Functions: functions(t), Started: time.Now().UTC().Format(time.RFC3339Nano)}
 		if o.Charges && len(o.Command) > 0 {
 			h.CommandPath, h.CommandBuildID = commandFile(o.Command[0])
+		}
+		if t.Backend == loader.Tracepoint {
+			h.CannotSee = loader.TracepointBlind
 		}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.Abort()
@@ -278,4 +285,22 @@ func cgroupNames(top string) map[string]string {
 		return nil
 	})
 	return names
+}
+
+// chargedStats is what a running cgroup already holds of the statistics the
+// tracepoint backend sums as real use, in pages, from memory.stat (v2: anon,
+// file, kernel, sock; v1: rss, cache, and memory.kmem.usage_in_bytes).
+func chargedStats(leaf *cgroup.Leaf) int64 {
+	f := leaf.Read()
+	var b uint64
+	if leaf.H.V2 {
+		b = f.Stat["anon"] + f.Stat["file"] + f.Stat["kernel"] + f.Stat["sock"]
+	} else {
+		b = f.Stat["rss"] + f.Stat["cache"]
+		if k, err := os.ReadFile(filepath.Join(leaf.Path, "memory.kmem.usage_in_bytes")); err == nil {
+			v, _ := strconv.ParseUint(strings.TrimSpace(string(k)), 10, 64)
+			b += v
+		}
+	}
+	return int64(b / uint64(os.Getpagesize()))
 }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/cgpeak/cgpeak/loader"
+	"github.com/cgpeak/cgpeak/trace"
+)
+
+// The tracepoint backend on a workload touching exactly n pages: real use
+// peaks within a few pages of n (the program's own binary, stack and page
+// tables are the rest), the watermark it read is the kernel's peak file,
+// the header says what it cannot see, and the saved trace replays to the
+// same answer. Where fentry works too (7.x), it runs the same workload and
+// the two corrected peaks agree.
+func TestTracepointBackend(t *testing.T) {
+	spec, _ := btf.LoadKernelSpec()
+	if a := loader.ProbeTracepoint(spec); !a.OK {
+		t.Skipf("no memcg stat tracepoints to trace with here: %s", a.Detail)
+	}
+	cgpeak, touch := build(t)
+	page := uint64(os.Getpagesize())
+	fentry := loader.ProbeFentry(spec).OK
+	for _, n := range []uint64{1000, 25600} {
+		for _, mode := range []string{"summary", "charges"} {
+			t.Run(strconv.FormatUint(n, 10)+"/"+mode, func(t *testing.T) {
+				tf := filepath.Join(t.TempDir(), "t.jsonl")
+				args := []string{"--backend", "tracepoint", "--trace-output", tf}
+				if mode == "charges" {
+					args = append(args, "--trace-charges")
+				}
+				r, code := runJSON(t, cgpeak, append(args, "--", touch, strconv.FormatUint(n, 10))...)
+				if code != 0 || r.Trace == nil || r.PeakBytes == nil {
+					t.Fatalf("exit %d, trace %v, peak %v, missing %v", code, r.Trace, r.PeakBytes, r.Missing)
+				}
+				x := r.Trace
+				t.Logf("n=%d %s: %s peak %d pages, traced watermark %d, corrected peak %d pages, %d events; %s",
+					n, mode, r.PeakSource, *r.PeakBytes/page, x.WatermarkBytes/page, x.CorrectedPeakBytes/page, x.Events, x.Explanation)
+				if x.Backend != loader.Tracepoint {
+					t.Errorf("backend %q", x.Backend)
+				}
+				if x.WatermarkBytes != *r.PeakBytes {
+					t.Errorf("traced watermark %d B, %s %d B: want them equal", x.WatermarkBytes, r.PeakSource, *r.PeakBytes)
+				}
+				if c := x.CorrectedPeakBytes / page; c < n || c > n+160 {
+					t.Errorf("corrected peak %d pages for %d touched: want within [n, n+160]", c, n)
+				}
+				if a := x.Kinds["anon"].Pages; a < n {
+					t.Errorf("anon pages added %d, below the %d touched (kinds %v)", a, n, x.Kinds)
+				}
+				h := traceHeader(t, tf)
+				if h.Backend != loader.Tracepoint || len(h.CannotSee) == 0 {
+					t.Errorf("header backend %q, cannot_see %v", h.Backend, h.CannotSee)
+				}
+				out, err := exec.Command(cgpeak, "explain", "--json", tf).Output()
+				if err != nil {
+					t.Fatalf("explain: %v", err)
+				}
+				var ex Explanation
+				if err := json.Unmarshal(out, &ex); err != nil {
+					t.Fatal(err)
+				}
+				if ex.CorrectedPeakBytes != x.CorrectedPeakBytes || ex.WatermarkBytes != x.WatermarkBytes {
+					t.Errorf("replayed: corrected %d, watermark %d; live: %d, %d", ex.CorrectedPeakBytes, ex.WatermarkBytes, x.CorrectedPeakBytes, x.WatermarkBytes)
+				}
+				if !fentry || mode != "summary" {
+					return
+				}
+				f, code := runJSON(t, cgpeak, "--backend", "fentry", "--trace", "--", touch, strconv.FormatUint(n, 10))
+				if code != 0 || f.Trace == nil {
+					t.Fatalf("fentry: exit %d", code)
+				}
+				d := int64(f.Trace.CorrectedPeakBytes/page) - int64(x.CorrectedPeakBytes/page)
+				t.Logf("fentry on the same workload: corrected peak %d pages (%+d)", f.Trace.CorrectedPeakBytes/page, d)
+				if d < -tracepointBound || d > tracepointBound {
+					t.Errorf("corrected peaks: fentry %d pages, tracepoint %d: want within %d pages", f.Trace.CorrectedPeakBytes/page, x.CorrectedPeakBytes/page, tracepointBound)
+				}
+			})
+		}
+	}
+}
+
+// tracepointBound is how far the tracepoint backend's corrected peak may be
+// from fentry's on the same workload, in pages: charges not yet in a
+// statistic, and the run-to-run difference of what starting a program costs.
+const tracepointBound = 32
+
+func traceHeader(t *testing.T, path string) trace.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	var h trace.Header
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &h) != nil {
+		t.Fatalf("no header in %s", path)
+	}
+	return h
+}
+
+// withTracepoint adds the tracepoint backend to bs where the kernel lets it
+// run, and skips the test where no backend can.
+func withTracepoint(t *testing.T, bs []string) []string {
+	spec, _ := btf.LoadKernelSpec()
+	if loader.ProbeTracepoint(spec).OK {
+		bs = append(bs, loader.Tracepoint)
+	}
+	if len(bs) == 0 {
+		t.Skip("this kernel offers neither fentry, kprobes nor memcg tracepoints (see cgpeak probe); charge tracing is tested in the VMs")
+	}
+	return bs
+}

@@ -168,15 +168,16 @@ type Model struct {
 	watermark uint64
 	stock     map[slot]int64 // pages stocked, per CPU and memcg
 	mainCg    uint64         // the cgroup of the first event: summary traces have only it
-	// inflight: pages a CPU charged to the counter for a request that has
+	// inflight: pages a thread (in applyRead a CPU) charged to the counter for a request that has
 	// not ended, not yet in its stock (the batch's surplus, and the request
 	// itself), or given back by drain_stock but not yet uncharged. Other
 	// CPUs' events can fall in that window; U counts these pages, real use
 	// must not.
 	inflight map[int]int64
 	draining map[int]int64
-	charged  map[int]bool  // a counter charge since this CPU's last request
+	charged  map[int]bool  // a counter charge since this thread's last request (per CPU in applyRead)
 	before   map[int]int64 // the CPU's stock when that counter charge came
+	beforeAt map[int]slot  // and which CPU's stock
 	attached bool          // tracing began on a running cgroup
 	read     bool          // a stock-read summary trace (StocksRead)
 	known    map[slot]bool // attached: this CPU's stock is known (empty once, or drained)
@@ -259,6 +260,11 @@ type Totals struct {
 	// Stats: a tracepoint trace, of stat updates: RequestedPages are pages
 	// added to the charged statistics, UnchargedPages pages taken out.
 	Stats bool
+	// MaxPages: the most pages one traced call moved (a request, a counter
+	// charge or uncharge, a refill or a drain), for the error bound.
+	MaxPages uint64
+	// MaxCounterPages: the most pages one counter charge took.
+	MaxCounterPages uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -275,7 +281,7 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
 // step is kept for Result().Timeline.
 func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
 		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}, keepTL: timeline}
 }
 
@@ -331,6 +337,10 @@ func (m *Model) Apply(e Event) {
 		m.mainCg = e.Cgroup
 	}
 	m.events++
+	m.totals.MaxPages = max(m.totals.MaxPages, e.Pages)
+	if e.Op == OpCounterCharge {
+		m.totals.MaxCounterPages = max(m.totals.MaxCounterPages, e.Pages)
+	}
 	if e.Op == OpStatAdd || e.Op == OpStatSub {
 		m.applyStat(e)
 		return
@@ -344,19 +354,27 @@ func (m *Model) Apply(e Event) {
 		m.applyRead(e, c, k)
 		return
 	}
+	// A request's counter charge, refill and end are one thread's calls; on
+	// a preemptible kernel the thread can move CPU between them, so what is
+	// in flight is kept per thread. Interrupts and idle CPUs run as thread 0
+	// on every CPU: theirs is kept per CPU.
+	req := e.TID
+	if req == 0 {
+		req = -1 - e.CPU
+	}
 	switch e.Op {
 	case OpCounterCharge:
 		if e.Failed {
 			m.totals.Failed++
 			break
 		}
-		if !m.charged[e.CPU] {
-			m.before[e.CPU] = m.stock[k]
+		if !m.charged[req] {
+			m.before[req], m.beforeAt[req] = m.stock[k], k
 		}
-		m.charged[e.CPU] = true
+		m.charged[req] = true
 		m.counterCharge(e, c)
 		if !e.Forced {
-			m.inflight[e.CPU] += int64(e.Pages)
+			m.inflight[req] += int64(e.Pages)
 		}
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
@@ -365,7 +383,7 @@ func (m *Model) Apply(e Event) {
 		m.totals.UnchargedPages += e.Pages
 	case OpRefill:
 		m.stock[k] += int64(e.Pages)
-		m.inflight[e.CPU] = max(m.inflight[e.CPU]-int64(e.Pages), 0)
+		m.inflight[req] = max(m.inflight[req]-int64(e.Pages), 0)
 		m.totals.Refills++
 	case OpDrain:
 		m.drain(e, k)
@@ -399,7 +417,7 @@ func (m *Model) Apply(e Event) {
 				k.Callers[e.Caller] += e.Pages
 			}
 		}
-		if !m.charged[e.CPU] {
+		if !m.charged[req] {
 			m.stock[k] -= int64(e.Pages)
 			m.totals.FromStock++
 			m.totals.FromStockPages += e.Pages
@@ -411,17 +429,17 @@ func (m *Model) Apply(e Event) {
 				}
 				m.stock[k] = 0
 			}
-		} else if b := m.before[e.CPU]; b >= int64(e.Pages) && e.Pages <= m.batch {
+		} else if b := m.before[req]; b >= int64(e.Pages) && e.Pages <= m.batch {
 			// consume_stock would have served this request from b pages:
 			// the kernel's stock was lower, drained by a call not traced.
 			m.resync(uint64(b))
-			m.stock[k] -= b
+			m.stock[m.beforeAt[req]] -= b
 		}
-		if m.charged[e.CPU] {
+		if m.charged[req] {
 			m.known[k] = true
 		}
-		m.charged[e.CPU] = false
-		m.inflight[e.CPU] = 0
+		m.charged[req] = false
+		m.inflight[req] = 0
 	}
 	m.real = m.usage - m.stocked() - sum(m.inflight) - sum(m.draining)
 	// Between a counter charge and the end of its request, U holds a surplus

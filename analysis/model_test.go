@@ -77,7 +77,7 @@ func newKernel(batch uint64) *kernel { return &kernel{batch: batch, stock: map[i
 func (k *kernel) emit(e Event) {
 	k.t += 1000
 	e.Time = k.t
-	e.PID, e.TID, e.Comm = 42, 42, "touch"
+	e.PID, e.TID, e.Comm = 42, 1000+e.CPU, "touch" // a thread per CPU, as a pinned workload has
 	k.events = append(k.events, e)
 }
 

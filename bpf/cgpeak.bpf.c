@@ -107,6 +107,7 @@ __u64 target_memcg = 0;
 
 #define WAKEUP_BYTES (256 << 10)
 
+/* Sized by the loader per mode and machine (loader/ring.go). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
@@ -1069,20 +1070,50 @@ static __always_inline void set_drain(__u32 v)
 
 /* ---------------------------------------------------------------------
  * fentry / fexit
+ *
+ * The trampoline runs these with migration disabled but, on a preemptible
+ * kernel, preemption enabled, and it counts each program as running on its
+ * CPU from entry to exit: a task preempted inside a program makes the next
+ * task that enters the same program on that CPU a recursion, skipped and
+ * counted in the program's recursion_misses. So the body runs with
+ * preemption disabled where the kernel offers it (the kfuncs are 6.10+; weak,
+ * so older kernels load the programs without them, and those kernels are
+ * not preemptible in the configurations we trace: see docs/tracer.md). What
+ * is left is the trampoline's own few instructions around the body.
  */
 
+extern void bpf_preempt_disable(void) __ksym __weak;
+extern void bpf_preempt_enable(void) __ksym __weak;
+
+#define bpf_ksym_exists(sym) ({ _Static_assert(!__builtin_constant_p(!!sym), #sym " should be weak"); !!sym; })
+
+#define NO_PREEMPT(body) do {						\
+		bool off_ = bpf_ksym_exists(bpf_preempt_disable) &&	\
+			    bpf_ksym_exists(bpf_preempt_enable);	\
+		if (off_)						\
+			bpf_preempt_disable();				\
+		body;							\
+		if (off_)						\
+			bpf_preempt_enable();				\
+	} while (0)
+
 #ifndef MODE_STOCKS
-SEC("fexit/try_charge_memcg")
-int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
+static __always_inline void try_charge_ended(void *ctx, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
 {
 	__u64 cg = member(memcg);
 	if (!cg)
-		return 0;
+		return;
 #ifdef MODE_CHARGES
 	on_request(ctx, gfp, nr, ret, req_stack_at(ctx, addr(ctx), gfp, nr), cg);
 #else
 	on_request(memcg, gfp, nr, ret, cg);
 #endif
+}
+
+SEC("fexit/try_charge_memcg")
+int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsigned int nr, int ret)
+{
+	NO_PREEMPT(try_charge_ended(ctx, memcg, gfp, nr, ret));
 	return 0;
 }
 #endif
@@ -1090,28 +1121,28 @@ int BPF_PROG(fexit_try_charge, struct mem_cgroup *memcg, unsigned int gfp, unsig
 SEC("fexit/page_counter_try_charge")
 int BPF_PROG(fexit_pc_try_charge, struct page_counter *c, unsigned long nr, struct page_counter **fail, bool ret)
 {
-	on_counter_charge(FN_PC_TRY_CHARGE, c, nr, ret);
+	NO_PREEMPT(on_counter_charge(FN_PC_TRY_CHARGE, c, nr, ret));
 	return 0;
 }
 
 SEC("fexit/page_counter_charge")
 int BPF_PROG(fexit_pc_charge, struct page_counter *c, unsigned long nr)
 {
-	on_counter_charge(FN_PC_CHARGE, c, nr, true);
+	NO_PREEMPT(on_counter_charge(FN_PC_CHARGE, c, nr, true));
 	return 0;
 }
 
 SEC("fexit/page_counter_uncharge")
 int BPF_PROG(fexit_pc_uncharge, struct page_counter *c, unsigned long nr)
 {
-	on_uncharge(c, nr);
+	NO_PREEMPT(on_uncharge(c, nr));
 	return 0;
 }
 
 SEC("fentry/refill_stock")
 int BPF_PROG(fentry_refill_stock, struct mem_cgroup *memcg, unsigned int nr)
 {
-	on_refill(memcg, nr);
+	NO_PREEMPT(on_refill(memcg, nr));
 	return 0;
 }
 
@@ -1125,7 +1156,7 @@ int BPF_PROG(fentry_drain_stock)
 SEC("fexit/drain_stock")
 int BPF_PROG(fexit_drain_stock)
 {
-	set_drain(0);
+	NO_PREEMPT(set_drain(0));
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -8,6 +9,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/cgpeak/cgpeak/internal/kallsyms"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // Backends.
@@ -111,4 +113,42 @@ func Backends() []string {
 func hasFunc(s *btf.Spec, name string) bool {
 	var fn *btf.Func
 	return s != nil && s.TypeByName(name, &fn) == nil
+}
+
+// autoOrder is the order Auto tries the backends in (indexes into
+// backends) on a kernel with this preemption model. fentry costs less, and
+// on kernels that do not preempt inside the kernel it misses nothing. On a
+// preemptible kernel the trampoline runs fexit programs with preemption
+// enabled and counts a program as running on its CPU from entry to exit: a
+// task preempted there (by the tick, in the body or, with the body's
+// preemption disabled, as soon as it is enabled again) makes every other
+// task entering that program on that CPU a recursion, skipped, until it runs
+// again; in the VMs a quarter of the charge requests of four processes at
+// once were lost that way on 7.3 (docs/tracer.md). A kprobe's program runs
+// with preemption disabled from the probe to its end, so there kprobes go
+// first.
+func autoOrder(model, _ string) []int {
+	var first, rest []int
+	for i, b := range backends {
+		if b.name == Kprobe && kernel.Preemptible(model) {
+			first = append(first, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	return append(first, rest...)
+}
+
+// autoWhy says why Auto picked b.
+func autoWhy(b *backend, model, src string) string {
+	if b == nil {
+		return ""
+	}
+	switch {
+	case model == "":
+		return "auto: the preemption model could not be read; fentry first"
+	case kernel.Preemptible(model):
+		return fmt.Sprintf("auto: kprobe first, the kernel preempts (%s, %s): fentry programs lose calls to preemption", model, src)
+	}
+	return fmt.Sprintf("auto: fentry first, the kernel does not preempt in the kernel (%s, %s)", model, src)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
 	"github.com/cgpeak/cgpeak/internal/kallsyms"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // Errors a caller may want to explain in its own words.
@@ -131,14 +132,17 @@ type Tracer struct {
 	// every request).
 	StocksRead bool
 	StocksNote string
-	mode       mode
-	swap       string // the name of the memcg's second counter
-	coll       *ebpf.Collection
-	links      []link.Link
-	rd         *ringbuf.Reader
-	kinds      map[uint64][2]string // stack key -> kind, caller
-	syms       *kallsyms.Table
-	tracepoint bool // the stat tracepoint backend: its own events and summary
+	// BackendNote: with Auto, why this backend (the kernel's preemption
+	// model and where it was read).
+	BackendNote string
+	mode        mode
+	swap        string // the name of the memcg's second counter
+	coll        *ebpf.Collection
+	links       []link.Link
+	rd          *ringbuf.Reader
+	kinds       map[uint64][2]string // stack key -> kind, caller
+	syms        *kallsyms.Table
+	tracepoint  bool // the stat tracepoint backend: its own events and summary
 }
 
 // Open loads and attaches the tracer for one memcg. Nothing stays loaded or
@@ -160,15 +164,19 @@ func Open(o Options) (t *Tracer, err error) {
 		k.syms = syms
 	}
 	var b *backend
+	why := ""
 	if o.Backend == "" || o.Backend == Auto {
-		for i := range backends {
+		model, src := kernel.Preemption()
+		for _, i := range autoOrder(model, src) {
 			if backends[i].probe(k).OK {
 				b = &backends[i]
 				break
 			}
 		}
+		why = autoWhy(b, model, src)
 		if b == nil && ProbeTracepoint(k.types).OK {
 			o.Backend = Tracepoint
+			why = "auto: neither fentry nor kprobes work here; the memcg stat tracepoints do"
 		} else if b == nil {
 			return nil, ErrNoBackend
 		}
@@ -179,7 +187,11 @@ func Open(o Options) (t *Tracer, err error) {
 		if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 			return nil, fmt.Errorf("this kernel has no BPF ring buffer (Linux 5.8+), which charge tracing needs: %w", err)
 		}
-		return openTracepoint(o, k.types)
+		t, err := openTracepoint(o, k.types)
+		if t != nil {
+			t.BackendNote = why
+		}
+		return t, err
 	}
 	if b == nil {
 		if b = findBackend(o.Backend); b == nil {
@@ -212,7 +224,7 @@ func Open(o Options) (t *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t.StocksNote = note
+	t.StocksNote, t.BackendNote = note, why
 	t.syms = k.syms
 	return t, nil
 }
@@ -250,6 +262,7 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 			return nil, fmt.Errorf("configuring the BPF object: %s: %w", name, err)
 		}
 	}
+	spec.Maps["events"].MaxEntries = ringBytes(m)
 	t = &Tracer{Backend: b.name, kinds: map[uint64][2]string{}, StocksRead: m == modeStocks, mode: m, swap: analysis.CounterMemsw}
 	if o.CgroupV2 {
 		t.swap = analysis.CounterSwap

@@ -18,30 +18,34 @@ import (
 
 // Explanation is `cgpeak explain --json`; byte figures, stable names.
 type Explanation struct {
-	Trace              string                          `json:"trace"`
-	Kernel             string                          `json:"kernel"`
-	Backend            string                          `json:"backend"`
-	Mode               string                          `json:"mode"`
-	StocksRead         bool                            `json:"stocks_read,omitempty"` // a summary whose events carry the kernel's stocks
-	BatchPages         uint64                          `json:"batch_pages"`
-	PageSize           uint64                          `json:"page_size"`
-	Events             uint64                          `json:"events"`
-	Lost               uint64                          `json:"lost_events"`
-	Missed             map[string]uint64               `json:"missed_calls,omitempty"`
-	Resyncs            uint64                          `json:"resyncs"`
-	ResyncPages        uint64                          `json:"resync_pages"`
-	Complete           bool                            `json:"complete"` // end line present, nothing lost, missed or resynced
-	Incomplete         []string                        `json:"incomplete,omitempty"`
-	PeakBytes          *uint64                         `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource         string                          `json:"cgroup_peak_source,omitempty"`
-	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
-	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
-	Explanation        string                          `json:"explanation"`
-	PerCPU             map[int]analysis.CPUStats       `json:"per_cpu"`
-	PerProcess         map[int]analysis.ProcStats      `json:"per_process"`
-	Kinds              map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
-	Cgroups            map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
-	TopFunctions       []topFunction                   `json:"top_functions,omitempty"`   // --top: user functions by pages charged
+	Trace              string            `json:"trace"`
+	Kernel             string            `json:"kernel"`
+	Backend            string            `json:"backend"`
+	Mode               string            `json:"mode"`
+	StocksRead         bool              `json:"stocks_read,omitempty"` // a summary whose events carry the kernel's stocks
+	BatchPages         uint64            `json:"batch_pages"`
+	PageSize           uint64            `json:"page_size"`
+	Events             uint64            `json:"events"`
+	Lost               uint64            `json:"lost_events"`
+	Missed             map[string]uint64 `json:"missed_calls,omitempty"`
+	Resyncs            uint64            `json:"resyncs"`
+	ResyncPages        uint64            `json:"resync_pages"`
+	Complete           bool              `json:"complete"` // end line present, nothing lost, missed or resynced
+	Incomplete         []string          `json:"incomplete,omitempty"`
+	PeakBytes          *uint64           `json:"cgroup_peak_bytes,omitempty"`
+	PeakSource         string            `json:"cgroup_peak_source,omitempty"`
+	WatermarkBytes     uint64            `json:"traced_watermark_bytes"`
+	CorrectedPeakBytes uint64            `json:"corrected_peak_bytes"`
+	// Within CorrectedPeakErrorBytes of the real peak, from MissedCalls
+	// calls missed or lost (analysis.ErrorBound).
+	CorrectedPeakErrorBytes uint64                          `json:"corrected_peak_error_bytes"`
+	MissedCalls             uint64                          `json:"missed_or_lost_calls"`
+	Explanation             string                          `json:"explanation"`
+	PerCPU                  map[int]analysis.CPUStats       `json:"per_cpu"`
+	PerProcess              map[int]analysis.ProcStats      `json:"per_process"`
+	Kinds                   map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
+	Cgroups                 map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
+	TopFunctions            []topFunction                   `json:"top_functions,omitempty"`   // --top: user functions by pages charged
 }
 
 func explainCmd(args []string) int {
@@ -181,6 +185,8 @@ func replayTrace(r io.Reader, name string, keepTimeline, stacks bool) (*Explanat
 	}
 	ex.Incomplete = append(ex.Incomplete, analysis.Incomplete(ex.Lost, ex.Missed, res.Totals)...)
 	ex.Complete = len(ex.Incomplete) == 0
+	b := analysis.ErrorBound(ex.Lost, ex.Missed, res.Totals, h.Batch)
+	ex.CorrectedPeakErrorBytes, ex.MissedCalls = b.Pages*h.PageSize, b.Calls
 	ex.Explanation = analysis.Explain(res, label, peak, h.PageSize)
 	return ex, res.Timeline, prof, nil
 }
@@ -194,7 +200,7 @@ func writeExplanation(w io.Writer, ex *Explanation) {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*ex.PeakBytes), ex.PeakSource)
 	}
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
-	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes))
+	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes)+bound(ex.CorrectedPeakErrorBytes, ex.MissedCalls, ex.Complete))
 	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
 	if len(ex.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))

@@ -101,7 +101,7 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	if t.Attached {
 		window = " while traced"
 	}
-	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", human(t.CorrectedPeakBytes), window, exact)
+	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", human(t.CorrectedPeakBytes)+bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact), window, exact)
 	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	if len(t.Kinds) > 0 {
@@ -109,6 +109,9 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 	}
 	writeCharges(w, t.Result.Totals, t.BatchPages)
 	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups, t.StocksRead)
+	if t.BackendNote != "" {
+		fmt.Fprintf(w, "  backend                  %s\n", t.BackendNote)
+	}
 	if t.Mode == "summary" && !t.StocksRead && t.StocksNote != "" {
 		fmt.Fprintf(w, "  summary mode probed every charge request: the per-CPU stocks could not be read (%s)\n", t.StocksNote)
 	}
@@ -150,4 +153,13 @@ func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
 	}
 	fmt.Fprintf(w, "  charges                  %d requests, %d served from the per-CPU stock, %d counter charges of up to %d pages, %d forced, %d refused\n",
 		t.Requests, t.FromStock, t.CounterCharges, batch, t.Forced, t.Failed)
+}
+
+// bound is what follows a corrected peak that is not exact: how far it may
+// be from the real peak, and why (analysis.ErrorBound).
+func bound(errBytes, calls uint64, exact bool) string {
+	if exact || (errBytes == 0 && calls == 0) {
+		return ""
+	}
+	return fmt.Sprintf(" (± %s: %d calls missed)", human(errBytes), calls)
 }

@@ -5,8 +5,9 @@ import "github.com/cgpeak/cgpeak/analysis"
 // Report is what a live trace saw: the part of a run's report that comes
 // from traced charges.
 type Report struct {
-	Backend string `json:"backend"`
-	Mode    string `json:"mode"` // summary, or charges: every charge recorded
+	Backend     string `json:"backend"`
+	BackendNote string `json:"backend_note,omitempty"` // --backend auto: why this one
+	Mode        string `json:"mode"`                   // summary, or charges: every charge recorded
 	// StocksRead: summary mode read the per-CPU stocks from the kernel, so
 	// requests the stocks served are counted in pages only.
 	StocksRead         bool                            `json:"stocks_read,omitempty"`
@@ -25,8 +26,13 @@ type Report struct {
 	BatchPages         uint64                          `json:"batch_pages"`
 	WatermarkBytes     uint64                          `json:"traced_watermark_bytes"`
 	CorrectedPeakBytes uint64                          `json:"corrected_peak_bytes"`
-	Explanation        string                          `json:"explanation"`
-	Output             string                          `json:"trace_output,omitempty"`
+	// The corrected peak is within CorrectedPeakErrorBytes of the real peak
+	// either way, from the MissedCalls calls missed or lost
+	// (analysis.ErrorBound); both 0 when the trace is exact.
+	CorrectedPeakErrorBytes uint64 `json:"corrected_peak_error_bytes"`
+	MissedCalls             uint64 `json:"missed_or_lost_calls"`
+	Explanation             string `json:"explanation"`
+	Output                  string `json:"trace_output,omitempty"`
 	// The tracer's own runs and time in the kernel, where the kernel counts
 	// them (kernel.bpf_stats_enabled=1); not part of any figure above.
 	ProgramRuns    uint64   `json:"program_runs,omitempty"`

@@ -232,7 +232,7 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	}
 	r := s.model.Result()
 	page := uint64(os.Getpagesize())
-	rep := &Report{Backend: s.t.Backend, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote, FromStockPages: r.Totals.FromStockPages,
+	rep := &Report{Backend: s.t.Backend, BackendNote: s.t.BackendNote, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote, FromStockPages: r.Totals.FromStockPages,
 		Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.o.Attached, Kinds: r.Kinds, PerCPU: r.CPUs,
 		PerProcess: r.Procs, BatchPages: s.batch.Pages, WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page,
 		Output: s.o.Output, Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock,
@@ -245,6 +245,8 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	}
 	rep.Incomplete = analysis.Incomplete(lost, missed, r.Totals)
 	rep.Exact = len(rep.Incomplete) == 0
+	b := analysis.ErrorBound(lost, missed, r.Totals, s.batch.Pages)
+	rep.CorrectedPeakErrorBytes, rep.MissedCalls = b.Pages*page, b.Calls
 	var peak uint64
 	if f.HavePeak {
 		peak = f.PeakBytes

@@ -11,11 +11,16 @@
 // charged and uncharged again (the benchmark's second workload).
 // TOUCH_HOLD set: once every page is touched, prints "held" and waits for a
 // line on stdin before exiting, holding them (a plateau to measure).
+// TOUCH_PROCS=P: P child processes touch N pages each at the same time (no
+// CPU pinning: the scheduler spreads them); each holds its pages until all
+// have touched theirs, so the cgroup holds P x N pages at once, then all
+// exit. The parent touches nothing and exits with the first child failure.
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
 	long n = argc > 1 ? atol(argv[1]) : 0;
@@ -33,6 +38,31 @@ int main(int argc, char **argv) {
 		write(1, "ready\n", 6);
 		if (read(0, &c, 1) != 1) return 97;
 	}
+	long procs = getenv("TOUCH_PROCS") ? atol(getenv("TOUCH_PROCS")) : 0;
+	int done[2], go[2];
+	if (procs > 0) {
+		if (pipe(done) || pipe(go)) return 95;
+		for (long i = 0; i < procs; i++) {
+			pid_t c = fork();
+			if (c < 0) return 95;
+			if (c == 0) {
+				close(done[0]);
+				close(go[1]);
+				goto work;
+			}
+		}
+		close(done[1]);
+		close(go[0]);
+		char b;
+		for (long i = 0; i < procs; i++)
+			if (read(done[0], &b, 1) != 1) break;
+		close(go[1]); /* every child has touched its pages: let them go */
+		int st, rc = 0;
+		while (wait(&st) > 0)
+			if (!rc && (!WIFEXITED(st) || WEXITSTATUS(st))) rc = WIFEXITED(st) ? WEXITSTATUS(st) : 94;
+		return rc;
+	}
+work:;
 	long rounds = getenv("TOUCH_ROUNDS") ? atol(getenv("TOUCH_ROUNDS")) : 1;
 	long steps = getenv("TOUCH_STEPS") ? atol(getenv("TOUCH_STEPS")) : 1;
 	long pause = getenv("TOUCH_PAUSE_MS") ? atol(getenv("TOUCH_PAUSE_MS")) : 300;
@@ -46,6 +76,12 @@ int main(int argc, char **argv) {
 			if (steps > 1 && (i + 1) % (n / steps) == 0) usleep(pause * 1000);
 		}
 		if (r + 1 < rounds) munmap(p, n * ps);
+	}
+	if (procs > 0) {
+		char b = 1;
+		if (write(done[1], &b, 1) != 1) return 95;
+		close(done[1]); /* a child that dies before this ends the parent's wait too */
+		read(go[0], &b, 1); /* EOF once all have touched */
 	}
 	if (getenv("TOUCH_HOLD")) {
 		char c;

@@ -1,0 +1,63 @@
+package analysis
+
+import "strings"
+
+// Bound is how far the corrected peak can be from the real one because the
+// trace lacks calls: Pages either way, from Calls calls the kernel or the
+// tracer counted as missed or lost.
+type Bound struct {
+	Pages uint64
+	Calls uint64
+}
+
+// ErrorBound bounds the corrected peak's error from what the trace missed:
+// lost events, and missed calls by the traced function or program they
+// are named after (loader.Tracer.Missed).
+//
+// The replay takes usage from the kernel at every counter event, so a
+// missed call only leaves it wrong about a stock, the pages in flight, or
+// usage until the next counter event, and by at most what that call moved:
+//   - refill_stock adds at most a batch to a stock (the surplus of one, or
+//     a few pages of freed kernel memory);
+//   - drain_stock gives back a stock, which a refill can have taken just
+//     past a batch before the kernel drains it: under two batches;
+//   - a request (try_charge) the stock served took at most a batch; one
+//     that charged the counter left that charge in flight: at most the
+//     largest counter charge the trace saw;
+//   - a counter charge or uncharge, or an event of unknown kind (lost, or
+//     a failed read): its pages, at most the largest call the trace saw.
+//
+// The errors of several missed calls add up at worst. The kernel counts
+// misses of every cgroup's calls, so the bound is wide where other cgroups
+// were busy too. Resyncs moved the replayed stock by pages the replay
+// counted; until then the stock was wrong by those pages, which covers
+// kernels that count no misses (kprobes before 6.7).
+func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) Bound {
+	largest := max(batch, t.MaxPages)
+	b := Bound{Pages: lost * largest, Calls: lost}
+	for fn, n := range missed {
+		b.Calls += n
+		b.Pages += n * missedWeight(fn, t, batch, largest)
+	}
+	if b.Calls == 0 {
+		// Each resync found at least one call missed that no counter saw
+		// (or a request that moved CPU mid-way on a preemptible kernel).
+		b.Calls = t.Resyncs
+	}
+	b.Pages += t.ResyncPages
+	return b
+}
+
+func missedWeight(fn string, t Totals, batch, largest uint64) uint64 {
+	switch {
+	case strings.Contains(fn, "refill_stock"):
+		return batch
+	case strings.Contains(fn, "drain_stock"):
+		return 2 * batch
+	case strings.Contains(fn, "page_counter") || strings.Contains(fn, "pc_"):
+		return largest
+	case strings.Contains(fn, "try_charge"):
+		return max(batch, t.MaxCounterPages)
+	}
+	return largest
+}

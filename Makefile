@@ -61,6 +61,8 @@ guest: ## static binaries shipped into the VMs
 	@mkdir -p bin/guest
 	CGO_ENABLED=0 $(GO) build -o bin/guest/cgpeak ./cmd/cgpeak
 	gcc -O1 -static -o bin/guest/touchpages testdata/touch/touch.c
+	gcc -O1 -g -fno-omit-frame-pointer -ffile-prefix-map=$(CURDIR)=. -static -o bin/guest/smallbig testdata/userstacks/smallbig.c
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/guest/goalloc ./testdata/userstacks/goalloc
 bin/vmtest: FORCE
 	$(GO) build -o bin/vmtest ./cmd/vmtest
 FORCE:

@@ -10,11 +10,10 @@ require (
 	github.com/cilium/ebpf v0.22.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/godbus/dbus/v5 v5.2.4
-)
-
-require (
-	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
-	gonum.org/v1/gonum v0.17.0 // indirect
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
+	github.com/ianlancetaylor/demangle v0.0.0-20260724033716-83e58baca724
+	gonum.org/v1/gonum v0.17.0
 )
 
 tool github.com/cilium/ebpf/cmd/bpf2go

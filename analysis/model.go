@@ -113,6 +113,16 @@ type Event struct {
 	// Stack: charge requests of a live trace: the kernel stack's key in the
 	// tracer, from which Kind and Caller are named; not stored.
 	Stack uint64 `json:"-"`
+	// UStackKey: charge requests of a live trace: the user stack's key in
+	// the tracer; not stored.
+	UStackKey uint64 `json:"-"`
+	// NewMM: the first charge the tracer saw of this process's address
+	// space (its first, or the first since it exec'd); not stored.
+	NewMM bool `json:"-"`
+	// Charge requests (trace schema 2): ids of the request's user and
+	// kernel stacks in the trace's ustack and kstack lines, 0 for none.
+	UStack uint64 `json:"ustack,omitempty"`
+	KStack uint64 `json:"kstack,omitempty"`
 }
 
 // OtherCounter: the event is about the memcg's memsw/swap counter, which

@@ -85,6 +85,8 @@ struct event {
 			 * CPUs, read from the kernel's per-CPU stocks */
 	__s32 real;     /* stock-read mode: real use after the call: usage
 			 * minus stocked minus charges not yet stocked */
+	__u64 ustack;   /* charge requests: key of the user stack in ustacks,
+			 * 0 if none (kernel thread, or the walk failed) */
 };
 
 /* Keep the types in BTF for bpf2go's Go types. */
@@ -273,6 +275,7 @@ static __always_inline struct event *start(__u8 op, __u8 fn, __u8 counter, __u8 
 	e->flags = flags;
 	e->gfp = 0;
 	e->stack = 0;
+	e->ustack = 0;
 	e->cgid = cg;
 	e->consumed = 0;
 	e->stocked = 0;
@@ -876,14 +879,179 @@ static __always_inline void on_refill(struct mem_cgroup *memcg, __u64 nr)
 		send(e);
 }
 
-static __always_inline void on_request(__u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg)
+/* User stacks of charge requests, so the trace can say which of the
+ * workload's functions made each charge: walked by frame pointers
+ * (bpf_get_stack with BPF_F_USER_STACK) and stored once per distinct stack,
+ * keyed by a hash of its frames. With BPF_F_USER_BUILD_ID the kernel names
+ * each frame by the build ID of the file mapped there and the offset in it,
+ * at the moment of the request: the stack means the same after the process
+ * exited or exec'd. A frame the kernel could not name so (no build ID, the
+ * mm lock busy) is a bare address, which user space names through the
+ * process's maps if it can still read them (it is woken at once for a new
+ * stack). */
+#define USTACK_DEPTH 32
+struct ustack_buf {
+	__u64 n; /* frames walked; USTACK_DEPTH: the stack may be deeper */
+	struct bpf_stack_build_id frames[USTACK_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ustack_buf);
+} uscratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct ustack_buf);
+} ustacks SEC(".maps");
+
+/* How each request's user stack was taken, per CPU: every request counts
+ * once in walked, reused, failed or not_user; truncated counts walks that
+ * filled the buffer. */
+enum ustack_stat {
+	US_WALKED,
+	US_REUSED,
+	US_FAILED,
+	US_NOT_USER,
+	US_TRUNCATED,
+	US_NSTATS,
+};
+const enum ustack_stat *unused_ustack_stat __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, US_NSTATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ustack_stats SEC(".maps");
+
+static __always_inline void ucount(__u32 i)
 {
+	__u64 *n = bpf_map_lookup_elem(&ustack_stats, &i);
+	if (n)
+		(*n)++;
+}
+
+struct task_struct {
+	void *mm;
+} __attribute__((preserve_access_index));
+
+/* Set from Go: the kernel has bpf_task_pt_regs (5.15+), which the user call
+ * path cache needs; without it every user stack is walked. */
+volatile const __u8 task_regs = 0;
+/* Set from Go: take user stacks (off only to measure their cost). */
+volatile const __u8 user_stacks = 1;
+
+/* walk_ustack walks and stores the current user stack; *fresh says it was
+ * not stored before. 0 when the walk gave nothing. */
+static __always_inline __u64 walk_ustack(void *ctx, bool *fresh)
+{
+	__u32 z = 0;
+	struct ustack_buf *b = bpf_map_lookup_elem(&uscratch, &z);
+	__u64 h = 14695981039346656037ULL;
+
+	if (!b)
+		return 0;
+	long r = bpf_get_stack(ctx, b->frames, sizeof(b->frames), BPF_F_USER_STACK | BPF_F_USER_BUILD_ID);
+	if (r <= 0) {
+		ucount(US_FAILED);
+		return 0;
+	}
+	ucount(US_WALKED);
+	b->n = r / sizeof(struct bpf_stack_build_id);
+	if (b->n >= USTACK_DEPTH)
+		ucount(US_TRUNCATED);
+	/* bpf_get_stack zeroes what it did not fill. */
+	__u64 *w = (__u64 *)b->frames;
+	for (int i = 0; i < USTACK_DEPTH * 4; i++) { /* 4 words a frame */
+		h ^= w[i];
+		h *= 1099511628211ULL;
+	}
+	if (!h)
+		h = 1;
+	if (!bpf_map_lookup_elem(&ustacks, &h) && !bpf_map_update_elem(&ustacks, &h, b, BPF_NOEXIST))
+		*fresh = true;
+	return h;
+}
+
+/* User call paths whose stack is known, as paths does for kernel stacks: a
+ * request from the same instruction (user ip), at the same user stack depth
+ * (sp), returning to the same place (the return address the frame pointer
+ * points at), in the same process, has the stack last walked there; it is
+ * walked again on its first CHECK_FIRST requests, then one in CHECK_EVERY,
+ * and a walk that finds another stack takes the path over. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct path);
+} upaths SEC(".maps");
+
+static __always_inline __u64 req_ustack(void *ctx, bool *fresh)
+{
+	if (!user_stacks)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	if (!BPF_CORE_READ(task, mm)) {
+		ucount(US_NOT_USER);
+		return 0;
+	}
+	if (walk_every || !task_regs)
+		return walk_ustack(ctx, fresh);
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__u64 ip = 0, sp = 0, bp = 0, ret = 0;
+	bpf_probe_read_kernel(&ip, sizeof(ip), &regs->rip);
+	bpf_probe_read_kernel(&sp, sizeof(sp), &regs->rsp);
+	bpf_probe_read_kernel(&bp, sizeof(bp), &regs->rbp);
+	bpf_probe_read_user(&ret, sizeof(ret), (void *)(bp + 8));
+	__u64 k = 14695981039346656037ULL;
+	k = (k ^ (bpf_get_current_pid_tgid() >> 32)) * 1099511628211ULL;
+	k = (k ^ ip) * 1099511628211ULL;
+	k = (k ^ sp) * 1099511628211ULL;
+	k = (k ^ ret) * 1099511628211ULL;
+	struct path *known = bpf_map_lookup_elem(&upaths, &k);
+	if (known) {
+		__u64 n = known->hits++; /* racy, and only a heuristic */
+		__u64 s = known->stack;
+		if (n >= CHECK_FIRST && n % CHECK_EVERY) {
+			ucount(US_REUSED);
+			return s;
+		}
+		__u64 w = walk_ustack(ctx, fresh);
+		if (w != s) {
+			known->stack = w;
+			known->hits = 1;
+		}
+		return w;
+	}
+	struct path p = {.stack = walk_ustack(ctx, fresh), .hits = 1};
+	if (p.stack)
+		bpf_map_update_elem(&upaths, &k, &p, BPF_NOEXIST);
+	return p.stack;
+}
+
+static __always_inline void on_request(void *ctx, __u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg)
+{
+	bool fresh = false;
+	__u64 ustack = req_ustack(ctx, &fresh);
 	struct event *e = start(OP_CHARGE, FN_TRY_CHARGE, COUNTER_NONE, ret ? FLAG_FAILED : 0, nr, 0, cg);
 	if (!e)
 		return;
 	e->gfp = gfp;
 	e->stack = stack;
-	send(e);
+	e->ustack = ustack;
+	if (!fresh) {
+		send(e);
+		return;
+	}
+	/* A new stack: user space reads the process's maps for it now, before
+	 * the process may exit. */
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 }
 
 #endif /* MODE_CHARGES */
@@ -936,7 +1104,7 @@ static __always_inline void try_charge_ended(void *ctx, struct mem_cgroup *memcg
 	if (!cg)
 		return;
 #ifdef MODE_CHARGES
-	on_request(gfp, nr, ret, req_stack_at(ctx, addr(ctx), gfp, nr), cg);
+	on_request(ctx, gfp, nr, ret, req_stack_at(ctx, addr(ctx), gfp, nr), cg);
 #else
 	on_request(memcg, gfp, nr, ret, cg);
 #endif
@@ -1158,7 +1326,7 @@ int BPF_KRETPROBE(kretprobe_try_charge, int ret)
 	if (!take(ctx, FN_TRY_CHARGE, &a))
 		return 0;
 #ifdef MODE_CHARGES
-	on_request((__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a0, a.a2);
+	on_request(ctx, (__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a0, a.a2);
 #else
 	on_request((struct mem_cgroup *)a.a0, (__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a2);
 #endif

@@ -41,6 +41,7 @@ type ChargesEvent struct {
 	Cgid      uint64
 	Stocked   uint32
 	Real      int32
+	Ustack    uint64
 }
 
 type ChargesFlag uint32
@@ -101,6 +102,28 @@ type ChargesStackBuf struct {
 	Ips [24]uint64
 }
 
+type ChargesUstackBuf struct {
+	_      structs.HostLayout
+	N      uint64
+	Frames [32]struct {
+		_       structs.HostLayout
+		Status  int32
+		BuildId [20]uint8
+		Offset  uint64
+	}
+}
+
+type ChargesUstackStat uint32
+
+const (
+	ChargesUstackStatUS_WALKED    ChargesUstackStat = 0
+	ChargesUstackStatUS_REUSED    ChargesUstackStat = 1
+	ChargesUstackStatUS_FAILED    ChargesUstackStat = 2
+	ChargesUstackStatUS_NOT_USER  ChargesUstackStat = 3
+	ChargesUstackStatUS_TRUNCATED ChargesUstackStat = 4
+	ChargesUstackStatUS_NSTATS    ChargesUstackStat = 5
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -114,6 +137,10 @@ const (
 	ChargesMapScratch               = "scratch"
 	ChargesMapStacks                = "stacks"
 	ChargesMapUnmatched             = "unmatched"
+	ChargesMapUpaths                = "upaths"
+	ChargesMapUscratch              = "uscratch"
+	ChargesMapUstackStats           = "ustack_stats"
+	ChargesMapUstacks               = "ustacks"
 	ChargesProgFentryDrainStock     = "fentry_drain_stock"
 	ChargesProgFentryRefillStock    = "fentry_refill_stock"
 	ChargesProgFexitDrainStock      = "fexit_drain_stock"
@@ -137,11 +164,14 @@ const (
 	ChargesVarNestResult            = "nest_result"
 	ChargesVarTargetCgid            = "target_cgid"
 	ChargesVarTargetMemcg           = "target_memcg"
+	ChargesVarTaskRegs              = "task_regs"
 	ChargesVarUnusedCounter         = "unused_counter"
 	ChargesVarUnusedEvent           = "unused_event"
 	ChargesVarUnusedFlag            = "unused_flag"
 	ChargesVarUnusedFn              = "unused_fn"
 	ChargesVarUnusedOp              = "unused_op"
+	ChargesVarUnusedUstackStat      = "unused_ustack_stat"
+	ChargesVarUserStacks            = "user_stacks"
 	ChargesVarWalkEvery             = "walk_every"
 )
 
@@ -212,31 +242,38 @@ type ChargesProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ChargesMapSpecs struct {
-	EntryArgs *ebpf.MapSpec `ebpf:"entry_args"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	InDrain   *ebpf.MapSpec `ebpf:"in_drain"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	Members   *ebpf.MapSpec `ebpf:"members"`
-	Paths     *ebpf.MapSpec `ebpf:"paths"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
-	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
-	Unmatched *ebpf.MapSpec `ebpf:"unmatched"`
+	EntryArgs   *ebpf.MapSpec `ebpf:"entry_args"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	InDrain     *ebpf.MapSpec `ebpf:"in_drain"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	Members     *ebpf.MapSpec `ebpf:"members"`
+	Paths       *ebpf.MapSpec `ebpf:"paths"`
+	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Unmatched   *ebpf.MapSpec `ebpf:"unmatched"`
+	Upaths      *ebpf.MapSpec `ebpf:"upaths"`
+	Uscratch    *ebpf.MapSpec `ebpf:"uscratch"`
+	UstackStats *ebpf.MapSpec `ebpf:"ustack_stats"`
+	Ustacks     *ebpf.MapSpec `ebpf:"ustacks"`
 }
 
 // ChargesVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ChargesVariableSpecs struct {
-	Descendants   *ebpf.VariableSpec `ebpf:"descendants"`
-	NestResult    *ebpf.VariableSpec `ebpf:"nest_result"`
-	TargetCgid    *ebpf.VariableSpec `ebpf:"target_cgid"`
-	TargetMemcg   *ebpf.VariableSpec `ebpf:"target_memcg"`
-	UnusedCounter *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedFlag    *ebpf.VariableSpec `ebpf:"unused_flag"`
-	UnusedFn      *ebpf.VariableSpec `ebpf:"unused_fn"`
-	UnusedOp      *ebpf.VariableSpec `ebpf:"unused_op"`
-	WalkEvery     *ebpf.VariableSpec `ebpf:"walk_every"`
+	Descendants      *ebpf.VariableSpec `ebpf:"descendants"`
+	NestResult       *ebpf.VariableSpec `ebpf:"nest_result"`
+	TargetCgid       *ebpf.VariableSpec `ebpf:"target_cgid"`
+	TargetMemcg      *ebpf.VariableSpec `ebpf:"target_memcg"`
+	TaskRegs         *ebpf.VariableSpec `ebpf:"task_regs"`
+	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
+	UnusedFn         *ebpf.VariableSpec `ebpf:"unused_fn"`
+	UnusedOp         *ebpf.VariableSpec `ebpf:"unused_op"`
+	UnusedUstackStat *ebpf.VariableSpec `ebpf:"unused_ustack_stat"`
+	UserStacks       *ebpf.VariableSpec `ebpf:"user_stacks"`
+	WalkEvery        *ebpf.VariableSpec `ebpf:"walk_every"`
 }
 
 // ChargesObjects contains all objects after they have been loaded into the kernel.
@@ -259,15 +296,19 @@ func (o *ChargesObjects) Close() error {
 //
 // It can be passed to LoadChargesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ChargesMaps struct {
-	EntryArgs *ebpf.Map `ebpf:"entry_args"`
-	Events    *ebpf.Map `ebpf:"events"`
-	InDrain   *ebpf.Map `ebpf:"in_drain"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	Members   *ebpf.Map `ebpf:"members"`
-	Paths     *ebpf.Map `ebpf:"paths"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
-	Stacks    *ebpf.Map `ebpf:"stacks"`
-	Unmatched *ebpf.Map `ebpf:"unmatched"`
+	EntryArgs   *ebpf.Map `ebpf:"entry_args"`
+	Events      *ebpf.Map `ebpf:"events"`
+	InDrain     *ebpf.Map `ebpf:"in_drain"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	Members     *ebpf.Map `ebpf:"members"`
+	Paths       *ebpf.Map `ebpf:"paths"`
+	Scratch     *ebpf.Map `ebpf:"scratch"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Unmatched   *ebpf.Map `ebpf:"unmatched"`
+	Upaths      *ebpf.Map `ebpf:"upaths"`
+	Uscratch    *ebpf.Map `ebpf:"uscratch"`
+	UstackStats *ebpf.Map `ebpf:"ustack_stats"`
+	Ustacks     *ebpf.Map `ebpf:"ustacks"`
 }
 
 func (m *ChargesMaps) Close() error {
@@ -281,6 +322,10 @@ func (m *ChargesMaps) Close() error {
 		m.Scratch,
 		m.Stacks,
 		m.Unmatched,
+		m.Upaths,
+		m.Uscratch,
+		m.UstackStats,
+		m.Ustacks,
 	)
 }
 
@@ -288,16 +333,19 @@ func (m *ChargesMaps) Close() error {
 //
 // It can be passed to LoadChargesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ChargesVariables struct {
-	Descendants   *ebpf.Variable `ebpf:"descendants"`
-	NestResult    *ebpf.Variable `ebpf:"nest_result"`
-	TargetCgid    *ebpf.Variable `ebpf:"target_cgid"`
-	TargetMemcg   *ebpf.Variable `ebpf:"target_memcg"`
-	UnusedCounter *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
-	UnusedFlag    *ebpf.Variable `ebpf:"unused_flag"`
-	UnusedFn      *ebpf.Variable `ebpf:"unused_fn"`
-	UnusedOp      *ebpf.Variable `ebpf:"unused_op"`
-	WalkEvery     *ebpf.Variable `ebpf:"walk_every"`
+	Descendants      *ebpf.Variable `ebpf:"descendants"`
+	NestResult       *ebpf.Variable `ebpf:"nest_result"`
+	TargetCgid       *ebpf.Variable `ebpf:"target_cgid"`
+	TargetMemcg      *ebpf.Variable `ebpf:"target_memcg"`
+	TaskRegs         *ebpf.Variable `ebpf:"task_regs"`
+	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
+	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`
+	UnusedFn         *ebpf.Variable `ebpf:"unused_fn"`
+	UnusedOp         *ebpf.Variable `ebpf:"unused_op"`
+	UnusedUstackStat *ebpf.Variable `ebpf:"unused_ustack_stat"`
+	UserStacks       *ebpf.Variable `ebpf:"user_stacks"`
+	WalkEvery        *ebpf.Variable `ebpf:"walk_every"`
 }
 
 // ChargesPrograms contains all programs after they have been loaded into the kernel.

@@ -43,7 +43,7 @@ func (t *Tracer) decode(b []byte) (analysis.Event, error) {
 	e := analysis.Event{Time: r.Ts, CPU: int(r.Cpu), PID: int(r.Pid), TID: int(r.Tid), Op: op, Fn: fnNames[r.Fn],
 		Pages: r.Pages, Usage: r.Usage, Watermark: r.Watermark,
 		Failed: r.Flags&uint8(bpf.ChargesFlagFLAG_FAILED) != 0, Forced: r.Flags&uint8(bpf.ChargesFlagFLAG_FORCED) != 0,
-		Gfp: r.Gfp, Stack: r.Stack, Consumed: uint64(r.Consumed), Cgroup: r.Cgid, Stocked: uint64(r.Stocked), Real: int64(r.Real)}
+		Gfp: r.Gfp, Stack: r.Stack, UStackKey: r.Ustack, Consumed: uint64(r.Consumed), Cgroup: r.Cgid, Stocked: uint64(r.Stocked), Real: int64(r.Real)}
 	switch bpf.ChargesCounterKind(r.Counter) {
 	case bpf.ChargesCounterKindCOUNTER_MEMORY:
 		e.Counter = analysis.CounterMemory

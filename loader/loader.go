@@ -103,6 +103,9 @@ type Options struct {
 	// WalkEveryStack: in per-charge mode, walk the kernel stack of every
 	// request instead of once per call path (tests compare the two).
 	WalkEveryStack bool
+	// NoUserStacks: in per-charge mode, take no user stacks (benchmarks
+	// compare the cost).
+	NoUserStacks bool
 	// RealStart gives the tracepoint backend's real use when tracing
 	// begins, in pages (the charged statistics of a cgroup already
 	// running); called once the programs are loaded, just before they are
@@ -236,6 +239,8 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 	switch m {
 	case modeCharges:
 		vars["walk_every"] = o.WalkEveryStack
+		vars["task_regs"] = haveTaskRegs()
+		vars["user_stacks"] = !o.NoUserStacks
 	case modeStocks:
 		n, err := ebpf.PossibleCPU()
 		if err != nil {

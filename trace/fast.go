@@ -112,6 +112,10 @@ func fastEvent(b []byte, e *Event) bool {
 				e.Real = int64(n)
 			case "cgroup":
 				e.Cgroup = n
+			case "ustack":
+				e.UStack = n
+			case "kstack":
+				e.KStack = n
 			case "gfp":
 				if n > 1<<32-1 {
 					return false
@@ -204,7 +208,7 @@ func intern(b []byte) string {
 
 func isNumberKey(k []byte) bool {
 	switch string(k) {
-	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup", "stocked", "real":
+	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup", "stocked", "real", "ustack", "kstack":
 		return true
 	}
 	return false

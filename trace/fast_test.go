@@ -11,7 +11,7 @@ func FuzzFastEventAgreesWithJSON(f *testing.F) {
 		`{"t":11148427553,"cpu":1,"pid":153,"tid":153,"comm":"7","op":"counter_charge","fn":"page_counter_try_charge","counter":"memory","pages":64,"usage":64,"watermark":64}`,
 		`{"t":1,"cpu":0,"pid":2,"tid":2,"comm":"touch pages","op":"charge","fn":"try_charge_memcg","pages":1,"failed":true}`,
 		`{"t":1,"op":"counter_charge","pages":3,"forced":true,"usage":9,"watermark":9}`,
-		`{"t":2,"op":"refill_stock","pages":60,"usage":64,"watermark":64,"stocked":60,"real":4,"consumed":3}`, `{"real":-2}`, `{"real":9223372036854775808}`,
+		`{"t":2,"op":"refill_stock","pages":60,"usage":64,"watermark":64,"stocked":60,"real":4,"consumed":3}`, `{"t":3,"op":"charge","pages":1,"kind":"anon","ustack":7,"kstack":18446744073709551615}`, `{"real":-2}`, `{"real":9223372036854775808}`,
 		` { "t" : 5 , "op" : "drain_stock" } `,
 		`{"T":5,"op":"charge"}`,
 		`{"t":-1}`, `{"t":1.5}`, `{"comm":"a\"b"}`, `{"type":"end"}`, `{}`, `{"pages":"1"}`, `{"forced":1}`,

@@ -14,8 +14,10 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 )
 
-// Schema is the version of the format; readers refuse newer ones.
-const Schema = 1
+// Schema is the version of the format; readers refuse newer ones. Schema 2
+// added the process, ustack and kstack lines (which a schema-1 reader would
+// refuse) and the events' ustack and kstack fields.
+const Schema = 2
 
 // Header is the first line.
 type Header struct {
@@ -33,7 +35,11 @@ type Header struct {
 	CgroupID      uint64   `json:"cgroup_id"`
 	CgroupVersion int      `json:"cgroup_version"`
 	Command       []string `json:"command,omitempty"`
-	Attached      bool     `json:"attached,omitempty"` // tracing began on a running cgroup
+	// The command's executable as cgpeak found it, and its build ID: its
+	// user frames can be named even when it exited before its maps were read.
+	CommandPath    string `json:"command_path,omitempty"`
+	CommandBuildID string `json:"command_build_id,omitempty"`
+	Attached       bool   `json:"attached,omitempty"` // tracing began on a running cgroup
 	// StocksRead: a summary trace whose events carry the per-CPU stocks as
 	// the kernel held them (stocked, real); no charge request is recorded.
 	StocksRead bool              `json:"stocks_read,omitempty"`
@@ -52,6 +58,81 @@ type Header struct {
 // schema.
 type Event = analysis.Event
 
+// Process is a "process" line: a traced process's executable mappings, read
+// from /proc when it first charged, so its user stacks can be symbolized
+// after it exited and on another machine. A later line for the same pid (it
+// exec'd) replaces the earlier one for the events after it.
+type Process struct {
+	Type     string    `json:"type"` // "process"
+	PID      int       `json:"pid"`
+	Comm     string    `json:"comm,omitempty"`
+	Mappings []Mapping `json:"mappings,omitempty"`
+	Error    string    `json:"error,omitempty"` // why there are no mappings (e.g. the process had exited)
+}
+
+// Mapping is one executable file mapping of a process (/proc/PID/maps).
+type Mapping struct {
+	Start   uint64 `json:"start"`  // first address
+	End     uint64 `json:"end"`    // first address past it
+	Offset  uint64 `json:"offset"` // file offset mapped at start
+	Path    string `json:"path"`
+	BuildID string `json:"build_id,omitempty"` // hex NT_GNU_BUILD_ID; "go:..." (Go build ID) or "sha256:..." without one
+	Error   string `json:"error,omitempty"`    // why the file could not be read for its build ID
+}
+
+// Find returns the mapping holding addr.
+func (p *Process) Find(addr uint64) (Mapping, bool) {
+	for _, m := range p.Mappings {
+		if addr >= m.Start && addr < m.End {
+			return m, true
+		}
+	}
+	return Mapping{}, false
+}
+
+// UserStack is a "ustack" line: a user stack as the kernel walked it
+// (frame pointers), innermost first.
+type UserStack struct {
+	Type      string      `json:"type"` // "ustack"
+	ID        uint64      `json:"id"`
+	Frames    []UserFrame `json:"frames"`
+	Truncated bool        `json:"truncated,omitempty"` // the walk filled its buffer: the stack may be deeper
+}
+
+// UserFrame is where one frame was: the build ID of the file mapped there
+// and the offset in that file, as the kernel named it at the request, or
+// else (no build ID, or the kernel could not look) its address.
+type UserFrame struct {
+	BuildID string `json:"build_id,omitempty"` // hex, as the kernel read it (20 bytes, zero-padded)
+	Offset  uint64 `json:"offset,omitempty"`   // with build_id: the file offset
+	IP      uint64 `json:"ip,omitempty"`       // without: the address in the process
+}
+
+// KernelStack is a "kstack" line: a kernel stack's functions, innermost
+// first, named from the traced machine's kallsyms (kernel addresses mean
+// nothing elsewhere).
+type KernelStack struct {
+	Type   string   `json:"type"` // "kstack"
+	ID     uint64   `json:"id"`
+	Frames []string `json:"frames"`
+}
+
+// StackCounts says how the user stacks of charge requests were taken: every
+// request is in exactly one of walked, reused, failed or not_user.
+type StackCounts struct {
+	Walked    uint64 `json:"walked"`               // walked by the kernel for this request
+	Reused    uint64 `json:"reused"`               // given the stack last walked on the same call path
+	Failed    uint64 `json:"failed"`               // the walk returned nothing (no frame pointers, a fault)
+	NotUser   uint64 `json:"not_user,omitempty"`   // kernel threads: no user stack
+	Truncated uint64 `json:"truncated"`            // of walked: deeper than the walk went
+	Processes uint64 `json:"processes"`            // processes whose mappings were read
+	Exited    uint64 `json:"exited"`               // processes gone before their mappings were read
+	NoMaps    uint64 `json:"unreadable,omitempty"` // processes whose mappings could not be read otherwise
+	Execd     uint64 `json:"execd,omitempty"`      // processes that exec'd before their mappings were read
+	Unstored  uint64 `json:"unstored,omitempty"`   // requests whose stack was walked but not stored (the table was full)
+	InExec    uint64 `json:"in_exec,omitempty"`    // requests from inside execve, whose user stack is left out
+}
+
 // End is the last line.
 type End struct {
 	Type            string            `json:"type"` // "end"
@@ -63,6 +144,7 @@ type End struct {
 	PeakBytes       *uint64           `json:"cgroup_peak_bytes,omitempty"`
 	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
 	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
+	UserStacks      *StackCounts      `json:"user_stacks,omitempty"` // traces with user stacks
 }
 
 // Writer writes a trace.
@@ -108,6 +190,25 @@ func (w *Writer) Write(e Event) error {
 	return w.enc.Encode(e)
 }
 
+// WriteProcess adds a process line; it must come before the process's
+// first event that has a user stack.
+func (w *Writer) WriteProcess(p Process) error {
+	p.Type = "process"
+	return w.enc.Encode(p)
+}
+
+// WriteUserStack adds a ustack line, before the first event naming it.
+func (w *Writer) WriteUserStack(s UserStack) error {
+	s.Type = "ustack"
+	return w.enc.Encode(s)
+}
+
+// WriteKernelStack adds a kstack line, before the first event naming it.
+func (w *Writer) WriteKernelStack(s KernelStack) error {
+	s.Type = "kstack"
+	return w.enc.Encode(s)
+}
+
 // Close writes the end line and flushes, then records the losses in the
 // header too where the file allows.
 func (w *Writer) Close(end End) error {
@@ -135,19 +236,24 @@ func (w *Writer) Close(end End) error {
 	return err
 }
 
-// Reader reads a trace line by line.
+// Reader reads a trace line by line. The process, ustack and kstack lines
+// it passes are kept in its tables, complete for every event Next returned.
 type Reader struct {
-	sc     *bufio.Scanner
-	line   int
-	Header Header
-	End    *End // set once the end line was read
+	sc        *bufio.Scanner
+	line      int
+	Header    Header
+	End       *End                   // set once the end line was read
+	Processes map[int]*Process       // by pid, the latest line
+	Paths     map[string]string      // build ID -> a path the traced file had (from the process lines)
+	UStacks   map[uint64]UserStack   // by id
+	KStacks   map[uint64]KernelStack // by id
 }
 
 // NewReader reads and checks the header.
 func NewReader(r io.Reader) (*Reader, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	rd := &Reader{sc: sc}
+	rd := &Reader{sc: sc, Processes: map[int]*Process{}, Paths: map[string]string{}, UStacks: map[uint64]UserStack{}, KStacks: map[uint64]KernelStack{}}
 	if !sc.Scan() {
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("line 1: %w", err)
@@ -160,6 +266,9 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	if rd.Header.Schema > Schema {
 		return nil, fmt.Errorf("line 1: trace schema %d is newer than this cgpeak's %d: upgrade cgpeak", rd.Header.Schema, Schema)
+	}
+	if rd.Header.CommandBuildID != "" {
+		rd.Paths[rd.Header.CommandBuildID] = rd.Header.CommandPath
 	}
 	if err := rd.Header.check(); err != nil {
 		return nil, fmt.Errorf("line 1: %w", err)
@@ -284,7 +393,35 @@ func (r *Reader) Next() (Event, error) {
 			}
 			continue
 		}
-		if probe.Type != "" {
+		switch probe.Type {
+		case "":
+		case "process":
+			var p Process
+			if err := json.Unmarshal(b, &p); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			r.Processes[p.PID] = &p
+			for _, m := range p.Mappings {
+				if m.BuildID != "" {
+					r.Paths[m.BuildID] = m.Path
+				}
+			}
+			continue
+		case "ustack":
+			var s UserStack
+			if err := json.Unmarshal(b, &s); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			r.UStacks[s.ID] = s
+			continue
+		case "kstack":
+			var s KernelStack
+			if err := json.Unmarshal(b, &s); err != nil {
+				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+			}
+			r.KStacks[s.ID] = s
+			continue
+		default:
 			return Event{}, fmt.Errorf("line %d: unexpected %q line", r.line, probe.Type)
 		}
 		if err := json.Unmarshal(b, &e); err != nil {

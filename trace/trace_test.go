@@ -203,3 +203,63 @@ func TestLossesInHeader(t *testing.T) {
 		t.Errorf("end %+v %v", rd.End, err)
 	}
 }
+
+// The stack and process tables of schema 2 come back with the events that
+// name them, and each line kind is kept apart from the events.
+func TestStackTablesRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{Kernel: "6.1.0", Batch: 64, PageSize: 4096, Backend: "fentry", Mode: "charges"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := Process{PID: 7, Comm: "a", Mappings: []Mapping{{Start: 0x401000, End: 0x402000, Offset: 0x1000, Path: "/bin/a", BuildID: "abcd"}}}
+	if err := w.WriteProcess(proc); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteUserStack(UserStack{ID: 3, Frames: []UserFrame{{IP: 0x401010}, {BuildID: "abcd", Offset: 0x1200}}, Truncated: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteKernelStack(KernelStack{ID: 1 << 63, Frames: []string{"try_charge_memcg", "do_anonymous_page"}}); err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Time: 3, PID: 7, TID: 7, Comm: "a", Op: analysis.OpCharge, Fn: "try_charge_memcg", Pages: 1, Kind: "anon", UStack: 3, KStack: 1 << 63}
+	if err := w.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(End{UserStacks: &StackCounts{Walked: 1, Truncated: 1, Processes: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Next()
+	if err != nil || got != ev {
+		t.Fatalf("event %+v, %v; want %+v", got, err, ev)
+	}
+	p := r.Processes[7]
+	if p == nil || len(p.Mappings) != 1 || p.Mappings[0] != proc.Mappings[0] {
+		t.Errorf("process %+v", p)
+	}
+	if r.Paths["abcd"] != "/bin/a" {
+		t.Errorf("paths by build ID %v", r.Paths)
+	}
+	if m, ok := p.Find(0x401fff); !ok || m.Path != "/bin/a" {
+		t.Errorf("Find(0x401fff) = %+v, %v", m, ok)
+	}
+	if _, ok := p.Find(0x402000); ok {
+		t.Error("Find(0x402000) found a mapping ending there")
+	}
+	if s := r.UStacks[3]; len(s.Frames) != 2 || s.Frames[0].IP != 0x401010 || s.Frames[1] != (UserFrame{BuildID: "abcd", Offset: 0x1200}) || !s.Truncated {
+		t.Errorf("ustack %+v", s)
+	}
+	if s := r.KStacks[1<<63]; len(s.Frames) != 2 || s.Frames[1] != "do_anonymous_page" {
+		t.Errorf("kstack %+v", s)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the event: %v", err)
+	}
+	if r.End == nil || r.End.Events != 1 || r.End.UserStacks == nil || r.End.UserStacks.Truncated != 1 {
+		t.Errorf("end %+v", r.End)
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
+	"github.com/cgpeak/cgpeak/internal/chargeprof"
 	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/plot"
+	"github.com/cgpeak/cgpeak/trace"
 )
 
 func explainCmd(args []string) int {
@@ -20,6 +22,7 @@ func explainCmd(args []string) int {
 	asJSON := fs.Bool("json", false, "print the explanation as one JSON object")
 	timeline := fs.Bool("timeline", false, "print the timeline of usage U, real use U-S and the watermark")
 	plotFile := fs.String("plot", "", "write the timeline as an SVG image to FILE")
+	po := profileFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(os.Stderr, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -42,6 +45,10 @@ func explainCmd(args []string) int {
 	}
 	defer f.Close()
 	ex, pts, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
+	var prof *traceStacks
+	if err == nil && po.wanted() {
+		prof, err = stacksOf(fs.Arg(0))
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
 		return exitBadTrace
@@ -55,19 +62,61 @@ func explainCmd(args []string) int {
 			failed = exitWrite
 		}
 	}
+	var top []topFunction
+	if prof != nil {
+		var code int
+		if top, code = po.write(prof, ex); code != 0 {
+			return code
+		}
+	}
 	if code := emit(dest{}, os.Stdout, func(w io.Writer) error {
 		if *asJSON {
-			return writeJSON(w, ex)
+			return writeJSON(w, explainJSON{ex, top})
 		}
 		writeExplanation(w, ex)
 		if *timeline {
 			writeTimeline(w, pts)
+		}
+		if po.top > 0 {
+			writeTop(w, top, ex.PageSize)
 		}
 		return nil
 	}); code != 0 {
 		return code
 	}
 	return failed
+}
+
+// explainJSON is `cgpeak explain --json`: the replay's explanation, and
+// with --top the user functions that charged the most.
+type explainJSON struct {
+	*replay.Explanation
+	TopFunctions []topFunction `json:"top_functions,omitempty"`
+}
+
+// stacksOf reads a trace a second time, gathering its charge requests by
+// stack: only when a profile was asked for.
+func stacksOf(path string) (*traceStacks, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rd, err := trace.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	prof := &traceStacks{b: chargeprof.New(rd), r: rd}
+	for {
+		e, err := rd.Next()
+		if err == io.EOF {
+			return prof, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		prof.b.Add(e)
+	}
 }
 
 func writeExplanation(w io.Writer, ex *replay.Explanation) {

@@ -75,6 +75,8 @@ Usage:
   cgpeak watch --cgroup PATH | --pid PID
                                         follow a cgroup's memory live
   cgpeak explain TRACE.jsonl            replay a saved trace offline and explain the peak
+                                        (--top N, --pprof FILE, --folded FILE, --flame FILE:
+                                        which functions charged the pages, from --trace-charges)
   cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version
 

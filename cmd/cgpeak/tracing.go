@@ -27,7 +27,7 @@ type traceOpts struct {
 	as        *runas.Identity // who the command runs as (root's runs only); nil: as cgpeak
 	// Test switches (hidden flags): summary mode probes every request even
 	// where the stocks can be read; per-charge mode walks every stack.
-	perRequest, walkEveryStack bool
+	perRequest, walkEveryStack, noUserStacks bool
 }
 
 // TraceReport is the part of a run's report that comes from traced charges.
@@ -40,7 +40,7 @@ type traceSession struct {
 
 func (o traceOpts) session(argv []string, attached bool) session.Options {
 	return session.Options{Charges: o.charges, Descendants: o.descend, Output: o.output, Backend: o.backend, KernelBTF: o.kernelBTF,
-		Timeline: o.timeline || o.plot != "", Command: argv, Attached: attached, PerRequest: o.perRequest, WalkEveryStack: o.walkEveryStack}
+		Timeline: o.timeline || o.plot != "", Command: argv, Attached: attached, PerRequest: o.perRequest, WalkEveryStack: o.walkEveryStack, NoUserStacks: o.noUserStacks}
 }
 
 // startTrace attaches the tracer to the leaf before the workload starts, so
@@ -77,6 +77,8 @@ func (o *traceOpts) testFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.walkEveryStack, "walk-every-stack", false, "per-charge mode: walk every request's kernel stack, not once per call path")
 	fs.MarkHidden("summary-per-request")
 	fs.MarkHidden("walk-every-stack")
+	fs.BoolVar(&o.noUserStacks, "no-user-stacks", false, "per-charge mode: take no user stacks (to measure what they cost)")
+	fs.MarkHidden("no-user-stacks")
 }
 
 func (s *traceSession) abort() { s.Abort() }

@@ -40,7 +40,7 @@ type Options struct {
 	// before are not in the trace.
 	Attached bool
 	// Test switches, passed on to the loader.
-	PerRequest, WalkEveryStack bool
+	PerRequest, WalkEveryStack, NoUserStacks bool
 }
 
 // Mode names a trace's mode as reports and trace headers do.
@@ -69,7 +69,8 @@ type Session struct {
 	w      *trace.Writer
 	werr   error // the first failed write of the trace file
 	done   chan error
-	others uint64 // events of the memsw/swap counter
+	others uint64       // events of the memsw/swap counter
+	stacks *stackTables // per-charge traces written to a file
 }
 
 // Open attaches the tracer to a cgroup and starts reading its events, so
@@ -87,7 +88,7 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 		realStart = func() int64 { return chargedStats(target) }
 	}
 	t, err := loader.Open(loader.Options{CgroupID: st.Ino, CgroupV2: target.H.V2, Backend: o.Backend, KernelBTF: o.KernelBTF, Summary: !o.Charges,
-		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack, RealStart: realStart})
+		Descendants: o.Descendants, Batch: batch.Pages, PerRequest: o.PerRequest, WalkEveryStack: o.WalkEveryStack, NoUserStacks: o.NoUserStacks, RealStart: realStart})
 	if err != nil {
 		return nil, err
 	}
@@ -112,12 +113,18 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 		h := trace.Header{Kernel: rel, Batch: batch.Pages, BatchSource: batch.Source, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()),
 			Backend: t.Backend, Mode: o.Mode(), StocksRead: t.StocksRead, Cgroup: target.Path, CgroupID: st.Ino, CgroupVersion: ver, Command: o.Command,
 			Attached: o.Attached, Descendants: o.Descendants, Functions: functions(t), Started: time.Now().UTC().Format(time.RFC3339Nano)}
+		if o.Charges && len(o.Command) > 0 {
+			h.CommandPath, h.CommandBuildID = commandFile(o.Command[0])
+		}
 		if t.Backend == loader.Tracepoint {
 			h.CannotSee = loader.TracepointBlind
 		}
 		if s.w, err = trace.NewWriter(s.file, h); err != nil {
 			s.Abort()
 			return nil, fmt.Errorf("%w: %w", ErrOutput, err)
+		}
+		if o.Charges {
+			s.stacks = newStackTables(t, s.w)
 		}
 	}
 	go func() { s.done <- s.run() }()
@@ -168,6 +175,9 @@ func (s *Session) run() error {
 		if ev.Cgroup == s.cgid {
 			ev.Cgroup = 0 // the header's: not repeated on every line
 		}
+		if s.werr == nil && s.stacks != nil && ev.Op == analysis.OpCharge {
+			s.werr = s.stacks.annotate(&ev)
+		}
 		if s.werr == nil {
 			// After a failed write the events still count: keep replaying.
 			s.werr = s.w.Write(ev)
@@ -209,6 +219,14 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	if lerr == nil {
 		lerr = cerr
 	}
+	var ustacks *trace.StackCounts
+	if s.stacks != nil {
+		var uerr error
+		ustacks, uerr = s.stacks.end()
+		if lerr == nil {
+			lerr = uerr
+		}
+	}
 	s.t.Close()
 	if err == nil {
 		err = lerr
@@ -237,6 +255,7 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	rep.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
 	if s.w != nil {
 		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
+		end.UserStacks = ustacks
 		if f.HavePeak {
 			v := f.PeakBytes
 			end.PeakBytes, end.PeakSource = &v, f.PeakFile

@@ -20,7 +20,7 @@ import (
 // beside it), and the exit code says what happened (issue 11, items 1 and 6).
 func TestNamedOutputsLeftAsTheyWere(t *testing.T) {
 	cgpeak, _ := build(t)
-	traced := len(backends(t)) > 0
+	traced := tracingHere(t)
 	trace := "../../testdata/traces/bookworm-seed-summary-touch196.jsonl"
 	pid := strconv.Itoa(os.Getpid())
 	type cmd struct {
@@ -92,7 +92,7 @@ func TestExistingReportKeptOnFailure(t *testing.T) {
 		{"trace", "--pid", "999999999", "--output", "FILE"},
 		{"explain", "--plot", "FILE", "/no/such/trace.jsonl"},
 	}
-	if len(backends(t)) == 0 {
+	if !tracingHere(t) {
 		runs = append(runs, []string{"run", "--trace", "-o", "FILE", "--", "true"}, []string{"run", "--trace-output", "FILE", "--", "true"},
 			[]string{"trace", "--pid", "1", "--backend", "kprobe", "--output", "FILE"}, []string{"trace", "--pid", "1", "--trace-output", "FILE"})
 	}

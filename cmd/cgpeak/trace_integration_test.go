@@ -35,6 +35,12 @@ func backends(t *testing.T) []string {
 	return b
 }
 
+// tracingHere: some backend traces charges here, the stat tracepoints included.
+func tracingHere(t *testing.T) bool {
+	spec, _ := btf.LoadKernelSpec()
+	return len(backends(t)) > 0 || loader.ProbeTracepoint(spec).OK
+}
+
 // tracingBackends skips a test where no backend can exist.
 func tracingBackends(t *testing.T) []string {
 	bs := backends(t)

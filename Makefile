@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test kernel-table hosttest bench-host vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
+.PHONY: help build test kernel-table hosttest bench-host bench-hyperfine vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -47,6 +47,8 @@ bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall 
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
 	@$(MAKE) -s bench-host
 	@$(MAKE) -s bench-explain
+bench-hyperfine: build ## cgpeak run -N beside hyperfine -N on /bin/true and a 10 ms spin (host; README: repeated runs)
+	bench/hyperfine.sh
 bench-host: guest ## the tracepoint backend's overhead on this machine's own kernel (root; where cgpeak probe picks it)
 	@if bin/guest/cgpeak probe | grep -q 'with the memcg stat tracepoints'; then \
 		d=$$(mktemp -d); cp bench/guest.sh $$d/; cd $$d && PATH=$(CURDIR)/bin/guest:$$PATH CONFIGS="tracepoint:summary tracepoint:charges" sh guest.sh; rc=$$?; rm -rf $$d; exit $$rc; \

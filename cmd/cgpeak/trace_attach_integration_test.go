@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // A workload that moved itself into a cgroup and is already running is
@@ -345,6 +346,13 @@ func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 	}
 	if !h.V2 {
 		t.Skip("cgroup v1's memory.stat has no kernel-memory figure to compare with")
+	}
+	// Before 5.13 memcg statistics were per-CPU counters folded in batches
+	// (up to a charge batch a CPU behind, 990 of 1000 pages seen on 5.10),
+	// and memory.stat had no "kernel" line before 5.18's kernel accounting
+	// rework: the kernel's own figure is not exact there, so no ground truth.
+	if !kernel.AtLeast(kernel.Release(), 5, 13) {
+		t.Skipf("memory.stat is not exact on %s (per-CPU statistics folded in batches before 5.13's rstat)", kernel.Release())
 	}
 	page := uint64(os.Getpagesize())
 	const n = 1000

@@ -136,7 +136,7 @@ Flags:
 		}
 	}
 	if err := checkDests(dest{"--output", o.output}, dest{"--trace-output", o.trace.output}, dest{"--export-json", o.series.exportJSON},
-		dest{"--export-csv", o.series.exportCSV}, dest{"--export-markdown", o.series.exportMarkdown}); err != nil {
+		dest{"--export-csv", o.series.exportCSV}, dest{"--export-markdown", o.series.exportMarkdown}, dest{"--export-plot", o.series.exportPlot}); err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}

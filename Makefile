@@ -47,6 +47,7 @@ bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall 
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
 	@$(MAKE) -s bench-host
 	@$(MAKE) -s bench-explain
+	@$(MAKE) -s bench-hyperfine
 bench-hyperfine: build ## cgpeak run -N beside hyperfine -N on /bin/true and a 10 ms spin (host; README: repeated runs)
 	bench/hyperfine.sh
 bench-host: guest ## the tracepoint backend's overhead on this machine's own kernel (root; where cgpeak probe picks it)

@@ -19,7 +19,7 @@ printf '| command | hyperfine -N mean | cgpeak -N mean | difference | cgpeak own
 for cmd in /bin/true "$PWD/bin/spin 10"; do
 	h=() c=() o=()
 	for i in $(seq 1 "$ROUNDS"); do
-		hyperfine -N -S none --runs "$RUNS" --warmup "$WARMUP" --export-json "$tmp/h.json" "$cmd" >/dev/null 2>&1
+		hyperfine -N --runs "$RUNS" --warmup "$WARMUP" --export-json "$tmp/h.json" "$cmd" >/dev/null 2>&1
 		h+=("$(mean "$tmp/h.json")")
 		s=$(date +%s.%N)
 		bin/cgpeak run -N -q --runs "$RUNS" --warmup "$WARMUP" --export-json "$tmp/c.json" "$cmd"

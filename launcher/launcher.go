@@ -63,9 +63,10 @@ type Result struct {
 	// ExecErr: the command could not be executed (the status is then the
 	// child's 127 or 126); nil when it ran.
 	ExecErr error
-	// Wall is the command's own wall time, CLOCK_MONOTONIC from just before
-	// the launcher cloned it to wait4's return: cgpeak's start of the
-	// launcher is not in it.
+	// Wall is the command's own wall time, CLOCK_MONOTONIC from the moment
+	// its process is in the run's cgroup (just before clone3 on v2, just
+	// after joining cgroup.procs on v1) to wait4's return: cgpeak's start of
+	// the launcher and the v1 migration are not in it.
 	Wall time.Duration
 }
 

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"golang.org/x/sys/unix"
 )
 
 // The launcher's wall time is the command's own: at least what the command
@@ -65,4 +67,59 @@ func TestLauncherTimesTheCommand(t *testing.T) {
 		}
 		t.Logf("%v: command %v, cgpeak's outer view %v", c.args, r.Wall, outer)
 	}
+}
+
+// On v1 the child joins the cgroup by writing cgroup.procs, which can wait
+// for an RCU grace period: cgpeak's cost, kept out of the command's time.
+// A full pipe stands in for cgroup.procs, so the join blocks until the test
+// drains it; the command's wall time must not hold that wait.
+func TestLauncherV1JoinIsOutsideTheTime(t *testing.T) {
+	if !Available() {
+		t.Skip("no launcher image for this architecture")
+	}
+	path, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// Fd puts the pipe in blocking mode: take it once, fill the pipe without
+	// blocking, then leave it blocking for the child's write.
+	fd := int(w.Fd())
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := unix.Write(fd, make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Command(false, w, path, []string{"true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const held = 300 * time.Millisecond
+	time.Sleep(held)
+	go io.Copy(io.Discard, r)
+	res, err := l.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status.ExitStatus() != 0 {
+		t.Fatalf("true exited %d", res.Status.ExitStatus())
+	}
+	if res.Wall <= 0 || res.Wall >= held/2 {
+		t.Errorf("the command's wall time is %v with the cgroup join held %v: the join is inside it", res.Wall, held)
+	}
+	t.Logf("join held %v, command %v", held, res.Wall)
 }

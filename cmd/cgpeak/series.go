@@ -413,7 +413,10 @@ func writeSeries(w io.Writer, rep *SeriesReport, o seriesOpts) {
 		if len(r.Each) > 0 && r.Each[0].CgroupFrom != "" {
 			fmt.Fprintf(w, "  cgroup from: %s\n", r.Each[0].CgroupFrom)
 		}
-		src := "launcher: the command's process, clone to exit"
+		src := runner.WallOfCommand
+		if len(r.Each) > 0 {
+			src = r.Each[0].WallSource
+		}
 		if rep.Shell != nil {
 			src += fmt.Sprintf("; less %s for starting %s", units.Seconds(rep.Shell.WallSeconds), rep.Shell.Shell)
 		}

@@ -57,10 +57,12 @@ type Report struct {
 
 // Where a run's wall time was taken.
 const (
-	// WallOfCommand: by the launcher, CLOCK_MONOTONIC from just before it
-	// cloned the command to wait4's return; cgpeak's own start of the
-	// launcher, its pipes and the cgroup's figures are outside it.
-	WallOfCommand = "launcher: the command's process, clone to exit"
+	// WallOfCommand: by the launcher, CLOCK_MONOTONIC from the moment the
+	// command's process exists in the run's cgroup (clone3 on v2, just after
+	// the child joined cgroup.procs on v1) to wait4's return; cgpeak's own
+	// start of the launcher, its pipes, the v1 migration and the cgroup's
+	// figures are outside it.
+	WallOfCommand = "launcher: the command's process, in its cgroup to exit"
 	// WallAroundStart: by cgpeak around starting and waiting for the
 	// command, where no launcher exists for the architecture.
 	WallAroundStart = "cgpeak: around starting and waiting for the command"

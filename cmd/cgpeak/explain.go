@@ -73,7 +73,7 @@ func explainCmd(args []string) int {
 		if *asJSON {
 			return writeJSON(w, explainJSON{ex, top})
 		}
-		writeExplanation(w, ex)
+		writeTraceReport(w, ex)
 		if *timeline {
 			writeTimeline(w, pts)
 		}
@@ -90,7 +90,7 @@ func explainCmd(args []string) int {
 // explainJSON is `cgpeak explain --json`: the replay's explanation, and
 // with --top the user functions that charged the most.
 type explainJSON struct {
-	*replay.Explanation
+	*TraceReport
 	TopFunctions []topFunction `json:"top_functions,omitempty"`
 }
 
@@ -117,23 +117,6 @@ func stacksOf(path string) (*traceStacks, error) {
 		}
 		prof.b.Add(e)
 	}
-}
-
-func writeExplanation(w io.Writer, ex *replay.Explanation) {
-	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, modeLabel(ex.Mode, ex.StocksRead), ex.Kernel, ex.BatchPages)
-	if !ex.Exact {
-		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
-	}
-	if ex.PeakBytes != nil {
-		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*ex.PeakBytes), ex.PeakSource)
-	}
-	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
-	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes)+bound(ex.CorrectedPeakErrorBytes, ex.MissedCalls, ex.Exact))
-	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
-	if len(ex.Kinds) > 0 {
-		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
-	}
-	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups, ex.StocksRead)
 }
 
 // writeTimeline prints the steps where U, U - S or the watermark changed.

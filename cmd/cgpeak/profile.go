@@ -58,7 +58,7 @@ type topFunction struct {
 // write names the stacks' frames and writes the files asked for; it
 // returns the top functions, and a non-zero exit code when a file could
 // not be written or the trace has no charge requests.
-func (o *profileOpts) write(p *traceStacks, ex *replay.Explanation) ([]topFunction, int) {
+func (o *profileOpts) write(p *traceStacks, ex *replay.Report) ([]topFunction, int) {
 	if ex.Mode != "charges" {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: a %s trace has no charge requests to attribute: record one with --trace-charges\n", ex.Trace, modeLabel(ex.Mode, ex.StocksRead))
 		return nil, exitUsage

@@ -357,7 +357,7 @@ func writeText(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "  memory events            %s\n", strings.Join(parts, ", "))
 	}
 	if r.Trace != nil {
-		writeTraceText(w, r.Trace)
+		writeTraceReport(w, r.Trace)
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)

@@ -180,7 +180,7 @@ func writeTraceCmdText(w io.Writer, r *TraceCmdReport) {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s: since the cgroup was made or last reset, not only while traced)\n", human(*r.PeakBytes), r.PeakSource)
 	}
 	if r.Trace != nil {
-		writeTraceText(w, r.Trace)
+		writeTraceReport(w, r.Trace)
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)

@@ -142,9 +142,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Exact != tr.Exact {
-						t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
-					}
+					sameReport(t, tr, ex)
 				})
 			}
 		}

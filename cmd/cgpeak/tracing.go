@@ -10,6 +10,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/internal/session"
 	"github.com/cgpeak/cgpeak/loader"
@@ -30,8 +31,9 @@ type traceOpts struct {
 	perRequest, walkEveryStack, noUserStacks bool
 }
 
-// TraceReport is the part of a run's report that comes from traced charges.
-type TraceReport = session.Report
+// TraceReport is the part of a run's report that comes from traced
+// charges, and explain's whole report.
+type TraceReport = replay.Report
 
 // traceSession is a live trace as run.go and trace_cmd.go drive it.
 type traceSession struct {
@@ -95,23 +97,45 @@ func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
 	return r, err
 }
 
-func writeTraceText(w io.Writer, t *TraceReport) {
-	fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s), %d lost\n", t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Lost)
-	exact := ""
-	if !t.Exact {
-		exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
+// writeTraceReport prints a trace's report: a live one (run --trace,
+// trace) as part of its run's report, a replayed one (explain) on its own,
+// headed by the file it came from.
+func writeTraceReport(w io.Writer, t *TraceReport) {
+	live := t.Trace == ""
+	if live {
+		fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s), %d lost\n", t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Lost)
+	} else {
+		fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", t.Trace, t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Kernel, t.BatchPages)
+		if !t.Exact {
+			fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(t.Incomplete, "; "))
+		}
+		if t.PeakBytes != nil {
+			fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*t.PeakBytes), t.PeakSource)
+		}
+		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(t.WatermarkBytes))
 	}
-	window := ""
-	if t.Attached {
-		window = " while traced"
+	corrected := human(t.CorrectedPeakBytes) + bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact)
+	if live {
+		exact := ""
+		if !t.Exact {
+			exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
+		}
+		window := ""
+		if t.Attached {
+			window = " while traced"
+		}
+		fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", corrected, window, exact)
+		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
+	} else {
+		fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", corrected)
 	}
-	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", human(t.CorrectedPeakBytes)+bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact), window, exact)
-	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	if len(t.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))
 	}
-	writeCharges(w, t.Result.Totals, t.BatchPages)
+	if live {
+		writeCharges(w, t.Totals, t.BatchPages)
+	}
 	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups, t.StocksRead)
 	if t.BackendNote != "" {
 		fmt.Fprintf(w, "  backend                  %s\n", t.BackendNote)

@@ -191,8 +191,7 @@ type Model struct {
 	cgroups  map[uint64]*CgroupStats
 	totals   Totals
 	events   uint64
-	timeline []Point
-	keepTL   bool
+	timeline *timeline // nil: none kept
 	first    uint64
 }
 
@@ -285,11 +284,15 @@ type Point struct {
 }
 
 // NewModel starts an empty model for a kernel whose charge batch is batch
-// pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
-// step is kept for Result().Timeline.
-func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
-		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}, keepTL: timeline}
+// pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, its
+// steps are kept for Result().Timeline, in bounded memory (Timeline).
+func NewModel(batch uint64, keepTimeline bool) *Model {
+	m := &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}}
+	if keepTimeline {
+		m.timeline = &timeline{nbins: timelineBins}
+	}
+	return m
 }
 
 // Attached says the trace began on a running cgroup: pages stocked before
@@ -476,8 +479,8 @@ func (m *Model) Apply(e Event) {
 }
 
 func (m *Model) step(e Event) {
-	if m.keepTL {
-		m.timeline = append(m.timeline, Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
+	if m.timeline != nil {
+		m.timeline.add(Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
 	}
 }
 
@@ -740,7 +743,7 @@ type Result struct {
 	Procs         map[int]ProcStats
 	Kinds         map[string]KindStats   // charge requests by what they were for (traces that record it)
 	Cgroups       map[uint64]CgroupStats // charge requests per cgroup id
-	Timeline      []Point
+	Timeline      Timeline
 	StartTime     uint64
 }
 
@@ -748,7 +751,10 @@ type Result struct {
 func (m *Model) Result() Result {
 	r := Result{Batch: m.batch, Events: m.events, Watermark: m.watermark, CorrectedPeak: m.best,
 		AtWatermark: m.atMark, FinalUsage: m.usage, FinalStock: map[int]uint64{}, Totals: m.totals,
-		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, Timeline: m.timeline, StartTime: m.first}
+		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, StartTime: m.first}
+	if m.timeline != nil {
+		r.Timeline = m.timeline.result()
+	}
 	for k, v := range m.kinds {
 		r.Kinds[k] = *v
 	}

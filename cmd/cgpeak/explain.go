@@ -44,7 +44,7 @@ func explainCmd(args []string) int {
 		return exitUsage
 	}
 	defer f.Close()
-	ex, pts, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
+	ex, tl, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
 	var prof *traceStacks
 	if err == nil && po.wanted() {
 		prof, err = stacksOf(fs.Arg(0))
@@ -56,7 +56,7 @@ func explainCmd(args []string) int {
 	failed := 0
 	if *plotFile != "" {
 		if err := outfile.Write(*plotFile, func(w io.Writer) error {
-			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
+			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), tl.Points, ex.PageSize)
 		}); err != nil {
 			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot %s: %v (it is left as it was)\n", *plotFile, err)
 			failed = exitWrite
@@ -75,7 +75,7 @@ func explainCmd(args []string) int {
 		}
 		writeTraceReport(w, ex)
 		if *timeline {
-			writeTimeline(w, pts)
+			writeTimeline(w, tl)
 		}
 		if po.top > 0 {
 			writeTop(w, top, ex.PageSize)
@@ -119,8 +119,10 @@ func stacksOf(path string) (*traceStacks, error) {
 	}
 }
 
-// writeTimeline prints the steps where U, U - S or the watermark changed.
-func writeTimeline(w io.Writer, pts []analysis.Point) {
+// writeTimeline prints the steps where U, U - S or the watermark changed;
+// of a long trace, those the replay kept per interval (analysis.Timeline).
+func writeTimeline(w io.Writer, tl analysis.Timeline) {
+	pts := tl.Points
 	fmt.Fprintf(w, "\n%12s  %-16s %4s %10s %10s %10s\n", "ms", "event", "cpu", "usage U", "real U-S", "watermark")
 	var last analysis.Point
 	for i, p := range pts {
@@ -131,6 +133,9 @@ func writeTimeline(w io.Writer, pts []analysis.Point) {
 		last = p
 	}
 	fmt.Fprintln(w, strings.Repeat(" ", 14)+"(pages)")
+	if tl.Interval > 0 {
+		fmt.Fprintf(w, "%s(more than %d steps: per %.3f ms, only the first, last, lowest and highest of each column are listed; every peak is)\n", strings.Repeat(" ", 14), analysis.TimelinePoints, float64(tl.Interval)/1e6)
+	}
 }
 
 func sortedKeys[V any](m map[int]V) []int {

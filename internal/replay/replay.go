@@ -14,12 +14,13 @@ import (
 )
 
 // Trace streams a saved trace through the model and explains its peak;
-// with keepTimeline it also returns every step of the replay (for a plot).
+// with keepTimeline it also returns the steps of the replay (for a plot),
+// in bounded memory (analysis.Timeline).
 // A trace that cannot be read is an error naming its line.
-func Trace(r io.Reader, name string, keepTimeline bool) (*Report, []analysis.Point, error) {
+func Trace(r io.Reader, name string, keepTimeline bool) (*Report, analysis.Timeline, error) {
 	rd, err := trace.NewReader(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, analysis.Timeline{}, err
 	}
 	h := rd.Header
 	m := analysis.NewModel(h.Batch, keepTimeline)
@@ -36,7 +37,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Report, []analysis.Poi
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, analysis.Timeline{}, err
 		}
 		n++
 		if ev := e; !ev.OtherCounter() {
@@ -58,7 +59,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Report, []analysis.Poi
 	res := m.Result()
 	rep, err := NewReport(res, f)
 	if err != nil {
-		return nil, nil, err
+		return nil, analysis.Timeline{}, err
 	}
 	rep.Schema = report.Schema
 	return rep, res.Timeline, nil

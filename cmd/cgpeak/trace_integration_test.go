@@ -107,7 +107,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					}
 					// The kernel's own peak: v1 always has max_usage_in_bytes, v2
 					// memory.peak from 5.19.
-					if r.PeakBytes == nil && (!h.V2 || kernel.AtLeast(kernel.Release(), kernel.PeakFile.Major, kernel.PeakFile.Minor)) {
+					if r.PeakBytes == nil && (!h.V2 || kernel.Since(kernel.Release(), kernel.PeakFile)) {
 						t.Errorf("no cgroup peak on Linux %s, cgroup v2 %v: %v", kernel.Release(), h.V2, r.Missing)
 					}
 					if r.PeakBytes != nil && tr.WatermarkBytes != *r.PeakBytes {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kpeak"
 	"github.com/cgpeak/cgpeak/internal/params"
 	"github.com/cgpeak/cgpeak/internal/runner"
 	"github.com/cgpeak/cgpeak/internal/units"
@@ -260,10 +261,10 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		defer in.Close()
 		rc.Stdin = in
 	}
-	pf := startPeakFallback(leaf, topts.kernelBTF)
+	pf := kpeak.StartFallback(leaf, topts.kernelBTF, noPeakBPF())
 	rr, err := runner.Run(leaf, rc)
 	if err != nil {
-		pf.abort()
+		pf.Abort()
 		if ts != nil {
 			ts.abort()
 		}
@@ -277,7 +278,7 @@ func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceO
 		return nil, exitInternal
 	}
 	rep := &Report{Schema: reportSchema, Report: *rr}
-	pf.fill(rep)
+	fillPeak(pf, rep)
 	if ts != nil {
 		if rep.Trace, err = ts.stop(rr.Figures); err != nil {
 			var we *writeError

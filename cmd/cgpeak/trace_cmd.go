@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kpeak"
 	"github.com/cgpeak/cgpeak/loader"
 )
 
@@ -124,8 +125,8 @@ wait:
 	} else {
 		f = target.Read()
 		if !f.HavePeak && target.H.V2 {
-			if err := watermarkPeak(&f, target.Path, o.kernelBTF); err != nil {
-				f.Missing = append(f.Missing, "cgroup peak: this kernel keeps no memory.peak (Linux 5.19+) and its watermark could not be read with BPF: "+oneLine(err))
+			if err := kpeak.Watermark(&f, target.Path, o.kernelBTF, noPeakBPF()); err != nil {
+				f.Missing = append(f.Missing, kpeak.NoPeak(err))
 			}
 		}
 		rep.Missing = append(rep.Missing, f.Missing...)

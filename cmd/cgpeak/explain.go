@@ -14,7 +14,6 @@ import (
 	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/plot"
-	"github.com/cgpeak/cgpeak/trace"
 )
 
 func explainCmd(args []string) int {
@@ -45,9 +44,10 @@ func explainCmd(args []string) int {
 	}
 	defer f.Close()
 	ex, tl, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
-	var prof *traceStacks
+	var prof *chargeprof.Builder
 	if err == nil && po.wanted() {
-		prof, err = stacksOf(fs.Arg(0))
+		// The trace read a second time, only when a profile was asked for.
+		prof, err = chargeprof.ReadFile(fs.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
@@ -92,31 +92,6 @@ func explainCmd(args []string) int {
 type explainJSON struct {
 	*TraceReport
 	TopFunctions []topFunction `json:"top_functions,omitempty"`
-}
-
-// stacksOf reads a trace a second time, gathering its charge requests by
-// stack: only when a profile was asked for.
-func stacksOf(path string) (*traceStacks, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rd, err := trace.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
-	prof := &traceStacks{b: chargeprof.New(rd), r: rd}
-	for {
-		e, err := rd.Next()
-		if err == io.EOF {
-			return prof, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		prof.b.Add(e)
-	}
 }
 
 // writeTimeline prints the steps where U, U - S or the watermark changed;

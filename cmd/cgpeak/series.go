@@ -50,71 +50,15 @@ func (o *seriesOpts) commandSpecs(args []string, dash int) ([]commandSpec, error
 	default:
 		return nil, fmt.Errorf("commands both before and after --: give quoted command lines, or one command after --")
 	}
-	for _, a := range args {
-		if strings.TrimSpace(a) == "" {
-			return nil, errors.New("an empty command line: give each command as one quoted argument")
-		}
-	}
-	ps, err := o.parameters()
+	runs, err := params.Lines{Lines: args, Scan: o.paramScan, List: o.paramList, Step: o.paramStep, Names: o.names, Shell: o.shell}.Runs()
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	if len(o.names) > 0 {
-		names = o.names
-	}
-	cmds, err := params.Expand(args, names, ps)
-	if err != nil {
-		return nil, err
-	}
-	specs := make([]commandSpec, len(cmds))
-	for i, c := range cmds {
-		specs[i] = commandSpec{name: c.Name, params: c.Params, stdin: o.input}
-		switch o.shell {
-		case "none":
-			if specs[i].argv, err = params.SplitWords(c.Line); err != nil {
-				return nil, err
-			}
-		default:
-			specs[i].argv = []string{o.shell, "-c", c.Line}
-		}
+	specs := make([]commandSpec, len(runs))
+	for i, r := range runs {
+		specs[i] = commandSpec{name: r.Name, argv: r.Argv, params: r.Params, stdin: o.input}
 	}
 	return specs, nil
-}
-
-// parameters reads --parameter-scan (with --parameter-step-size) and
-// --parameter-list, as JoinMultiWord packed them.
-func (o *seriesOpts) parameters() ([]params.Param, error) {
-	var ps []params.Param
-	if len(o.paramScan) > 1 {
-		return nil, errors.New("--parameter-scan given twice: scan one parameter, and list others with --parameter-list")
-	}
-	for _, v := range o.paramScan {
-		w := strings.Split(v, params.Sep)
-		if len(w) != 3 {
-			return nil, fmt.Errorf("--parameter-scan takes NAME MIN MAX")
-		}
-		p, err := params.Scan(w[0], w[1], w[2], o.paramStep)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	if o.paramStep != "" && len(o.paramScan) == 0 {
-		return nil, errors.New("--parameter-step-size goes with --parameter-scan")
-	}
-	for _, v := range o.paramList {
-		w := strings.Split(v, params.Sep)
-		if len(w) != 2 {
-			return nil, fmt.Errorf("--parameter-list takes NAME VALUES")
-		}
-		p, err := params.List(w[0], w[1])
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
 }
 
 // resolve finds the program in PATH; on failure it says why and returns the

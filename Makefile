@@ -60,7 +60,7 @@ bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by 
 	for opt in "" --timeline "--plot $$f.svg"; do \
 	bin/cgpeak run --json --output $$f.json -- bin/cgpeak explain $$opt $$f > /dev/null && \
 	sed -n 's/.*"\(wall_seconds\|cgroup_peak_bytes\|ru_maxrss_bytes\)": *\([0-9.]*\).*/\1 \2/p' $$f.json | tr '\n' ' ' | \
-	awk '{ printf "bench: explain '"$${opt%% *}"' 10000000 events (%s MB trace): wall %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', $$2, $$6/1048576, $$4/1048576 }' || exit 1; \
+	awk '{ printf "bench: explain'"$${opt:+ $${opt%% *}}"' 10000000 events (%s MB trace): wall %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', $$2, $$6/1048576, $$4/1048576 }' || exit 1; \
 	done; rm -f $$f.json $$f.svg
 guest: ## static binaries shipped into the VMs
 	@mkdir -p bin/guest

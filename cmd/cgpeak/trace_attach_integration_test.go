@@ -16,6 +16,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kernel"
+	"github.com/cgpeak/cgpeak/internal/replay"
 )
 
 // A workload that moved itself into a cgroup and is already running is
@@ -51,7 +52,8 @@ func TestTraceRunningWorkload(t *testing.T) {
 					t.Fatalf("workload said %q", line)
 				}
 
-				args := []string{"--backend", b, "--trace-output", filepath.Join(t.TempDir(), "t.jsonl")}
+				tf := filepath.Join(t.TempDir(), "t.jsonl")
+				args := []string{"--backend", b, "--trace-output", tf}
 				if by == "pid" {
 					args = append(args, "--pid", strconv.Itoa(w.Process.Pid))
 				} else {
@@ -88,6 +90,15 @@ func TestTraceRunningWorkload(t *testing.T) {
 				if by == "pid" && r.PeakBytes != nil && *r.PeakBytes != x.WatermarkBytes {
 					t.Errorf("traced watermark %d != %s %d", x.WatermarkBytes, r.PeakSource, *r.PeakBytes)
 				}
+				js, err := exec.Command(cgpeak, "explain", "--json", tf).Output()
+				if err != nil {
+					t.Fatalf("explain: %v", err)
+				}
+				var ex replay.Report
+				if err := json.Unmarshal(js, &ex); err != nil {
+					t.Fatal(err)
+				}
+				sameReport(t, x, &ex)
 			})
 		}
 	}

@@ -98,7 +98,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					if b == loader.Fentry && !tr.Exact {
 						t.Errorf("fentry trace not exact: %v", tr.Incomplete)
 					}
-					if b == loader.Kprobe && tr.Resyncs > 0 && len(tr.Missed) == 0 && kernel.AtLeast(kernel.Release(), 6, 7) {
+					if b == loader.Kprobe && tr.Resyncs > 0 && len(tr.Missed) == 0 && kernel.Since(kernel.Release(), kernel.KprobeMissed) {
 						if tr.StocksRead {
 							t.Errorf("the replay resynced %d times, but the tracer declares no missed call: %v", tr.Resyncs, tr.Incomplete)
 						} else {

@@ -95,6 +95,8 @@ var (
 	// The v1 memory controller became a build option (CONFIG_MEMCG_V1),
 	// which Debian's kernels from 6.12 leave out; before, it is always there.
 	MemcgV1Optional = Version{6, 11}
+	// A kprobe link's info counts the calls its kprobe missed.
+	KprobeMissed = Version{6, 7}
 )
 
 // Since says whether a release has a feature that appeared in version f;

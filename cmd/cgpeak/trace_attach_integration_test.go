@@ -16,7 +16,6 @@ import (
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kernel"
-	"github.com/cgpeak/cgpeak/internal/replay"
 )
 
 // A workload that moved itself into a cgroup and is already running is
@@ -90,15 +89,7 @@ func TestTraceRunningWorkload(t *testing.T) {
 				if by == "pid" && r.PeakBytes != nil && *r.PeakBytes != x.WatermarkBytes {
 					t.Errorf("traced watermark %d != %s %d", x.WatermarkBytes, r.PeakSource, *r.PeakBytes)
 				}
-				js, err := exec.Command(cgpeak, "explain", "--json", tf).Output()
-				if err != nil {
-					t.Fatalf("explain: %v", err)
-				}
-				var ex replay.Report
-				if err := json.Unmarshal(js, &ex); err != nil {
-					t.Fatal(err)
-				}
-				sameReport(t, x, &ex)
+				sameReport(t, x, explainFile(t, cgpeak, tf))
 			})
 		}
 	}

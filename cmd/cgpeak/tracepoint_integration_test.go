@@ -61,15 +61,7 @@ func TestTracepointBackend(t *testing.T) {
 				if h.Backend != loader.Tracepoint || len(h.CannotSee) == 0 {
 					t.Errorf("header backend %q, cannot_see %v", h.Backend, h.CannotSee)
 				}
-				out, err := exec.Command(cgpeak, "explain", "--json", tf).Output()
-				if err != nil {
-					t.Fatalf("explain: %v", err)
-				}
-				var ex replay.Report
-				if err := json.Unmarshal(out, &ex); err != nil {
-					t.Fatal(err)
-				}
-				sameReport(t, x, &ex)
+				sameReport(t, x, explainFile(t, cgpeak, tf))
 				if !fentry || mode != "summary" {
 					return
 				}
@@ -119,6 +111,20 @@ func withTracepoint(t *testing.T, bs []string) []string {
 		t.Skip("this kernel offers neither fentry, kprobes nor memcg tracepoints (see cgpeak probe); charge tracing is tested in the VMs")
 	}
 	return bs
+}
+
+// explainFile is `cgpeak explain --json` of a trace file.
+func explainFile(t *testing.T, cgpeak, tf string) *replay.Report {
+	t.Helper()
+	out, err := exec.Command(cgpeak, "explain", "--json", tf).Output()
+	if err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	var ex replay.Report
+	if err := json.Unmarshal(out, &ex); err != nil {
+		t.Fatal(err)
+	}
+	return &ex
 }
 
 // sameReport checks that a live trace's report and the report `cgpeak

@@ -13,24 +13,6 @@ import (
 // read the watermark.
 func noPeakBPF() bool { return os.Getenv("CGPEAK_PEAK_NO_BPF") != "" }
 
-// fillPeak puts the fallback's peak into the report, or, without BPF, the
-// sampled lower bound, and says why there is no peak.
-func fillPeak(p *kpeak.Fallback, rep *Report) {
-	if p == nil {
-		return
-	}
-	f := &rep.Figures
-	low := p.Finish(f)
-	rep.Missing = kpeak.DropPeakMissing(rep.Missing)
-	if low == nil {
-		v := f.PeakBytes
-		rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
-		return
-	}
-	rep.Missing = append(rep.Missing, f.Missing[len(f.Missing)-1])
-	rep.PeakLowerBoundBytes, rep.PeakLowerBoundSource = &low.Bytes, low.Source
-}
-
 // openLivePeak returns nil where the kernel has the peak file, and, where
 // BPF cannot stand in, says once on stderr that no peak will be shown.
 func openLivePeak(l *cgroup.Leaf) *kpeak.Live {

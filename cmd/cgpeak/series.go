@@ -164,16 +164,6 @@ type SeriesResult = series.Result[*Report]
 // SeriesReport is what `cgpeak run --export-json` writes.
 type SeriesReport = series.Report[*Report]
 
-// SeriesFigures gives the statistics what they need of a run.
-func (r *Report) SeriesFigures() series.Figures {
-	f := series.Figures{Wall: r.WallSeconds, User: r.UserSeconds, Sys: r.SysSeconds, MaxRSS: r.MaxRSSBytes, Peak: r.PeakBytes, PeakSource: r.PeakSource, ExitCode: r.ExitCode}
-	if r.Trace != nil {
-		v := r.Trace.CorrectedPeakBytes
-		f.Corrected = &v
-	}
-	return f
-}
-
 // codeError ends a series with an exit code, its message already shown.
 type codeError struct{ code int }
 
@@ -196,7 +186,7 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	bar := newProgress(os.Stderr, len(specs)*(so.warmup+plan.Count(0)))
 	// measureOnce is one run; a killed workload ends the series.
 	measureOnce := func(spec commandSpec, topts traceOpts) (*Report, error) {
-		r, code := measure(h, spec, mem, swap, topts, stdout, stopped)
+		r, code := measureOne(h, spec, mem, swap, topts, stdout, stopped)
 		if r == nil {
 			return nil, &codeError{code}
 		}
@@ -304,7 +294,7 @@ func seriesStopped(err error, last *Report, stopped <-chan os.Signal, killed str
 	if errors.As(err, &ce) {
 		if ce.code == -1 {
 			fmt.Fprintf(os.Stderr, "cgpeak: %s: %s; no statistics\n", last.InterruptedBy, killed)
-			return last.exitCode()
+			return exitCodeOf(last)
 		}
 		return ce.code
 	}

@@ -405,6 +405,9 @@ func writeComparison(w io.Writer, rep *SeriesReport, o seriesOpts) {
 		if p := c.CgroupPeak; p != nil && p.Ratio > 0 && p.Low > 0 {
 			line += fmt.Sprintf(", with %.2f times its cgroup peak memory (95%% CI %.2f-%.2f; %s)", 1/p.Ratio, 1/p.High, 1/p.Low, significance(*p))
 		}
+		if p := c.Corrected; p != nil && p.Ratio > 0 && p.Low > 0 {
+			line += fmt.Sprintf(", %.2f times its corrected peak (traced charges; 95%% CI %.2f-%.2f; %s)", 1/p.Ratio, 1/p.High, 1/p.Low, significance(*p))
+		}
 		fmt.Fprintln(w, line)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
-	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/internal/session"
@@ -35,27 +34,9 @@ type traceOpts struct {
 // charges, and explain's whole report.
 type TraceReport = replay.Report
 
-// traceSession is a live trace as run.go and trace_cmd.go drive it.
-type traceSession struct {
-	*session.Session
-}
-
 func (o traceOpts) session(argv []string, attached bool) session.Options {
 	return session.Options{Charges: o.charges, Descendants: o.descend, Output: o.output, Backend: o.backend, KernelBTF: o.kernelBTF,
 		Timeline: o.timeline || o.plot != "", Command: argv, Attached: attached, PerRequest: o.perRequest, WalkEveryStack: o.walkEveryStack, NoUserStacks: o.noUserStacks}
-}
-
-// startTrace attaches the tracer to the leaf before the workload starts, so
-// its first charge is seen.
-//
-// attached: the cgroup was running before (cgpeak trace), so usage and stocks
-// from before are not in the trace.
-func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*traceSession, error) {
-	s, err := session.Open(leaf, o.session(argv, attached))
-	if err != nil {
-		return nil, traceAdvice(err)
-	}
-	return &traceSession{s}, nil
 }
 
 // traceAdvice words a tracing error for the command line.
@@ -81,20 +62,6 @@ func (o *traceOpts) testFlags(fs *pflag.FlagSet) {
 	fs.MarkHidden("walk-every-stack")
 	fs.BoolVar(&o.noUserStacks, "no-user-stacks", false, "per-charge mode: take no user stacks (to measure what they cost)")
 	fs.MarkHidden("no-user-stacks")
-}
-
-func (s *traceSession) abort() { s.Abort() }
-
-func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
-	r, err := s.Stop(f)
-	switch {
-	case errors.Is(err, session.ErrOutput):
-		// The trace was taken but not written: the figures still show.
-		err = &writeError{traceAdvice(err)}
-	case err != nil:
-		err = traceAdvice(err)
-	}
-	return r, err
 }
 
 // writeTraceReport prints a trace's report: a live one (run --trace,
@@ -153,11 +120,6 @@ func writeTraceReport(w io.Writer, t *TraceReport) {
 		fmt.Fprintf(w, "  trace written to         %s\n", t.Output)
 	}
 }
-
-// traceStartError marks a failure to attach, reported with its own exit code.
-type traceStartError struct{ err error }
-
-func (e *traceStartError) Error() string { return e.err.Error() }
 
 // modeLabel names a trace's mode, and how a summary followed the stocks.
 func modeLabel(mode string, stocksRead bool) string {

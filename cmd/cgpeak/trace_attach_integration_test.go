@@ -175,7 +175,7 @@ func TestTraceCmdErrors(t *testing.T) {
 	}
 }
 
-// The seed experiment (../shared/seeds, article 000): a process moves itself
+// The seed experiment (README, "The seed experiment"): a process moves itself
 // into an empty cgroup and touches 196 pages. cgpeak trace, attached before it
 // starts, explains memory.peak: the corrected peak is every page the process
 // charged (196 user pages and the few kernel pages it needed, each named by

@@ -102,6 +102,12 @@ type Event struct {
 	Kind      string `json:"kind,omitempty"`      // charge requests: what for (user, thp, page_tables, kernel_stack, slab, ...), "" if unknown
 	Caller    string `json:"caller,omitempty"`    // charge requests for kernel memory: the kernel function that asked
 	Consumed  uint64 `json:"consumed,omitempty"`  // summary traces: pages this CPU's stock served, unreported, since its previous event
+	// FromCPU: charge requests that entered try_charge on another CPU than
+	// the one they returned on (CPU): a preemptible kernel moved the task
+	// in between. consume_stock runs first thing, so a request the stock
+	// served took its pages from FromCPU's stock. nil when the same, or
+	// unknown (fexit sees only the return).
+	FromCPU *int `json:"from_cpu,omitempty"`
 	// Cgroup: the cgroup (id) whose memcg the call was for; several when
 	// descendants are traced. A trace file leaves out the header's own.
 	Cgroup uint64 `json:"cgroup,omitempty"`
@@ -181,6 +187,7 @@ type Model struct {
 	attached bool          // tracing began on a running cgroup
 	read     bool          // a stock-read summary trace (StocksRead)
 	known    map[slot]bool // attached: this CPU's stock is known (empty once, or drained)
+	short    map[slot]bool // the stock served requests past what the replay had in it, since its last refill
 	real     int64
 	best     Peak
 	atMark   *Snapshot
@@ -261,8 +268,9 @@ type Totals struct {
 	// Resyncs counts the times the replay contradicted the kernel and
 	// followed the kernel: a request charged to the counter while the
 	// replayed stock could have served it (a drain the trace did not see),
-	// or a stock served below zero (a refill it did not see). ResyncPages
-	// is how far the stock was moved. Either means the trace missed events.
+	// or a stock served below zero (a refill it did not see: counted once
+	// however many requests it served). ResyncPages is how far the stock
+	// was moved. Either means the trace missed events.
 	Resyncs, ResyncPages uint64
 	// Stats: a tracepoint trace, of stat updates: RequestedPages are pages
 	// added to the charged statistics, UnchargedPages pages taken out.
@@ -272,6 +280,9 @@ type Totals struct {
 	MaxPages uint64
 	// MaxCounterPages: the most pages one counter charge took.
 	MaxCounterPages uint64
+	// Moved: charge requests that returned on another CPU than they
+	// entered on (Event.FromCPU).
+	Moved uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -288,7 +299,7 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
 // step is kept for Result().Timeline.
 func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
 		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}, keepTL: timeline}
 }
 
@@ -390,6 +401,7 @@ func (m *Model) Apply(e Event) {
 		m.totals.UnchargedPages += e.Pages
 	case OpRefill:
 		m.stock[k] += int64(e.Pages)
+		m.short[k] = false
 		m.inflight[req] = max(m.inflight[req]-int64(e.Pages), 0)
 		m.totals.Refills++
 	case OpDrain:
@@ -424,7 +436,16 @@ func (m *Model) Apply(e Event) {
 				k.Callers[e.Caller] += e.Pages
 			}
 		}
+		if e.FromCPU != nil {
+			m.totals.Moved++
+		}
 		if !m.charged[req] {
+			if e.FromCPU != nil {
+				// Served by the stock of the CPU it entered on: a
+				// preemption point (the stock lock's release) lies
+				// between consume_stock and the return.
+				k = slot{*e.FromCPU, e.Cgroup}
+			}
 			m.stock[k] -= int64(e.Pages)
 			m.totals.FromStock++
 			m.totals.FromStockPages += e.Pages
@@ -432,7 +453,14 @@ func (m *Model) Apply(e Event) {
 			c.FromStockPages += e.Pages
 			if m.stock[k] < 0 {
 				if !m.attached || m.known[k] {
-					m.resync(uint64(-m.stock[k]))
+					// One unseen refill lets the kernel serve up to a
+					// batch of requests the replay finds no stock for:
+					// one contradiction, however many requests show it.
+					if !m.short[k] {
+						m.totals.Resyncs++
+					}
+					m.totals.ResyncPages += uint64(-m.stock[k])
+					m.short[k] = true
 				}
 				m.stock[k] = 0
 			}
@@ -444,6 +472,7 @@ func (m *Model) Apply(e Event) {
 		}
 		if m.charged[req] {
 			m.known[k] = true
+			m.short[k] = false
 		}
 		m.charged[req] = false
 		m.inflight[req] = 0
@@ -661,6 +690,7 @@ func (m *Model) counterCharge(e Event, c *CPUStats) {
 // drain empties a CPU's stock; its pages stay in usage until their uncharge.
 func (m *Model) drain(e Event, k slot) {
 	m.stock[k] = 0
+	m.short[k] = false
 	m.draining[e.CPU] = int64(e.Pages)
 	m.known[k] = true
 	m.totals.Drains++

@@ -325,6 +325,49 @@ func TestUnseenRefillResyncs(t *testing.T) {
 	}
 }
 
+// One refill the probes missed lets the kernel serve a whole batch of
+// requests the replay finds no stock for: one contradiction, of the
+// refill's pages, not one per request (the count is what the report weighs
+// against the calls the kernel says were missed).
+func TestUnseenRefillResyncsOnce(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.events = append(k.events[:1], k.events[2:]...) // the refill of 63 unseen
+	for i := 0; i < 63; i++ {
+		k.fault(0, 1) // served by the stock the replay never saw filled
+	}
+	k.fault(0, 1) // empty: charged to the counter
+	r := replay(k)
+	if r.Totals.Resyncs != 1 || r.Totals.ResyncPages != 63 {
+		t.Errorf("%d resyncs of %d pages, want 1 of the 63 pages refilled unseen", r.Totals.Resyncs, r.Totals.ResyncPages)
+	}
+}
+
+// A request that entered try_charge on CPU 0, where consume_stock served
+// it, and returned on CPU 1 (preempted after the stock lock's release): its
+// pages come out of CPU 0's stock, not CPU 1's, or the replay would find
+// CPU 1 short and CPU 0 with a page the kernel no longer has.
+func TestRequestServedOnEntryCPU(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.fault(0, 1)
+	from := 0
+	last := &k.events[len(k.events)-1]
+	last.CPU, last.FromCPU = 1, &from
+	k.fault(1, 1)
+	for i := 0; i < 62; i++ {
+		k.fault(0, 1) // CPU 0's stock runs out exactly
+	}
+	k.fault(0, 1) // charged to the counter: the kernel's stock was empty
+	r := replay(k)
+	if r.Totals.Resyncs != 0 || r.Totals.Moved != 1 {
+		t.Errorf("%d resyncs (%d pages), %d requests moved; want 0 and 1", r.Totals.Resyncs, r.Totals.ResyncPages, r.Totals.Moved)
+	}
+	if r.CorrectedPeak.Pages != k.maxInUse || r.FinalStock[0] != k.stock[0] || r.FinalStock[1] != k.stock[1] {
+		t.Errorf("corrected %d, stocks %v; want %d and %v", r.CorrectedPeak.Pages, r.FinalStock, k.maxInUse, k.stock)
+	}
+}
+
 // Tracing a running cgroup: requests served from stock charged before the
 // trace began are no contradiction, and once the stock runs dry and the
 // counter is charged, U - S is real use minus what was in use before.

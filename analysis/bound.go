@@ -32,12 +32,28 @@ type Bound struct {
 // were busy too. Resyncs moved the replayed stock by pages the replay
 // counted; until then the stock was wrong by those pages, which covers
 // kernels that count no misses (kprobes before 6.7).
-func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) Bound {
+//
+// However many calls were missed, a per-charge replay cannot be further off
+// than what its state can be wrong by (cpus: the CPUs the kernel may have
+// stocked pages on; the trace's own are counted too). Usage is the
+// kernel's at every counter event: wrong only by counter calls missed or
+// lost since, each at most the largest call. Each per-CPU stock of the
+// kernel holds between 0 and a batch once refill_stock returns, so the
+// replayed one, however wrong, is off by at most a batch, or by what it
+// holds past a batch. Pages the replay holds in flight or draining can be
+// wrong by all of them (Totals.Slack, their most at any moment real use was
+// taken). The bound is the smaller of the two. It does not apply to
+// stock-read or statistic traces, whose real use the kernel side measures.
+func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64, cpus int) Bound {
 	largest := max(batch, t.MaxPages)
 	b := Bound{Pages: lost * largest, Calls: lost}
+	counter := lost
 	for fn, n := range missed {
 		b.Calls += n
 		b.Pages += n * missedWeight(fn, t, batch, largest)
+		if counterFn(fn) {
+			counter += n
+		}
 	}
 	if b.Calls == 0 {
 		// Each resync found at least one call missed that no counter saw
@@ -45,7 +61,15 @@ func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) B
 		b.Calls = t.Resyncs
 	}
 	b.Pages += t.ResyncPages
+	if b.Calls > 0 && !t.RequestsUncounted && !t.Stats {
+		slots := max(uint64(max(cpus, 1))*t.Cgroups, t.Slots)
+		b.Pages = min(b.Pages, slots*batch+t.Slack+counter*largest)
+	}
 	return b
+}
+
+func counterFn(fn string) bool {
+	return strings.Contains(fn, "page_counter") || strings.Contains(fn, "pc_")
 }
 
 func missedWeight(fn string, t Totals, batch, largest uint64) uint64 {
@@ -54,7 +78,7 @@ func missedWeight(fn string, t Totals, batch, largest uint64) uint64 {
 		return batch
 	case strings.Contains(fn, "drain_stock"):
 		return 2 * batch
-	case strings.Contains(fn, "page_counter") || strings.Contains(fn, "pc_"):
+	case counterFn(fn):
 		return largest
 	case strings.Contains(fn, "try_charge"):
 		return max(batch, t.MaxCounterPages)

@@ -283,6 +283,13 @@ type Totals struct {
 	// Moved: charge requests that returned on another CPU than they
 	// entered on (Event.FromCPU).
 	Moved uint64
+	// Slots: the per-CPU stocks (CPU and memcg) the trace saw; Cgroups:
+	// the memcgs they were for. Slack: the most, over the moments real use
+	// was taken, of the pages the replay held as in flight or draining plus
+	// its stocks' pages past a batch each: how wrong those can be besides
+	// the stocks' own batch each (ErrorBound).
+	Slots, Cgroups uint64
+	Slack          uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -483,6 +490,7 @@ func (m *Model) Apply(e Event) {
 	// not yet in the stock; between drain_stock's entry and its uncharge, U
 	// still holds pages no longer stocked: real use is known at the others.
 	if e.Op != OpCounterCharge && e.Op != OpDrain {
+		m.totals.Slack = max(m.totals.Slack, m.slack())
 		if m.real > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(m.real), Time: e.Time}
 		}
@@ -502,6 +510,24 @@ func (m *Model) Apply(e Event) {
 		}
 	}
 	m.step(e)
+}
+
+// slack is what of the replay's state a missed call can have made wrong
+// beyond a batch per stock: its in-flight and draining pages, and its
+// stocks' pages past a batch (the kernel's never hold more once refill_stock
+// returns).
+func (m *Model) slack() uint64 {
+	var s int64
+	for _, v := range m.inflight {
+		s += max(v, 0)
+	}
+	for _, v := range m.draining {
+		s += max(v, 0)
+	}
+	for _, v := range m.stock {
+		s += max(v-int64(m.batch), 0)
+	}
+	return uint64(s)
 }
 
 func (m *Model) step(e Event) {
@@ -786,11 +812,14 @@ func (m *Model) Result() Result {
 	for k, v := range m.cgroups {
 		r.Cgroups[k] = *v
 	}
+	cgs := map[uint64]bool{}
 	for k, v := range m.stock {
 		if v > 0 {
 			r.FinalStock[k.cpu] += uint64(v)
 		}
+		cgs[k.cg] = true
 	}
+	r.Totals.Slots, r.Totals.Cgroups = uint64(len(m.stock)), uint64(max(len(cgs), 1))
 	for c, s := range m.cpus {
 		r.CPUs[c] = *s
 	}

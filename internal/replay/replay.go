@@ -121,7 +121,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Explanation, []analysi
 	ex.Incomplete = append(ex.Incomplete, analysis.Incomplete(ex.Lost, ex.Missed, res.Totals)...)
 	ex.Incomplete = append(ex.Incomplete, inconsistent...)
 	ex.Exact = len(ex.Incomplete) == 0
-	b := analysis.ErrorBound(ex.Lost, ex.Missed, res.Totals, h.Batch)
+	b := analysis.ErrorBound(ex.Lost, ex.Missed, res.Totals, h.Batch, h.CPUs)
 	ex.CorrectedPeakErrorBytes, ex.MissedCalls = b.Pages*h.PageSize, b.Calls
 	ex.Breakdown = analysis.Break(res, label, peak, h.PageSize)
 	ex.Explanation = ex.Breakdown.String()

@@ -246,7 +246,7 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 	}
 	rep.Incomplete = analysis.Incomplete(lost, missed, r.Totals)
 	rep.Exact = len(rep.Incomplete) == 0
-	b := analysis.ErrorBound(lost, missed, r.Totals, s.batch.Pages)
+	b := analysis.ErrorBound(lost, missed, r.Totals, s.batch.Pages, runtime.NumCPU())
 	rep.CorrectedPeakErrorBytes, rep.MissedCalls = b.Pages*page, b.Calls
 	var peak uint64
 	if f.HavePeak {

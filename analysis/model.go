@@ -179,11 +179,16 @@ type Model struct {
 	// itself), or given back by drain_stock but not yet uncharged. Other
 	// CPUs' events can fall in that window; U counts these pages, real use
 	// must not.
-	inflight map[int]int64
-	draining map[int]int64
-	charged  map[int]bool  // a counter charge since this thread's last request (per CPU in applyRead)
-	before   map[int]int64 // the CPU's stock when that counter charge came
-	beforeAt map[int]slot  // and which CPU's stock
+	inflight  map[int]int64
+	draining  map[int]int64
+	charged   map[int]bool    // a counter charge since this thread's last request (per CPU in applyRead)
+	before    map[int]int64   // the CPU's stock when that counter charge came
+	beforeAt  map[int]slot    // and which CPU's stock
+	beforeGen map[int]uint64  // and that stock's drains until then
+	drained   map[slot]uint64 // drains of each stock so far
+	// pending: per thread, a request's refill not yet known to be in the
+	// stock (OpRefill).
+	pending  map[int]pendingRefill
 	attached bool          // tracing began on a running cgroup
 	read     bool          // a stock-read summary trace (StocksRead)
 	known    map[slot]bool // attached: this CPU's stock is known (empty once, or drained)
@@ -306,7 +311,7 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
 // step is kept for Result().Timeline.
 func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, beforeGen: map[int]uint64{}, drained: map[slot]uint64{}, pending: map[int]pendingRefill{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
 		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}, keepTL: timeline}
 }
 
@@ -387,6 +392,9 @@ func (m *Model) Apply(e Event) {
 	if req == 0 {
 		req = -1 - e.CPU
 	}
+	if p, ok := m.pending[req]; ok {
+		m.applyRefill(req, p)
+	}
 	switch e.Op {
 	case OpCounterCharge:
 		if e.Failed {
@@ -394,7 +402,7 @@ func (m *Model) Apply(e Event) {
 			break
 		}
 		if !m.charged[req] {
-			m.before[req], m.beforeAt[req] = m.stock[k], k
+			m.before[req], m.beforeAt[req], m.beforeGen[req] = m.stock[k], k, m.drained[k]
 		}
 		m.charged[req] = true
 		m.counterCharge(e, c)
@@ -407,10 +415,17 @@ func (m *Model) Apply(e Event) {
 		m.totals.Uncharges++
 		m.totals.UnchargedPages += e.Pages
 	case OpRefill:
-		m.stock[k] += int64(e.Pages)
-		m.short[k] = false
-		m.inflight[req] = max(m.inflight[req]-int64(e.Pages), 0)
 		m.totals.Refills++
+		if m.charged[req] {
+			// A request's surplus. The event is refill_stock's entry:
+			// on a preemptible kernel the task can be preempted before
+			// it takes the stock lock, and other tasks on that CPU find
+			// the stock without these pages meanwhile. They are in it
+			// by the task's next event, or when the stock proves it.
+			m.pending[req] = pendingRefill{at: k, pages: int64(e.Pages)}
+			break
+		}
+		m.applyRefill(req, pendingRefill{at: k, pages: int64(e.Pages)})
 	case OpDrain:
 		m.drain(e, k)
 	case OpCharge:
@@ -453,6 +468,9 @@ func (m *Model) Apply(e Event) {
 				// between consume_stock and the return.
 				k = slot{*e.FromCPU, e.Cgroup}
 			}
+			if m.stock[k] < int64(e.Pages) {
+				m.settlePending(k, func(pages int64) bool { return true })
+			}
 			m.stock[k] -= int64(e.Pages)
 			m.totals.FromStock++
 			m.totals.FromStockPages += e.Pages
@@ -471,11 +489,15 @@ func (m *Model) Apply(e Event) {
 				}
 				m.stock[k] = 0
 			}
-		} else if b := m.before[req]; b >= int64(e.Pages) && e.Pages <= m.batch {
+		} else if b := m.before[req]; b >= int64(e.Pages) && e.Pages <= m.batch && m.drained[m.beforeAt[req]] == m.beforeGen[req] {
 			// consume_stock would have served this request from b pages:
 			// the kernel's stock was lower, drained by a call not traced.
-			m.resync(uint64(b))
-			m.stock[m.beforeAt[req]] -= b
+			// Unless that stock was drained since: the drain said what the
+			// kernel held, and the replay followed it (drain).
+			at := m.beforeAt[req]
+			cut := min(b, max(m.stock[at], 0))
+			m.resync(uint64(cut))
+			m.stock[at] -= cut
 		}
 		if m.charged[req] {
 			m.known[k] = true
@@ -713,8 +735,53 @@ func (m *Model) counterCharge(e Event, c *CPUStats) {
 	}
 }
 
+// pendingRefill is a request's refill whose pages may not be in the stock
+// yet (Model.pending).
+type pendingRefill struct {
+	at    slot
+	pages int64
+}
+
+func (m *Model) applyRefill(req int, p pendingRefill) {
+	delete(m.pending, req)
+	m.stock[p.at] += p.pages
+	m.short[p.at] = false
+	m.inflight[req] = max(m.inflight[req]-p.pages, 0)
+}
+
+// settlePending puts in stock k the pending refills for it, if ok says
+// their pages (all together) make what the kernel showed.
+func (m *Model) settlePending(k slot, ok func(pages int64) bool) {
+	var sum int64
+	for _, p := range m.pending {
+		if p.at == k {
+			sum += p.pages
+		}
+	}
+	if sum == 0 || !ok(sum) {
+		return
+	}
+	for req, p := range m.pending {
+		if p.at == k {
+			m.applyRefill(req, p)
+		}
+	}
+}
+
 // drain empties a CPU's stock; its pages stay in usage until their uncharge.
 func (m *Model) drain(e Event, k slot) {
+	// A drain gives back what the kernel's stock held (after the refill
+	// that caused it, if any): where the replay held something else, it
+	// missed calls, or the kernel served or skipped the stock in a way
+	// the events do not show; either way it follows the kernel from here.
+	if !m.read && m.stock[k] != int64(e.Pages) {
+		m.settlePending(k, func(pages int64) bool { return m.stock[k]+pages == int64(e.Pages) })
+	}
+	if !m.read && m.stock[k] != int64(e.Pages) && (!m.attached || m.known[k]) {
+		d := m.stock[k] - int64(e.Pages)
+		m.resync(uint64(max(d, -d)))
+	}
+	m.drained[k]++
 	m.stock[k] = 0
 	m.short[k] = false
 	m.draining[e.CPU] = int64(e.Pages)
@@ -813,6 +880,9 @@ func (m *Model) Result() Result {
 		r.Cgroups[k] = *v
 	}
 	cgs := map[uint64]bool{}
+	for _, p := range m.pending {
+		r.FinalStock[p.at.cpu] += uint64(p.pages)
+	}
 	for k, v := range m.stock {
 		if v > 0 {
 			r.FinalStock[k.cpu] += uint64(v)

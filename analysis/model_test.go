@@ -368,6 +368,51 @@ func TestRequestServedOnEntryCPU(t *testing.T) {
 	}
 }
 
+// Task A's refill_stock event is its entry; A is preempted before it takes
+// the stock lock, and task B on the same CPU finds the stock empty, charges
+// the counter and serves 50 pages from its own surplus; then A adds its 63
+// pages to B's 13, past the batch, and drains them. The kernel did nothing
+// the events contradict: no resync, and real use is followed throughout.
+func TestRefillAfterPreemption(t *testing.T) {
+	const a, b = 10, 11
+	ev := []Event{
+		{CPU: 1, TID: a, Op: OpCounterCharge, Pages: 64, Usage: 64, Watermark: 64},
+		{CPU: 1, TID: a, Op: OpRefill, Pages: 63},
+		{CPU: 1, TID: b, Op: OpCounterCharge, Pages: 64, Usage: 128, Watermark: 128},
+		{CPU: 1, TID: b, Op: OpRefill, Pages: 63},
+		{CPU: 1, TID: b, Op: OpCharge, Pages: 1},
+	}
+	for i := 0; i < 50; i++ {
+		ev = append(ev, Event{CPU: 1, TID: b, Op: OpCharge, Pages: 1})
+	}
+	ev = append(ev, Event{CPU: 1, TID: a, Op: OpDrain, Pages: 76},
+		Event{CPU: 1, TID: a, Op: OpCounterUncharge, Pages: 76, Usage: 52, Watermark: 128},
+		Event{CPU: 1, TID: a, Op: OpCharge, Pages: 1})
+	m := NewModel(64, false)
+	for _, e := range ev {
+		m.Apply(e)
+	}
+	r := m.Result()
+	if r.Totals.Resyncs != 0 || r.CorrectedPeak.Pages != 52 || r.FinalStock[1] != 0 {
+		t.Errorf("%d resyncs (%d pages), corrected peak %d, final stock %v; want none, the 52 pages in use, an empty stock", r.Totals.Resyncs, r.Totals.ResyncPages, r.CorrectedPeak.Pages, r.FinalStock)
+	}
+}
+
+// A drain says what the kernel's stock held: where the replay held more
+// (a request it never saw took the rest), it counts the difference once and
+// follows the kernel.
+func TestDrainResyncs(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.fault(0, 1)
+	k.events = k.events[:len(k.events)-1] // a request served from the stock, unseen
+	k.drain(0)
+	r := replay(k)
+	if r.Totals.Resyncs != 1 || r.Totals.ResyncPages != 1 || r.FinalStock[0] != 0 {
+		t.Errorf("%d resyncs of %d pages, final stock %v; want 1 of 1 page, an empty stock", r.Totals.Resyncs, r.Totals.ResyncPages, r.FinalStock)
+	}
+}
+
 // Tracing a running cgroup: requests served from stock charged before the
 // trace began are no contradiction, and once the stock runs dry and the
 // counter is charged, U - S is real use minus what was in use before.

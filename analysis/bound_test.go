@@ -88,13 +88,20 @@ func TestErrorBoundCapHolds(t *testing.T) {
 	rnd := lcg(5)
 	capped := 0
 	for trial := 0; trial < 200; trial++ {
+		read := trial%2 == 1
 		k := newKernel(64)
+		if read {
+			k = newReadKernel(64)
+		}
 		for step := 0; step < 2000; step++ {
 			k.randomStep(rnd)
 		}
 		k.free(0, k.inUse)
 		every := 2 + rnd(8)
 		m := NewModel(64, false)
+		if read {
+			m.StocksRead()
+		}
 		missed := map[string]uint64{}
 		for _, e := range k.events {
 			if rnd(every) == 0 {
@@ -110,7 +117,7 @@ func TestErrorBoundCapHolds(t *testing.T) {
 		}
 		got, want := int64(r.CorrectedPeak.Pages), int64(k.maxInUse)
 		if d := got - want; d > int64(b.Pages) || -d > int64(b.Pages) {
-			t.Errorf("trial %d: corrected peak %d, real peak %d: off by %d, bound %d (1 in %d events dropped)", trial, got, want, d, b.Pages, every)
+			t.Errorf("trial %d (read %v): corrected peak %d, real peak %d: off by %d, bound %d (1 in %d events dropped)", trial, read, got, want, d, b.Pages, every)
 		}
 	}
 	if capped < 100 {

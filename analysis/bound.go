@@ -40,22 +40,24 @@ type Bound struct {
 // lost since, each at most the largest call. Each per-CPU stock of the
 // kernel holds between 0 and a batch once refill_stock returns, so the
 // replayed one, however wrong, is off by at most a batch, or by what it
-// holds past a batch. Pages the replay holds in flight or draining can be
-// wrong by all of them (Totals.Slack, their most at any moment real use was
-// taken). The bound is the smaller of the two. Stock-read traces have a
+// holds past a batch. Where a request's end was missed (or an event lost),
+// pages the replay holds in flight or draining can be wrong by all of them
+// (Totals.Slack, their most at any moment real use was taken). The bound is the smaller of the two. Stock-read traces have a
 // cap of their own (below); statistic traces none.
 func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64, cpus int) Bound {
 	largest := max(batch, t.MaxPages)
 	b := Bound{Pages: lost * largest, Calls: lost}
-	counter, drains := lost, uint64(0)
+	counter, drains, requests := lost, uint64(0), lost
 	for fn, n := range missed {
 		b.Calls += n
 		b.Pages += n * missedWeight(fn, t, batch, largest)
-		if counterFn(fn) {
+		switch {
+		case counterFn(fn):
 			counter += n
-		}
-		if strings.Contains(fn, "drain_stock") {
+		case strings.Contains(fn, "drain_stock"):
 			drains += n
+		case strings.Contains(fn, "try_charge"):
+			requests += n
 		}
 	}
 	if b.Calls == 0 {
@@ -74,8 +76,16 @@ func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64, c
 		// two batches), or a sample of real use (a lost event).
 		b.Pages = min(b.Pages, uint64(max(cpus, 1))*batch+drains*2*batch+counter*largest)
 	default:
+		// Pages in flight are wrong only where a request's end was
+		// missed: a missed refill of a request's surplus leaves them in
+		// flight rather than stocked until the request ends, which real
+		// use counts the same, and then in no stock (a stock error).
 		slots := max(uint64(max(cpus, 1))*t.Cgroups, t.Slots)
-		b.Pages = min(b.Pages, slots*batch+t.Slack+counter*largest)
+		var slack uint64
+		if requests > 0 {
+			slack = t.Slack
+		}
+		b.Pages = min(b.Pages, slots*batch+slack+counter*largest)
 	}
 	return b
 }

@@ -11,34 +11,12 @@ func TestErrorBoundHoldsWithDroppedEvents(t *testing.T) {
 	rnd := lcg(11)
 	for trial := 0; trial < 200; trial++ {
 		read := trial%2 == 1
-		k := newKernel(64)
-		if read {
-			k = newReadKernel(64)
-		}
-		for step := 0; step < 2000; step++ {
-			k.randomStep(rnd)
-		}
-		k.free(0, k.inUse)
 		// One trial in four drops nothing; the others drop up to 1 in 50.
 		every := uint64(0)
 		if trial%4 != 0 {
 			every = 20 + rnd(200)
 		}
-		m := NewModel(64, false)
-		if read {
-			m.StocksRead()
-		}
-		var dropped uint64
-		missed := map[string]uint64{}
-		for _, e := range k.events {
-			if every > 0 && rnd(every) == 0 {
-				dropped++
-				missed[fnOf[e.Op]]++
-				continue
-			}
-			m.Apply(e)
-		}
-		r := m.Result()
+		k, r, missed, dropped := droppedTrial(rnd, read, every)
 		b := ErrorBound(0, missed, r.Totals, 64, 4)
 		if b.Calls != dropped {
 			t.Fatalf("trial %d: bound counts %d calls, %d dropped", trial, b.Calls, dropped)
@@ -52,6 +30,35 @@ func TestErrorBoundHoldsWithDroppedEvents(t *testing.T) {
 			t.Errorf("trial %d: nothing dropped, yet bound %d and corrected %d vs real %d", trial, b.Pages, got, want)
 		}
 	}
+}
+
+// droppedTrial runs a random workload of 2000 steps on 4 CPUs (a
+// stock-read trace if read) and replays it with one event in every dropped
+// at random (none if 0), counting each as its function's missed call.
+func droppedTrial(rnd func(uint64) uint64, read bool, every uint64) (*kernel, Result, map[string]uint64, uint64) {
+	k := newKernel(64)
+	if read {
+		k = newReadKernel(64)
+	}
+	for step := 0; step < 2000; step++ {
+		k.randomStep(rnd)
+	}
+	k.free(0, k.inUse)
+	m := NewModel(64, false)
+	if read {
+		m.StocksRead()
+	}
+	var dropped uint64
+	missed := map[string]uint64{}
+	for _, e := range k.events {
+		if every > 0 && rnd(every) == 0 {
+			dropped++
+			missed[fnOf[e.Op]]++
+			continue
+		}
+		m.Apply(e)
+	}
+	return k, m.Result(), missed, dropped
 }
 
 // fnOf names the kernel function whose missed call drops an event of an op,
@@ -89,28 +96,8 @@ func TestErrorBoundCapHolds(t *testing.T) {
 	capped := 0
 	for trial := 0; trial < 200; trial++ {
 		read := trial%2 == 1
-		k := newKernel(64)
-		if read {
-			k = newReadKernel(64)
-		}
-		for step := 0; step < 2000; step++ {
-			k.randomStep(rnd)
-		}
-		k.free(0, k.inUse)
 		every := 2 + rnd(8)
-		m := NewModel(64, false)
-		if read {
-			m.StocksRead()
-		}
-		missed := map[string]uint64{}
-		for _, e := range k.events {
-			if rnd(every) == 0 {
-				missed[fnOf[e.Op]]++
-				continue
-			}
-			m.Apply(e)
-		}
-		r := m.Result()
+		k, r, missed, _ := droppedTrial(rnd, read, every)
 		b := ErrorBound(0, missed, r.Totals, 64, 4)
 		if sum := ErrorBound(0, missed, r.Totals, 64, 1<<20); b.Pages < sum.Pages {
 			capped++

@@ -56,10 +56,12 @@ bench-host: guest ## the tracepoint backend's overhead on this machine's own ker
 	else echo "bench: this kernel's tracing backend is not the tracepoint one (see cgpeak probe): no native figures"; fi
 bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by cgpeak run (root)
 	@$(GO) build -o bin/gentrace ./bench/gentrace
-	@f=$$(mktemp --suffix=.jsonl); trap 'rm -f $$f' EXIT; bin/gentrace -events 10000000 > $$f && \
-	bin/cgpeak run --json --output $$f.json -- bin/cgpeak explain $$f > /dev/null && \
+	@f=$$(mktemp --suffix=.jsonl); trap 'rm -f $$f $$f.json $$f.svg' EXIT; bin/gentrace -events 10000000 > $$f && \
+	for opt in "" --timeline "--plot $$f.svg"; do \
+	bin/cgpeak run --json --output $$f.json -- bin/cgpeak explain $$opt $$f > /dev/null && \
 	sed -n 's/.*"\(wall_seconds\|cgroup_peak_bytes\|ru_maxrss_bytes\)": *\([0-9.]*\).*/\1 \2/p' $$f.json | tr '\n' ' ' | \
-	awk '{ printf "bench: explain 10000000 events (%s MB trace): wall %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', $$2, $$6/1048576, $$4/1048576 }'; rm -f $$f.json
+	awk '{ printf "bench: explain'"$${opt:+ $${opt%% *}}"' 10000000 events (%s MB trace): wall %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', $$2, $$6/1048576, $$4/1048576 }' || exit 1; \
+	done; rm -f $$f.json $$f.svg
 guest: ## static binaries shipped into the VMs
 	@mkdir -p bin/guest
 	CGO_ENABLED=0 $(GO) build -o bin/guest/cgpeak ./cmd/cgpeak

@@ -203,8 +203,7 @@ type Model struct {
 	cgroups  map[uint64]*CgroupStats
 	totals   Totals
 	events   uint64
-	timeline []Point
-	keepTL   bool
+	timeline *timeline // nil: none kept
 	first    uint64
 }
 
@@ -308,11 +307,15 @@ type Point struct {
 }
 
 // NewModel starts an empty model for a kernel whose charge batch is batch
-// pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, every
-// step is kept for Result().Timeline.
-func NewModel(batch uint64, timeline bool) *Model {
-	return &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, beforeGen: map[int]uint64{}, drained: map[slot]uint64{}, pending: map[int]pendingRefill{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
-		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}, keepTL: timeline}
+// pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, its
+// steps are kept for Result().Timeline, in bounded memory (Timeline).
+func NewModel(batch uint64, keepTimeline bool) *Model {
+	m := &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, beforeGen: map[int]uint64{}, drained: map[slot]uint64{}, pending: map[int]pendingRefill{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}}
+	if keepTimeline {
+		m.timeline = &timeline{nbins: timelineBins}
+	}
+	return m
 }
 
 // Attached says the trace began on a running cgroup: pages stocked before
@@ -553,8 +556,8 @@ func (m *Model) slack() uint64 {
 }
 
 func (m *Model) step(e Event) {
-	if m.keepTL {
-		m.timeline = append(m.timeline, Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
+	if m.timeline != nil {
+		m.timeline.add(Point{Time: e.Time, Usage: m.usage, Real: m.real, Watermark: m.watermark, Op: e.Op, CPU: e.CPU})
 	}
 }
 
@@ -863,7 +866,7 @@ type Result struct {
 	Procs         map[int]ProcStats
 	Kinds         map[string]KindStats   // charge requests by what they were for (traces that record it)
 	Cgroups       map[uint64]CgroupStats // charge requests per cgroup id
-	Timeline      []Point
+	Timeline      Timeline
 	StartTime     uint64
 }
 
@@ -871,7 +874,10 @@ type Result struct {
 func (m *Model) Result() Result {
 	r := Result{Batch: m.batch, Events: m.events, Watermark: m.watermark, CorrectedPeak: m.best,
 		AtWatermark: m.atMark, FinalUsage: m.usage, FinalStock: map[int]uint64{}, Totals: m.totals,
-		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, Timeline: m.timeline, StartTime: m.first}
+		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, StartTime: m.first}
+	if m.timeline != nil {
+		r.Timeline = m.timeline.result()
+	}
 	for k, v := range m.kinds {
 		r.Kinds[k] = *v
 	}

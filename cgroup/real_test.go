@@ -54,7 +54,7 @@ func TestLeafLifecycle(t *testing.T) {
 		t.Fatalf("procs in leaf: %v", p)
 	}
 	f := l.Read()
-	if !f.HavePeak && h.V2 && !kernel.AtLeast(kernel.Release(), kernel.PeakFile.Major, kernel.PeakFile.Minor) && strings.Contains(strings.Join(f.Missing, " "), "needs Linux 5.19+") {
+	if !f.HavePeak && h.V2 && !kernel.Since(kernel.Release(), kernel.PeakFile) && strings.Contains(strings.Join(f.Missing, " "), "needs Linux 5.19+") {
 		t.Logf("this kernel has no memory.peak (before 5.19), and Read says so: %v", f.Missing)
 	} else if !f.HavePeak || f.PeakBytes == 0 {
 		t.Errorf("no peak read from a leaf holding processes: %+v", f)

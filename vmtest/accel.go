@@ -3,9 +3,8 @@ package vmtest
 import (
 	"os"
 	"path/filepath"
-	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // autoAccel prefers KVM where /dev/kvm opens and no earlier run on this host
@@ -36,10 +35,9 @@ func kvmBrokenFile() string {
 	if err != nil {
 		return ""
 	}
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
+	rel := kernel.Release()
+	if rel == "" {
 		return ""
 	}
-	rel := strings.TrimRight(string(u.Release[:]), "\x00")
 	return filepath.Join(dir, "kvm-broken-"+rel)
 }

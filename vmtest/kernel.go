@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
 // Kernel is a bootable kernel image.
@@ -389,11 +391,14 @@ func firstExisting(paths ...string) string {
 }
 
 // SupportsMode says why a guest cgroup mode cannot exist on this kernel:
-// from 6.11 the v1 memory controller is a build option (CONFIG_MEMCG_V1)
-// that Debian's 6.12 and 7.x kernels leave out.
+// the v1 memory controller may be built out (kernel.MemcgV1Optional), which
+// the kernel's config says.
 func (k Kernel) SupportsMode(mode string) error {
 	if mode != ModeV1 {
 		return nil
+	}
+	if _, ok := kernel.Parse(k.Release); ok && !kernel.Since(k.Release, kernel.MemcgV1Optional) {
+		return nil // always built in then
 	}
 	b, err := os.ReadFile(k.Config)
 	if k.Config == "" || err != nil {

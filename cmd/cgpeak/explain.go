@@ -14,7 +14,6 @@ import (
 	"github.com/cgpeak/cgpeak/internal/outfile"
 	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/plot"
-	"github.com/cgpeak/cgpeak/trace"
 )
 
 func explainCmd(args []string) int {
@@ -44,10 +43,11 @@ func explainCmd(args []string) int {
 		return exitUsage
 	}
 	defer f.Close()
-	ex, pts, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
-	var prof *traceStacks
+	ex, tl, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
+	var prof *chargeprof.Builder
 	if err == nil && po.wanted() {
-		prof, err = stacksOf(fs.Arg(0))
+		// The trace read a second time, only when a profile was asked for.
+		prof, err = chargeprof.ReadFile(fs.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: %v\n", fs.Arg(0), err)
@@ -56,7 +56,7 @@ func explainCmd(args []string) int {
 	failed := 0
 	if *plotFile != "" {
 		if err := outfile.Write(*plotFile, func(w io.Writer) error {
-			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), pts, ex.PageSize)
+			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), tl.Points, ex.PageSize)
 		}); err != nil {
 			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot %s: %v (it is left as it was)\n", *plotFile, err)
 			failed = exitWrite
@@ -73,9 +73,9 @@ func explainCmd(args []string) int {
 		if *asJSON {
 			return writeJSON(w, explainJSON{ex, top})
 		}
-		writeExplanation(w, ex)
+		writeTraceReport(w, ex)
 		if *timeline {
-			writeTimeline(w, pts)
+			writeTimeline(w, tl)
 		}
 		if po.top > 0 {
 			writeTop(w, top, ex.PageSize)
@@ -90,54 +90,14 @@ func explainCmd(args []string) int {
 // explainJSON is `cgpeak explain --json`: the replay's explanation, and
 // with --top the user functions that charged the most.
 type explainJSON struct {
-	*replay.Explanation
+	*TraceReport
 	TopFunctions []topFunction `json:"top_functions,omitempty"`
 }
 
-// stacksOf reads a trace a second time, gathering its charge requests by
-// stack: only when a profile was asked for.
-func stacksOf(path string) (*traceStacks, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rd, err := trace.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
-	prof := &traceStacks{b: chargeprof.New(rd), r: rd}
-	for {
-		e, err := rd.Next()
-		if err == io.EOF {
-			return prof, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		prof.b.Add(e)
-	}
-}
-
-func writeExplanation(w io.Writer, ex *replay.Explanation) {
-	fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", ex.Trace, ex.Events, ex.Backend, modeLabel(ex.Mode, ex.StocksRead), ex.Kernel, ex.BatchPages)
-	if !ex.Exact {
-		fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(ex.Incomplete, "; "))
-	}
-	if ex.PeakBytes != nil {
-		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*ex.PeakBytes), ex.PeakSource)
-	}
-	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(ex.WatermarkBytes))
-	fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", human(ex.CorrectedPeakBytes)+bound(ex.CorrectedPeakErrorBytes, ex.MissedCalls, ex.Exact))
-	fmt.Fprintf(w, "  explanation              %s\n", ex.Explanation)
-	if len(ex.Kinds) > 0 {
-		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(ex.Kinds))
-	}
-	writeTotals(w, ex.PerCPU, ex.PerProcess, ex.Cgroups, ex.StocksRead)
-}
-
-// writeTimeline prints the steps where U, U - S or the watermark changed.
-func writeTimeline(w io.Writer, pts []analysis.Point) {
+// writeTimeline prints the steps where U, U - S or the watermark changed;
+// of a long trace, those the replay kept per interval (analysis.Timeline).
+func writeTimeline(w io.Writer, tl analysis.Timeline) {
+	pts := tl.Points
 	fmt.Fprintf(w, "\n%12s  %-16s %4s %10s %10s %10s\n", "ms", "event", "cpu", "usage U", "real U-S", "watermark")
 	var last analysis.Point
 	for i, p := range pts {
@@ -148,6 +108,9 @@ func writeTimeline(w io.Writer, pts []analysis.Point) {
 		last = p
 	}
 	fmt.Fprintln(w, strings.Repeat(" ", 14)+"(pages)")
+	if tl.Interval > 0 {
+		fmt.Fprintf(w, "%s(more than %d steps: per %.3f ms, only the first, last, lowest and highest of each column are listed; every peak is)\n", strings.Repeat(" ", 14), analysis.TimelinePoints, float64(tl.Interval)/1e6)
+	}
 }
 
 func sortedKeys[V any](m map[int]V) []int {

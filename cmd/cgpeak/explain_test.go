@@ -54,7 +54,7 @@ func TestExplainGoldenTraces(t *testing.T) {
 				t.Errorf("corrected peak %d outside [%d pages, watermark %d]", ex.CorrectedPeakBytes, n, ex.WatermarkBytes)
 			}
 			var buf bytes.Buffer
-			writeExplanation(&buf, ex)
+			writeTraceReport(&buf, ex)
 			writeTimeline(&buf, pts)
 			golden := strings.TrimSuffix(tf, ".jsonl") + ".explain.txt"
 			if *update {
@@ -99,7 +99,7 @@ func TestExplainTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	writeExplanation(&out, ex)
+	writeTraceReport(&out, ex)
 	if ex.Exact || !strings.Contains(out.String(), "INCOMPLETE") {
 		t.Errorf("a cut trace reads as complete:\n%s", out.String())
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -221,5 +222,50 @@ func TestSeriesRunCount(t *testing.T) {
 		if err := json.Unmarshal(raw, &h); err != nil || len(h.Results[0].Times) != c.want {
 			t.Errorf("%v: %v %d runs, want %d", c.args, err, len(h.Results[0].Times), c.want)
 		}
+	}
+}
+
+// Traced series compare corrected peaks too: a workload touching N pages
+// beside one touching 3N has about a third of its corrected peak (start-up
+// pages aside), said in the summary and in the JSON.
+func TestSeriesComparesCorrectedPeaks(t *testing.T) {
+	if !tracingHere(t) {
+		t.Skip("no charge tracing backend on this kernel (see cgpeak probe)")
+	}
+	cgpeak, touch := build(t)
+	const n = 2048
+	j := filepath.Join(t.TempDir(), "c.json")
+	out, err := exec.Command(cgpeak, "run", "-N", "--trace", "--runs", "3", "--export-json", j,
+		touch+" "+strconv.Itoa(n), touch+" "+strconv.Itoa(3*n)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var rep SeriesReport
+	raw, _ := os.ReadFile(j)
+	if err := json.Unmarshal(raw, &rep); err != nil || len(rep.Comparisons) != 1 {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	c := rep.Comparisons[0]
+	small, big := rep.Results[0], rep.Results[1]
+	if rep.Results[c.Index] == small {
+		small, big = big, small
+	}
+	if c.Corrected == nil || small.CorrectedBytes == nil || big.CorrectedBytes == nil {
+		t.Fatalf("no corrected-peak comparison: %+v", c)
+	}
+	// Ratio is this command's mean over the fastest's, whichever that is.
+	want := big.CorrectedBytes.Mean / small.CorrectedBytes.Mean
+	if rep.Results[c.Index] == small {
+		want = 1 / want
+	}
+	if d := c.Corrected.Ratio - want; d > 1e-9 || d < -1e-9 {
+		t.Errorf("corrected ratio %v, means give %v", c.Corrected.Ratio, want)
+	}
+	page := float64(os.Getpagesize())
+	if r := (big.CorrectedBytes.Mean - 3*n*page) / (small.CorrectedBytes.Mean - n*page); small.CorrectedBytes.Mean < n*page || r < 0.5 || r > 2 {
+		t.Errorf("corrected peaks %v and %v bytes for %d and %d pages: start-up pages differ by %vx", small.CorrectedBytes.Mean, big.CorrectedBytes.Mean, n, 3*n, r)
+	}
+	if !strings.Contains(string(out), "times its corrected peak (traced charges") {
+		t.Errorf("the summary does not compare corrected peaks:\n%s", out)
 	}
 }

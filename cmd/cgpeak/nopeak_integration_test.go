@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kpeak"
 )
 
 // needNoPeakFile skips where the kernel has memory.peak, or memory is on v1
@@ -48,8 +49,8 @@ func TestRunPeakWithoutPeakFile(t *testing.T) {
 	if code != 0 || r.PeakBytes == nil {
 		t.Fatalf("exit %d, peak %v, missing %v", code, r.PeakBytes, r.Missing)
 	}
-	if r.PeakSource != watermarkSource {
-		t.Errorf("peak source %q, want %q", r.PeakSource, watermarkSource)
+	if r.PeakSource != kpeak.WatermarkSource {
+		t.Errorf("peak source %q, want %q", r.PeakSource, kpeak.WatermarkSource)
 	}
 	if *r.PeakBytes < n*page {
 		t.Errorf("peak %d B, below the %d pages touched", *r.PeakBytes, n)

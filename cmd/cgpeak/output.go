@@ -65,10 +65,3 @@ func writeFailed(err error, what string) int {
 	fmt.Fprintf(os.Stderr, "cgpeak: writing %s: %v\n", what, err)
 	return exitWrite
 }
-
-// writeError marks a failure to write a file the user named, once the work
-// that fills it was done: cgpeak exits exitWrite after showing the figures.
-type writeError struct{ err error }
-
-func (e *writeError) Error() string { return e.err.Error() }
-func (e *writeError) Unwrap() error { return e.err }

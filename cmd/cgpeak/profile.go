@@ -16,7 +16,6 @@ import (
 	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/internal/symbolize"
 	"github.com/cgpeak/cgpeak/plot"
-	"github.com/cgpeak/cgpeak/trace"
 )
 
 // profileOpts are explain's outputs of charges by stack.
@@ -40,12 +39,6 @@ func (o *profileOpts) wanted() bool {
 	return o.pprof != "" || o.folded != "" || o.flame != "" || o.top > 0
 }
 
-// traceStacks is what a replay gathered for the stack outputs.
-type traceStacks struct {
-	b *chargeprof.Builder
-	r *trace.Reader
-}
-
 // topFunction is one line of --top, in pages.
 type topFunction struct {
 	Function  string            `json:"function"`
@@ -58,17 +51,17 @@ type topFunction struct {
 // write names the stacks' frames and writes the files asked for; it
 // returns the top functions, and a non-zero exit code when a file could
 // not be written or the trace has no charge requests.
-func (o *profileOpts) write(p *traceStacks, ex *replay.Explanation) ([]topFunction, int) {
+func (o *profileOpts) write(p *chargeprof.Builder, ex *replay.Report) ([]topFunction, int) {
 	if ex.Mode != "charges" {
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: a %s trace has no charge requests to attribute: record one with --trace-charges\n", ex.Trace, modeLabel(ex.Mode, ex.StocksRead))
 		return nil, exitUsage
 	}
 	sym := symbolize.New(append(o.symbols, "/usr/lib/debug")...)
 	var cgroups map[string]string
-	if p.r.End != nil {
-		cgroups = p.r.End.Cgroups
+	if e := p.End(); e != nil {
+		cgroups = e.Cgroups
 	}
-	stacks := p.b.Stacks(sym, cgroups)
+	stacks := p.Stacks(sym, cgroups)
 	for _, w := range sym.Warnings() {
 		fmt.Fprintf(os.Stderr, "cgpeak: symbols: %s\n", w)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"github.com/cgpeak/cgpeak/internal/chargeprof"
 	"github.com/cgpeak/cgpeak/internal/replay"
 	"os"
 	"os/exec"
@@ -188,7 +189,7 @@ func profileOf(t *testing.T, tf string, o profileOpts) ([]topFunction, *trace.En
 	if err != nil {
 		t.Fatal(err)
 	}
-	prof, err := stacksOf(tf)
+	prof, err := chargeprof.ReadFile(tf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func profileOf(t *testing.T, tf string, o profileOpts) ([]topFunction, *trace.En
 	if code != 0 {
 		t.Fatalf("writing the profile: exit %d", code)
 	}
-	return top, prof.r.End
+	return top, prof.End()
 }
 
 // From a trace of smallbig with its real mappings, the pprof profile, the
@@ -334,7 +335,7 @@ func TestExplainPprofNeedsCharges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prof, err := stacksOf(tf)
+	prof, err := chargeprof.ReadFile(tf)
 	if err != nil {
 		t.Fatal(err)
 	}

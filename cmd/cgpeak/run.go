@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/measure"
 	"github.com/cgpeak/cgpeak/internal/params"
 	"github.com/cgpeak/cgpeak/internal/runner"
 	"github.com/cgpeak/cgpeak/internal/units"
@@ -32,19 +33,8 @@ type runOpts struct {
 	series    seriesOpts
 }
 
-// Report is one run's result: the runner's figures, and the traced
-// charges when asked; JSON field names are stable (docs/json.md).
-type Report struct {
-	Schema int `json:"schema"`
-	runner.Report
-	Trace       *TraceReport `json:"trace,omitempty"`
-	writeFailed bool         // a file the user named could not be written
-
-	// Where the kernel keeps no peak and BPF cannot read it: the most
-	// memory.current was seen at, a lower bound.
-	PeakLowerBoundBytes  *uint64 `json:"cgroup_peak_lower_bound_bytes,omitempty"`
-	PeakLowerBoundSource string  `json:"cgroup_peak_lower_bound_source,omitempty"`
-}
+// Report is one run's result (internal/measure).
+type Report = measure.Report
 
 func runCmd(args []string) int {
 	var o runOpts
@@ -160,7 +150,7 @@ Flags:
 	if len(specs) > 1 || o.series.repeated(dash) {
 		return runSeries(o, h, specs, mem, swap, stopped, dash == 0)
 	}
-	rep, code := measure(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
+	rep, code := measureOne(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
 	if rep == nil {
 		return code
 	}
@@ -175,7 +165,7 @@ Flags:
 			return code
 		}
 	}
-	return rep.exitCode()
+	return exitCodeOf(rep)
 }
 
 // stopSignals end cgpeak: each kills the workload and removes its cgroup
@@ -193,11 +183,11 @@ func signalCode(sig os.Signal) int {
 // exitCode is cgpeak's code after a run: 128+signal when a signal to cgpeak
 // ended it, exitWrite when a file it was to write could not be, else the
 // command's own.
-func (r *Report) exitCode() int {
+func exitCodeOf(r *Report) int {
 	switch {
 	case r.StoppedBy != nil:
 		return signalCode(r.StoppedBy)
-	case r.writeFailed:
+	case r.WriteFailed:
 		return exitWrite
 	}
 	return r.ExitCode
@@ -209,85 +199,40 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// measure runs one command once in a fresh leaf cgroup, removed after. On
-// failure it says why on stderr and returns a nil report and cgpeak's exit
-// code.
-//
-// A signal on stopped before the command starts ends the run there (exit
-// 128+signal); once it runs, execute kills it and reports the figures so far.
-func measure(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, int) {
-	leaf, err := cgroup.NewLeaf(h)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return nil, exitCgroup
-	}
-	defer func() {
-		if err := leaf.Remove(); err != nil {
-			fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		}
-	}()
-	if err := leaf.SetLimits(mem, swap); err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return nil, exitCgroup
-	}
-	select {
-	case sig := <-stopped:
-		fmt.Fprintf(os.Stderr, "cgpeak: %v before the command started\n", sig)
-		return nil, signalCode(sig)
-	default:
-	}
-	// The tracer attaches before the command starts, so its first charge
-	// is seen.
-	var ts *traceSession
+// measureOne runs one command once in a fresh leaf cgroup (internal/measure).
+// On failure it says why on stderr and returns a nil report and cgpeak's
+// exit code.
+func measureOne(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, int) {
+	o := measure.Options{Schema: reportSchema, Memory: mem, Swap: swap, Stdout: stdout, Stdin: spec.stdin, Stop: stopped, As: topts.as,
+		KernelBTF: topts.kernelBTF, NoPeakBPF: noPeakBPF(), TraceError: traceAdvice}
 	if topts.on {
-		if ts, err = startTrace(topts, leaf, spec.argv, false); err != nil {
-			fmt.Fprintln(os.Stderr, "cgpeak:", err)
-			return nil, exitTrace
-		}
+		so := topts.session(spec.argv, false)
+		o.Trace = &so
 	}
-	// Where v2 has no memory.peak (before 5.19), BPF reads the watermark
-	// when the run ends, else memory.current is sampled meanwhile.
-	rc := runner.Command{Path: spec.path, Args: spec.argv, Stdout: stdout, Stop: stopped, As: topts.as}
-	if spec.stdin != "" {
-		in, err := os.Open(spec.stdin)
-		if err != nil {
-			if ts != nil {
-				ts.abort()
-			}
-			fmt.Fprintf(os.Stderr, "cgpeak: --input: %v\n", err)
+	rep, err := measure.Once(h, spec.path, spec.argv, o, func(err error) { fmt.Fprintln(os.Stderr, "cgpeak:", err) })
+	var me *measure.Error
+	if errors.As(err, &me) {
+		switch me.Stage {
+		case measure.StageStopped:
+			fmt.Fprintln(os.Stderr, "cgpeak:", me)
+			return nil, signalCode(me.Signal)
+		case measure.StageInput:
+			fmt.Fprintf(os.Stderr, "cgpeak: --input: %v\n", me)
 			return nil, exitUsage
 		}
-		defer in.Close()
-		rc.Stdin = in
-	}
-	pf := startPeakFallback(leaf, topts.kernelBTF)
-	rr, err := runner.Run(leaf, rc)
-	if err != nil {
-		pf.abort()
-		if ts != nil {
-			ts.abort()
+		fmt.Fprintln(os.Stderr, "cgpeak:", me)
+		switch me.Stage {
+		case measure.StageCgroup:
+			return nil, exitCgroup
+		case measure.StageTrace:
+			return nil, exitTrace
+		case measure.StageExec:
+			return nil, me.Code
 		}
-		_ = leaf.Kill()
-		var xe *runner.ExecError
-		if errors.As(err, &xe) {
-			fmt.Fprintln(os.Stderr, "cgpeak:", xe)
-			return nil, xe.Code
-		}
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return nil, exitInternal
 	}
-	rep := &Report{Schema: reportSchema, Report: *rr}
-	pf.fill(rep)
-	if ts != nil {
-		if rep.Trace, err = ts.stop(rr.Figures); err != nil {
-			var we *writeError
-			if errors.As(err, &we) {
-				rep.writeFailed = true
-				fmt.Fprintln(os.Stderr, "cgpeak:", err)
-			} else {
-				rep.Missing = append(rep.Missing, "part of the charge trace: "+err.Error())
-			}
-		}
+	if rep.TraceErr != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", rep.TraceErr)
 	}
 	return rep, 0
 }
@@ -357,7 +302,7 @@ func writeText(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "  memory events            %s\n", strings.Join(parts, ", "))
 	}
 	if r.Trace != nil {
-		writeTraceText(w, r.Trace)
+		writeTraceReport(w, r.Trace)
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)
@@ -369,7 +314,7 @@ func writeText(w io.Writer, r *Report) {
 	kills := r.Events["oom_kill"]
 	switch {
 	case r.Interrupted:
-		fmt.Fprintf(w, "  exit                     cgpeak got %s and killed the workload (its status: %s); these are the figures so far; cgpeak exits %d\n", r.InterruptedBy, status, r.exitCode())
+		fmt.Fprintf(w, "  exit                     cgpeak got %s and killed the workload (its status: %s); these are the figures so far; cgpeak exits %d\n", r.InterruptedBy, status, exitCodeOf(r))
 	case r.OOMKilled && r.Signal == syscall.SIGKILL.String():
 		fmt.Fprintf(w, "  exit                     killed by the OOM killer (memory.events oom_kill %d), exit code %d\n", kills, r.ExitCode)
 	case r.OOMKilled:

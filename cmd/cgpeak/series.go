@@ -6,11 +6,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"runtime"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -52,71 +50,15 @@ func (o *seriesOpts) commandSpecs(args []string, dash int) ([]commandSpec, error
 	default:
 		return nil, fmt.Errorf("commands both before and after --: give quoted command lines, or one command after --")
 	}
-	for _, a := range args {
-		if strings.TrimSpace(a) == "" {
-			return nil, errors.New("an empty command line: give each command as one quoted argument")
-		}
-	}
-	ps, err := o.parameters()
+	runs, err := params.Lines{Lines: args, Scan: o.paramScan, List: o.paramList, Step: o.paramStep, Names: o.names, Shell: o.shell}.Runs()
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	if len(o.names) > 0 {
-		names = o.names
-	}
-	cmds, err := params.Expand(args, names, ps)
-	if err != nil {
-		return nil, err
-	}
-	specs := make([]commandSpec, len(cmds))
-	for i, c := range cmds {
-		specs[i] = commandSpec{name: c.Name, params: c.Params, stdin: o.input}
-		switch o.shell {
-		case "none":
-			if specs[i].argv, err = params.SplitWords(c.Line); err != nil {
-				return nil, err
-			}
-		default:
-			specs[i].argv = []string{o.shell, "-c", c.Line}
-		}
+	specs := make([]commandSpec, len(runs))
+	for i, r := range runs {
+		specs[i] = commandSpec{name: r.Name, argv: r.Argv, params: r.Params, stdin: o.input}
 	}
 	return specs, nil
-}
-
-// parameters reads --parameter-scan (with --parameter-step-size) and
-// --parameter-list, as JoinMultiWord packed them.
-func (o *seriesOpts) parameters() ([]params.Param, error) {
-	var ps []params.Param
-	if len(o.paramScan) > 1 {
-		return nil, errors.New("--parameter-scan given twice: scan one parameter, and list others with --parameter-list")
-	}
-	for _, v := range o.paramScan {
-		w := strings.Split(v, params.Sep)
-		if len(w) != 3 {
-			return nil, fmt.Errorf("--parameter-scan takes NAME MIN MAX")
-		}
-		p, err := params.Scan(w[0], w[1], w[2], o.paramStep)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	if o.paramStep != "" && len(o.paramScan) == 0 {
-		return nil, errors.New("--parameter-step-size goes with --parameter-scan")
-	}
-	for _, v := range o.paramList {
-		w := strings.Split(v, params.Sep)
-		if len(w) != 2 {
-			return nil, fmt.Errorf("--parameter-list takes NAME VALUES")
-		}
-		p, err := params.List(w[0], w[1])
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
 }
 
 // resolve finds the program in PATH; on failure it says why and returns the
@@ -146,10 +88,6 @@ type seriesOpts struct {
 	unit                                  *units.TimeUnit
 	fs                                    *pflag.FlagSet
 }
-
-// minTime is how long hyperfine measures a command at least when the number
-// of runs is not given.
-const minTime = 3 * time.Second
 
 func (o *seriesOpts) flags(fs *pflag.FlagSet) {
 	o.fs = fs
@@ -220,67 +158,16 @@ func (o *seriesOpts) repeated(dash int) bool {
 		o.exportJSON != "" || o.exportCSV != "" || o.exportMarkdown != "" || o.exportPlot != ""
 }
 
-// runCount is how many measured runs a command gets: --runs; or, given the
-// first run's wall time, enough to fill minTime, within --min-runs and
-// --max-runs, as hyperfine decides.
-func (o *seriesOpts) runCount(first float64, explicitOne bool) int {
-	if o.runs > 0 {
-		return o.runs
-	}
-	if explicitOne {
-		return 1
-	}
-	n := o.minRuns
-	if first > 0 {
-		if k := int(math.Ceil(minTime.Seconds() / first)); k > n {
-			n = k
-		}
-	}
-	if o.maxRuns > 0 && n > o.maxRuns {
-		n = o.maxRuns
-	}
-	return n
-}
-
 // SeriesResult is one command's runs and their statistics.
 type SeriesResult = series.Result[*Report]
 
 // SeriesReport is what `cgpeak run --export-json` writes.
 type SeriesReport = series.Report[*Report]
 
-// SeriesFigures gives the statistics what they need of a run.
-func (r *Report) SeriesFigures() series.Figures {
-	f := series.Figures{Wall: r.WallSeconds, User: r.UserSeconds, Sys: r.SysSeconds, MaxRSS: r.MaxRSSBytes, Peak: r.PeakBytes, PeakSource: r.PeakSource, ExitCode: r.ExitCode}
-	if r.Trace != nil {
-		v := r.Trace.CorrectedPeakBytes
-		f.Corrected = &v
-	}
-	return f
-}
+// codeError ends a series with an exit code, its message already shown.
+type codeError struct{ code int }
 
-// hook runs one of --setup, --prepare, --conclude, --cleanup for a command,
-// its {NAME}s filled in, through the series' shell (split into words with
-// -N), unmeasured.
-func (o *seriesOpts) hook(flag, line string, spec commandSpec, stdout *os.File) error {
-	if line == "" {
-		return nil
-	}
-	line = params.Substitute(line, spec.params)
-	argv := []string{o.shell, "-c", line}
-	if o.shell == "none" {
-		w, err := params.SplitWords(line)
-		if err != nil {
-			return fmt.Errorf("%s: %w", flag, err)
-		}
-		argv = w
-	}
-	c := exec.Command(argv[0], argv[1:]...)
-	c.Stdout, c.Stderr = stdout, os.Stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("%s %q failed: %v (fix it, or drop %s)", flag, line, err, flag)
-	}
-	return nil
-}
+func (e *codeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int64, stopped <-chan os.Signal, explicitOne bool) int {
 	// Repeated runs print their output once per run: discarded unless asked.
@@ -294,91 +181,76 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 		defer devnull.Close()
 		stdout = devnull
 	}
-	rep := SeriesReport{Schema: reportSchema}
-	// Peaks move by whole charge batches from run to run: only a jump
-	// beyond what the per-CPU stocks can hold is an outlier.
-	stockBytes := float64(kernel.ChargeBatch(kernel.Release()).Pages * uint64(runtime.NumCPU()*os.Getpagesize()))
-	bar := newProgress(os.Stderr, len(specs)*(o.series.warmup+o.series.runCount(0, explicitOne)))
-	// stop reports why the series ends early: a signal to cgpeak, or a
-	// failed hook.
-	stop := func(err error) int {
-		bar.clear()
-		select {
-		case sig := <-stopped:
-			fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; no statistics\n", signalName(sig))
-			return signalCode(sig)
-		default:
+	so := o.series
+	plan := series.Plan{Runs: so.runs, Warmup: so.warmup, MinRuns: so.minRuns, MaxRuns: so.maxRuns, Single: explicitOne}
+	bar := newProgress(os.Stderr, len(specs)*(so.warmup+plan.Count(0)))
+	// measureOnce is one run; a killed workload ends the series.
+	measureOnce := func(spec commandSpec, topts traceOpts) (*Report, error) {
+		r, code := measureOne(h, spec, mem, swap, topts, stdout, stopped)
+		if r == nil {
+			return nil, &codeError{code}
 		}
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitUsage
+		if r.Interrupted {
+			return r, &codeError{-1}
+		}
+		return r, nil
 	}
 	// Command lines run through a shell: its own start is measured once and
 	// taken off every run, as hyperfine does.
-	var shell *shellCost
-	if o.series.shell != "none" && !explicitOne {
-		var code int
-		if shell, code = measureShell(h, o.series.shell, stdout, stopped); shell == nil {
-			bar.clear()
+	var shell *series.ShellCost
+	var err error
+	if so.shell != "none" && !explicitOne {
+		spec := commandSpec{name: so.shell + " -c ''", argv: []string{so.shell, "-c", ""}}
+		if code := spec.resolve(); code != 0 {
 			return code
 		}
+		var last *Report
+		shell, err = series.MeasureShell(so.shell, func() (series.Figures, error) {
+			r, err := measureOnce(spec, traceOpts{})
+			if err != nil {
+				last = r
+				return series.Figures{}, err
+			}
+			return r.SeriesFigures(), nil
+		})
+		if err != nil {
+			bar.clear()
+			return seriesStopped(err, last, stopped, "while measuring the shell")
+		}
 	}
-	for _, spec := range specs {
-		if err := o.series.hook("--setup", o.series.setup, spec, stdout); err != nil {
-			return stop(err)
-		}
-		var each []*Report
-		total := o.series.warmup + o.series.runCount(0, explicitOne)
-		for i := 0; i < total; i++ {
-			if err := o.series.hook("--prepare", o.series.prepare, spec, stdout); err != nil {
-				return stop(err)
-			}
-			r, code := measure(h, spec, mem, swap, o.trace, stdout, stopped)
-			if r == nil {
-				bar.clear()
-				return code
-			}
-			if r.Interrupted {
-				bar.clear()
-				fmt.Fprintf(os.Stderr, "cgpeak: %s: the workload was killed; no statistics\n", r.InterruptedBy)
-				return r.exitCode()
-			}
-			if err := o.series.hook("--conclude", o.series.conclude, spec, stdout); err != nil {
-				return stop(err)
-			}
-			if r.ExitCode != 0 && !o.series.ignoreFailure && !explicitOne {
-				bar.clear()
-				fmt.Fprintf(os.Stderr, "cgpeak: %s exited %d (run %d); give -i/--ignore-failure to measure it anyway\n", quote(spec.name), r.ExitCode, i+1)
-				return r.ExitCode
-			}
-			if shell != nil {
-				shell.subtract(r)
-			}
-			if i == o.series.warmup {
-				// The first measured run decides how many there will be.
-				total = o.series.warmup + o.series.runCount(r.WallSeconds, explicitOne)
-			}
-			bar.total = len(specs) * total
-			bar.set(len(rep.Results)*total+i+1, spec.name)
-			if i < o.series.warmup {
-				continue
-			}
-			each = append(each, r)
-		}
-		if err := o.series.hook("--cleanup", o.series.cleanup, spec, stdout); err != nil {
-			return stop(err)
-		}
-		res := series.Summarize(spec.name, each, stockBytes)
-		if len(spec.params) > 0 {
-			res.Parameters = map[string]string{}
-			for _, p := range spec.params {
-				res.Parameters[p.Name] = p.Value
-			}
-		}
-		rep.Results = append(rep.Results, res)
+	cmds := make([]series.Command, len(specs))
+	for i, s := range specs {
+		cmds[i] = series.Command{Name: s.name, Params: s.params}
 	}
+	var last *Report
+	loop := series.Loop[*Report]{Plan: plan, StockBytes: stockBytes(),
+		Hooks: series.Hooks{Setup: series.Hook{Name: "--setup", Line: so.setup}, Prepare: series.Hook{Name: "--prepare", Line: so.prepare},
+			Conclude: series.Hook{Name: "--conclude", Line: so.conclude}, Cleanup: series.Hook{Name: "--cleanup", Line: so.cleanup}, Shell: so.shell, Stdout: stdout},
+		Measure: func(c int) (*Report, error) {
+			r, err := measureOnce(specs[c], o.trace)
+			last = r
+			return r, err
+		},
+		Check: func(c, run int, r *Report) error {
+			if r.ExitCode != 0 && !so.ignoreFailure && !explicitOne {
+				bar.clear()
+				fmt.Fprintf(os.Stderr, "cgpeak: %s exited %d (run %d); give -i/--ignore-failure to measure it anyway\n", quote(specs[c].name), r.ExitCode, run+1)
+				return &codeError{r.ExitCode}
+			}
+			return nil
+		},
+		Progress: func(done, total int, name string) { bar.total = total; bar.set(done, name) },
+	}
+	if shell != nil {
+		loop.Adjust = func(r *Report) { shell.Subtract(&r.WallSeconds, &r.UserSeconds, &r.SysSeconds) }
+	}
+	rep, err := loop.Run(cmds)
 	bar.clear()
-	rep.Compare()
-	rep.Shell = shell.report()
+	if err != nil {
+		return seriesStopped(err, last, stopped, "the workload was killed")
+	}
+	rep.Schema = reportSchema
+	rep.Shell = shell
 	// The statistics are shown first: an export that fails loses no figure.
 	wrote := 0
 	if !o.quiet {
@@ -386,11 +258,11 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 			if o.json {
 				return writeJSON(w, rep)
 			}
-			writeSeries(w, &rep, o.series)
+			writeSeries(w, rep, so)
 			return nil
 		})
 	}
-	if err := exportSeries(o.series, &rep); err != nil {
+	if err := exportSeries(so, rep); err != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitWrite
 	}
@@ -405,6 +277,35 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 		}
 	}
 	return 0
+}
+
+// stockBytes is what the per-CPU stocks can hold in all: peaks move by
+// whole charge batches from run to run, so only a jump beyond it is an
+// outlier.
+func stockBytes() float64 {
+	return float64(kernel.ChargeBatch(kernel.Release()).Pages * uint64(runtime.NumCPU()*os.Getpagesize()))
+}
+
+// seriesStopped says why a series ended early and returns its exit code: a
+// run that could not be made (already said), a killed workload (last), a
+// signal to cgpeak, or a failed hook.
+func seriesStopped(err error, last *Report, stopped <-chan os.Signal, killed string) int {
+	var ce *codeError
+	if errors.As(err, &ce) {
+		if ce.code == -1 {
+			fmt.Fprintf(os.Stderr, "cgpeak: %s: %s; no statistics\n", last.InterruptedBy, killed)
+			return exitCodeOf(last)
+		}
+		return ce.code
+	}
+	select {
+	case sig := <-stopped:
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; no statistics\n", signalName(sig))
+		return signalCode(sig)
+	default:
+	}
+	fmt.Fprintln(os.Stderr, "cgpeak:", err)
+	return exitUsage
 }
 
 func writeSeries(w io.Writer, rep *SeriesReport, o seriesOpts) {
@@ -503,6 +404,9 @@ func writeComparison(w io.Writer, rep *SeriesReport, o seriesOpts) {
 		line := fmt.Sprintf("  %.2f times faster than %s (95%% CI %.2f-%.2f; %s)", c.Time.Ratio, quote(r.Command), c.Time.Low, c.Time.High, significance(c.Time))
 		if p := c.CgroupPeak; p != nil && p.Ratio > 0 && p.Low > 0 {
 			line += fmt.Sprintf(", with %.2f times its cgroup peak memory (95%% CI %.2f-%.2f; %s)", 1/p.Ratio, 1/p.High, 1/p.Low, significance(*p))
+		}
+		if p := c.Corrected; p != nil && p.Ratio > 0 && p.Low > 0 {
+			line += fmt.Sprintf(", %.2f times its corrected peak (traced charges; 95%% CI %.2f-%.2f; %s)", 1/p.Ratio, 1/p.High, 1/p.Low, significance(*p))
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -51,7 +51,8 @@ func TestTraceRunningWorkload(t *testing.T) {
 					t.Fatalf("workload said %q", line)
 				}
 
-				args := []string{"--backend", b, "--trace-output", filepath.Join(t.TempDir(), "t.jsonl")}
+				tf := filepath.Join(t.TempDir(), "t.jsonl")
+				args := []string{"--backend", b, "--trace-output", tf}
 				if by == "pid" {
 					args = append(args, "--pid", strconv.Itoa(w.Process.Pid))
 				} else {
@@ -88,6 +89,7 @@ func TestTraceRunningWorkload(t *testing.T) {
 				if by == "pid" && r.PeakBytes != nil && *r.PeakBytes != x.WatermarkBytes {
 					t.Errorf("traced watermark %d != %s %d", x.WatermarkBytes, r.PeakSource, *r.PeakBytes)
 				}
+				sameReport(t, x, explainFile(t, cgpeak, tf))
 			})
 		}
 	}
@@ -351,7 +353,7 @@ func TestCorrectedPeakIsMemoryStat(t *testing.T) {
 	// (up to a charge batch a CPU behind, 990 of 1000 pages seen on 5.10),
 	// and memory.stat had no "kernel" line before 5.18's kernel accounting
 	// rework: the kernel's own figure is not exact there, so no ground truth.
-	if !kernel.AtLeast(kernel.Release(), 5, 13) {
+	if !kernel.Since(kernel.Release(), kernel.StatExact) {
 		t.Skipf("memory.stat is not exact on %s (per-CPU statistics folded in batches before 5.13's rstat)", kernel.Release())
 	}
 	page := uint64(os.Getpagesize())

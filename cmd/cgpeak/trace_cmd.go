@@ -6,32 +6,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/session"
 	"github.com/cgpeak/cgpeak/loader"
 )
 
 // TraceCmdReport is `cgpeak trace --json`.
-type TraceCmdReport struct {
-	Schema        int          `json:"schema"`
-	Cgroup        string       `json:"cgroup"`
-	CgroupVersion int          `json:"cgroup_version"`
-	Seconds       float64      `json:"traced_seconds"`
-	Ended         string       `json:"ended"` // "duration", "signal" or "cgroup removed"
-	StartBytes    *uint64      `json:"start_usage_bytes,omitempty"`
-	PeakBytes     *uint64      `json:"cgroup_peak_bytes,omitempty"`
-	PeakSource    string       `json:"cgroup_peak_source,omitempty"`
-	CurrentBytes  *uint64      `json:"end_usage_bytes,omitempty"`
-	UsageSource   string       `json:"usage_source,omitempty"`
-	Trace         *TraceReport `json:"trace"`
-	Missing       []string     `json:"missing,omitempty"`
-}
+type TraceCmdReport = session.RunningReport
 
 func traceCmd(args []string) int {
 	fs := pflag.NewFlagSet("trace", pflag.ContinueOnError)
@@ -76,80 +60,18 @@ func traceCmd(args []string) int {
 	signal.Notify(sig, stopSignals...)
 	defer signal.Stop(sig)
 
-	rep := &TraceCmdReport{Schema: reportSchema, Cgroup: target.Path, CgroupVersion: 1}
-	if target.H.V2 {
-		rep.CgroupVersion = 2
-	}
-	start := target.Read()
-	if o.descend && !target.H.V2 {
-		if b, err := os.ReadFile(filepath.Join(target.Path, "memory.use_hierarchy")); err == nil && strings.TrimSpace(string(b)) == "0" {
-			rep.Missing = append(rep.Missing, "descendants in the cgroup's counter: its memory.use_hierarchy is 0 (cgroup v1 before 5.11), so its counter, watermark and peak leave out what its descendants charge")
-		}
-	}
-	ts, err := startTrace(o, target, nil, true)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitTrace
-	}
-	began := time.Now()
-	fmt.Fprintf(os.Stderr, "cgpeak: tracing %s (%s backend); stop with Ctrl-C\n", target.Path, ts.Backend())
-	v := start.CurrentBytes
-	rep.StartBytes = &v
-	var timeout <-chan time.Time
-	if tgt.duration > 0 {
-		timeout = time.After(tgt.duration)
-	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for {
-		select {
-		case <-sig:
-			rep.Ended = "signal"
-			break wait
-		case <-timeout:
-			rep.Ended = "duration"
-			break wait
-		case <-tick.C:
-			if _, err := os.Stat(filepath.Join(target.Path, "cgroup.procs")); err != nil {
-				rep.Ended = "cgroup removed"
-				break wait
-			}
-		}
-	}
-	rep.Seconds = time.Since(began).Seconds()
-	var f cgroup.Figures
-	if rep.Ended == "cgroup removed" {
-		rep.Missing = append(rep.Missing, "cgroup figures: the cgroup was removed before tracing ended")
-	} else {
-		f = target.Read()
-		if !f.HavePeak && target.H.V2 {
-			if err := watermarkPeak(&f, target.Path, o.kernelBTF); err != nil {
-				f.Missing = append(f.Missing, "cgroup peak: this kernel keeps no memory.peak (Linux 5.19+) and its watermark could not be read with BPF: "+oneLine(err))
-			}
-		}
-		rep.Missing = append(rep.Missing, f.Missing...)
-		if f.HavePeak {
-			v := f.PeakBytes
-			rep.PeakBytes, rep.PeakSource = &v, f.PeakFile
-		}
-		v := f.CurrentBytes
-		rep.CurrentBytes = &v
-	}
-	rep.UsageSource = "memory.current"
-	if !target.H.V2 {
-		rep.UsageSource = "memory.usage_in_bytes"
-	}
-	tr, err := ts.stop(f)
-	rep.Trace = tr
-	var we *writeError
+	rep, err := session.TraceRunning(target, session.Running{Options: o.session(nil, true), Schema: reportSchema, Duration: tgt.duration, Stop: sig, NoPeakBPF: noPeakBPF(),
+		Started: func(backend string) {
+			fmt.Fprintf(os.Stderr, "cgpeak: tracing %s (%s backend); stop with Ctrl-C\n", target.Path, backend)
+		}})
 	failed := 0
 	switch {
-	case errors.As(err, &we):
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+	case errors.Is(err, session.ErrOutput):
+		// The trace was taken but not written: the report still shows.
+		fmt.Fprintln(os.Stderr, "cgpeak:", traceAdvice(err))
 		failed = exitWrite
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
+		fmt.Fprintln(os.Stderr, "cgpeak:", traceAdvice(err))
 		return exitTrace
 	}
 	if code := emit(dest{"--output", *out}, os.Stderr, func(w io.Writer) error {
@@ -180,7 +102,7 @@ func writeTraceCmdText(w io.Writer, r *TraceCmdReport) {
 		fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s: since the cgroup was made or last reset, not only while traced)\n", human(*r.PeakBytes), r.PeakSource)
 	}
 	if r.Trace != nil {
-		writeTraceText(w, r.Trace)
+		writeTraceReport(w, r.Trace)
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(w, "  missing: %s\n", m)

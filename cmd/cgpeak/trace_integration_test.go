@@ -98,7 +98,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					if b == loader.Fentry && !tr.Exact {
 						t.Errorf("fentry trace not exact: %v", tr.Incomplete)
 					}
-					if b == loader.Kprobe && tr.Resyncs > 0 && len(tr.Missed) == 0 && kernel.AtLeast(kernel.Release(), 6, 7) {
+					if b == loader.Kprobe && tr.Resyncs > 0 && len(tr.Missed) == 0 && kernel.Since(kernel.Release(), kernel.KprobeMissed) {
 						if tr.StocksRead {
 							t.Errorf("the replay resynced %d times, but the tracer declares no missed call: %v", tr.Resyncs, tr.Incomplete)
 						} else {
@@ -107,7 +107,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					}
 					// The kernel's own peak: v1 always has max_usage_in_bytes, v2
 					// memory.peak from 5.19.
-					if r.PeakBytes == nil && (!h.V2 || kernel.AtLeast(kernel.Release(), kernel.PeakFile.Major, kernel.PeakFile.Minor)) {
+					if r.PeakBytes == nil && (!h.V2 || kernel.Since(kernel.Release(), kernel.PeakFile)) {
 						t.Errorf("no cgroup peak on Linux %s, cgroup v2 %v: %v", kernel.Release(), h.V2, r.Missing)
 					}
 					if r.PeakBytes != nil && tr.WatermarkBytes != *r.PeakBytes {
@@ -142,9 +142,7 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if ex.CorrectedPeakBytes != tr.CorrectedPeakBytes || ex.Explanation != tr.Explanation || ex.Exact != tr.Exact {
-						t.Errorf("offline replay differs: %d %q, live %d %q", ex.CorrectedPeakBytes, ex.Explanation, tr.CorrectedPeakBytes, tr.Explanation)
-					}
+					sameReport(t, tr, ex)
 				})
 			}
 		}

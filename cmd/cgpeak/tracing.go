@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cgpeak/cgpeak/analysis"
-	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/internal/session"
 	"github.com/cgpeak/cgpeak/loader"
@@ -30,30 +30,13 @@ type traceOpts struct {
 	perRequest, walkEveryStack, noUserStacks bool
 }
 
-// TraceReport is the part of a run's report that comes from traced charges.
-type TraceReport = session.Report
-
-// traceSession is a live trace as run.go and trace_cmd.go drive it.
-type traceSession struct {
-	*session.Session
-}
+// TraceReport is the part of a run's report that comes from traced
+// charges, and explain's whole report.
+type TraceReport = replay.Report
 
 func (o traceOpts) session(argv []string, attached bool) session.Options {
 	return session.Options{Charges: o.charges, Descendants: o.descend, Output: o.output, Backend: o.backend, KernelBTF: o.kernelBTF,
 		Timeline: o.timeline || o.plot != "", Command: argv, Attached: attached, PerRequest: o.perRequest, WalkEveryStack: o.walkEveryStack, NoUserStacks: o.noUserStacks}
-}
-
-// startTrace attaches the tracer to the leaf before the workload starts, so
-// its first charge is seen.
-//
-// attached: the cgroup was running before (cgpeak trace), so usage and stocks
-// from before are not in the trace.
-func startTrace(o traceOpts, leaf *cgroup.Leaf, argv []string, attached bool) (*traceSession, error) {
-	s, err := session.Open(leaf, o.session(argv, attached))
-	if err != nil {
-		return nil, traceAdvice(err)
-	}
-	return &traceSession{s}, nil
 }
 
 // traceAdvice words a tracing error for the command line.
@@ -81,37 +64,45 @@ func (o *traceOpts) testFlags(fs *pflag.FlagSet) {
 	fs.MarkHidden("no-user-stacks")
 }
 
-func (s *traceSession) abort() { s.Abort() }
-
-func (s *traceSession) stop(f cgroup.Figures) (*TraceReport, error) {
-	r, err := s.Stop(f)
-	switch {
-	case errors.Is(err, session.ErrOutput):
-		// The trace was taken but not written: the figures still show.
-		err = &writeError{traceAdvice(err)}
-	case err != nil:
-		err = traceAdvice(err)
+// writeTraceReport prints a trace's report: a live one (run --trace,
+// trace) as part of its run's report, a replayed one (explain) on its own,
+// headed by the file it came from.
+func writeTraceReport(w io.Writer, t *TraceReport) {
+	live := t.Trace == ""
+	if live {
+		fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s), %d lost\n", t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Lost)
+	} else {
+		fmt.Fprintf(w, "trace %s: %d events, %s backend, %s, Linux %s, charge batch %d pages\n", t.Trace, t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Kernel, t.BatchPages)
+		if !t.Exact {
+			fmt.Fprintf(w, "  INCOMPLETE: %s; the figures below are not exact\n", strings.Join(t.Incomplete, "; "))
+		}
+		if t.PeakBytes != nil {
+			fmt.Fprintf(w, "  cgroup peak memory       %10s     (%s, read when the run ended)\n", human(*t.PeakBytes), t.PeakSource)
+		}
+		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(t.WatermarkBytes))
 	}
-	return r, err
-}
-
-func writeTraceText(w io.Writer, t *TraceReport) {
-	fmt.Fprintf(w, "  traced charges           %d events (%s backend, %s), %d lost\n", t.Events, t.Backend, modeLabel(t.Mode, t.StocksRead), t.Lost)
-	exact := ""
-	if !t.Exact {
-		exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
+	corrected := human(t.CorrectedPeakBytes) + bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact)
+	if live {
+		exact := ""
+		if !t.Exact {
+			exact = "; INCOMPLETE, not exact: " + strings.Join(t.Incomplete, "; ")
+		}
+		window := ""
+		if t.Attached {
+			window = " while traced"
+		}
+		fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", corrected, window, exact)
+		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
+	} else {
+		fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", corrected)
 	}
-	window := ""
-	if t.Attached {
-		window = " while traced"
-	}
-	fmt.Fprintf(w, "  corrected peak           %10s     (traced charges: max of counter usage minus per-CPU stock%s%s)\n", human(t.CorrectedPeakBytes)+bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact), window, exact)
-	fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	if len(t.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))
 	}
-	writeCharges(w, t.Result.Totals, t.BatchPages)
+	if live {
+		writeCharges(w, t.Totals, t.BatchPages)
+	}
 	writeTotals(w, t.PerCPU, t.PerProcess, t.Cgroups, t.StocksRead)
 	if t.BackendNote != "" {
 		fmt.Fprintf(w, "  backend                  %s\n", t.BackendNote)
@@ -129,11 +120,6 @@ func writeTraceText(w io.Writer, t *TraceReport) {
 		fmt.Fprintf(w, "  trace written to         %s\n", t.Output)
 	}
 }
-
-// traceStartError marks a failure to attach, reported with its own exit code.
-type traceStartError struct{ err error }
-
-func (e *traceStartError) Error() string { return e.err.Error() }
 
 // modeLabel names a trace's mode, and how a summary followed the stocks.
 func modeLabel(mode string, stocksRead bool) string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kpeak"
 )
 
 // v2Root returns the cgroup2 mount holding the memory controller, skipping
@@ -95,7 +96,7 @@ func TestV2LeafBesideOwnCgroup(t *testing.T) {
 			t.Errorf("leaf %s, want it beside cgpeak's own cgroup, in %s", r.Cgroup, outer)
 		}
 		page := uint64(os.Getpagesize())
-		if r.PeakBytes == nil || r.PeakSource != "memory.peak" && r.PeakSource != watermarkSource || *r.PeakBytes < 500*page {
+		if r.PeakBytes == nil || r.PeakSource != "memory.peak" && r.PeakSource != kpeak.WatermarkSource || *r.PeakBytes < 500*page {
 			t.Errorf("peak %v from %q, want memory.peak (or the watermark before 5.19) >= 500 pages", r.PeakBytes, r.PeakSource)
 		}
 		b, _ := os.ReadFile(filepath.Join(outer, "cgroup.subtree_control"))

@@ -62,8 +62,8 @@ func watchCmd(args []string) int {
 		v = &lineView{w: out}
 	}
 	live := openLivePeak(target)
-	defer live.close()
-	err = watch.Follow(target, watch.Options{Interval: *interval, Duration: tgt.duration, Stop: sig, Fill: live.fill}, func(s WatchSample) error {
+	defer live.Close()
+	err = watch.Follow(target, watch.Options{Interval: *interval, Duration: tgt.duration, Stop: sig, Fill: live.Fill}, func(s WatchSample) error {
 		v.show(s)
 		return out.Err
 	}, func(s WatchSample) error {

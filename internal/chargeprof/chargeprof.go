@@ -6,6 +6,8 @@ package chargeprof
 import (
 	"cmp"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strconv"
 
@@ -178,3 +180,30 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
+
+// ReadFile gathers the charge requests of a trace file by stack.
+func ReadFile(path string) (*Builder, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rd, err := trace.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	b := New(rd)
+	for {
+		e, err := rd.Next()
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		b.Add(e)
+	}
+}
+
+// End is the trace's end line, nil when it was cut short.
+func (b *Builder) End() *trace.End { return b.r.End }

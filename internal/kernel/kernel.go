@@ -89,4 +89,16 @@ func ChargeBatch(release string) Batch {
 var (
 	PeakFile      = Version{5, 19} // cgroup v2 memory.peak
 	PeakFileReset = Version{6, 12} // writing memory.peak resets a per-fd watermark
+	// memory.stat flushed exactly on read (rstat); before, each CPU's
+	// statistics were folded in only by batches.
+	StatExact = Version{5, 13}
+	// The v1 memory controller became a build option (CONFIG_MEMCG_V1),
+	// which Debian's kernels from 6.12 leave out; before, it is always there.
+	MemcgV1Optional = Version{6, 11}
+	// A kprobe link's info counts the calls its kprobe missed.
+	KprobeMissed = Version{6, 7}
 )
+
+// Since says whether a release has a feature that appeared in version f;
+// false when the release cannot be read.
+func Since(release string, f Version) bool { return AtLeast(release, f.Major, f.Minor) }

@@ -28,3 +28,23 @@ func TestParse(t *testing.T) {
 		t.Error("AtLeast")
 	}
 }
+
+// Each feature from the release that brought it, as uname -r spells them;
+// an unreadable release has none.
+func TestSince(t *testing.T) {
+	for _, c := range []struct {
+		rel  string
+		f    Version
+		want bool
+	}{
+		{"5.18.19", PeakFile, false}, {"5.19.0-1-amd64", PeakFile, true},
+		{"5.10.0-35-cloud-amd64", StatExact, false}, {"5.13", StatExact, true},
+		{"6.10.14", MemcgV1Optional, false}, {"6.12.48+deb13-amd64", MemcgV1Optional, true},
+		{"6.6.30", KprobeMissed, false}, {"7.3.1+deb13-cloud-amd64", KprobeMissed, true},
+		{"", PeakFile, false},
+	} {
+		if got := Since(c.rel, c.f); got != c.want {
+			t.Errorf("Since(%q, %v) = %v, want %v", c.rel, c.f, got, c.want)
+		}
+	}
+}

@@ -56,12 +56,12 @@ func Run() Probe {
 		// by the kernel version when we sit in the root.
 		detail := "v2 peak file in " + h.Self
 		if filepath.Clean(h.Self) == filepath.Clean(h.Mount) {
-			peakFile, detail = kernel.AtLeast(p.Kernel, kernel.PeakFile.Major, kernel.PeakFile.Minor), "v2 peak file of non-root cgroups (Linux "+kernel.PeakFile.String()+"+)"
+			peakFile, detail = kernel.Since(p.Kernel, kernel.PeakFile), "v2 peak file of non-root cgroups (Linux "+kernel.PeakFile.String()+"+)"
 		} else {
 			peakFile = fileIn(h.Self, "memory.peak")
 		}
 		add("memory.peak", peakFile, detail)
-		add("fd-local peak reset", kernel.AtLeast(p.Kernel, kernel.PeakFileReset.Major, kernel.PeakFileReset.Minor), "writing memory.peak resets a per-fd watermark (Linux "+kernel.PeakFileReset.String()+"+)")
+		add("fd-local peak reset", kernel.Since(p.Kernel, kernel.PeakFileReset), "writing memory.peak resets a per-fd watermark (Linux "+kernel.PeakFileReset.String()+"+)")
 	default:
 		add("memory cgroup", true, "cgroup v1 memory hierarchy at "+h.Mount+" (hybrid or legacy)")
 		peakFile = fileIn(h.Self, "memory.max_usage_in_bytes")

@@ -23,6 +23,7 @@ import (
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kernel"
 	"github.com/cgpeak/cgpeak/internal/outfile"
+	"github.com/cgpeak/cgpeak/internal/replay"
 	"github.com/cgpeak/cgpeak/loader"
 	"github.com/cgpeak/cgpeak/trace"
 )
@@ -64,6 +65,7 @@ type Session struct {
 	cgid   uint64
 	t      *loader.Tracer
 	batch  kernel.Batch
+	kernel string // the release traced on
 	model  *analysis.Model
 	file   *outfile.File
 	w      *trace.Writer
@@ -92,7 +94,7 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{o: o, target: target, cgid: st.Ino, t: t, batch: batch, model: analysis.NewModel(batch.Pages, o.Timeline), done: make(chan error, 1)}
+	s := &Session{o: o, target: target, cgid: st.Ino, t: t, batch: batch, kernel: rel, model: analysis.NewModel(batch.Pages, o.Timeline), done: make(chan error, 1)}
 	if t.StocksRead {
 		s.model.StocksRead()
 	}
@@ -196,7 +198,7 @@ func (s *Session) Abort() {
 // traced peak with the cgroup's own figures f, read after the workload
 // ended (every event it caused is then in the buffer: exit_mmap runs before
 // wait4 returns).
-func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
+func (s *Session) Stop(f cgroup.Figures) (*replay.Report, error) {
 	err := s.t.Flush()
 	if rerr := <-s.done; err == nil {
 		err = rerr
@@ -232,27 +234,23 @@ func (s *Session) Stop(f cgroup.Figures) (*Report, error) {
 		err = lerr
 	}
 	r := s.model.Result()
-	page := uint64(os.Getpagesize())
-	rep := &Report{Backend: s.t.Backend, BackendNote: s.t.BackendNote, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote, FromStockPages: r.Totals.FromStockPages,
-		Events: r.Events + s.others, Lost: lost, Missed: missed, Resyncs: r.Totals.Resyncs, Attached: s.o.Attached, Kinds: r.Kinds, PerCPU: r.CPUs,
-		PerProcess: r.Procs, BatchPages: s.batch.Pages, WatermarkBytes: r.Watermark * page, CorrectedPeakBytes: r.CorrectedPeak.Pages * page,
-		Output: s.o.Output, Missing: s.t.Missing(), Charges: r.Totals.Requests, RequestedPages: r.Totals.RequestedPages, FromStock: r.Totals.FromStock,
-		CounterCharges: r.Totals.CounterCharges, Forced: r.Totals.Forced, Failed: r.Totals.Failed, Result: r, PageSize: page,
-		ProgramRuns: runs, ProgramSeconds: spent.Seconds()}
 	var names map[string]string
 	if s.o.Descendants {
 		names = cgroupNames(s.target.Path)
-		rep.Cgroups = analysis.CgroupsByName(r.Cgroups, names)
 	}
-	rep.Incomplete = analysis.Incomplete(lost, missed, r.Totals)
-	rep.Exact = len(rep.Incomplete) == 0
-	b := analysis.ErrorBound(lost, missed, r.Totals, s.batch.Pages, runtime.NumCPU())
-	rep.CorrectedPeakErrorBytes, rep.MissedCalls = b.Pages*page, b.Calls
-	var peak uint64
+	fa := replay.Facts{Kernel: s.kernel, Backend: s.t.Backend, BackendNote: s.t.BackendNote, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote,
+		Batch: s.batch.Pages, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()), Events: r.Events + s.others, Attached: s.o.Attached, Descendants: s.o.Descendants, CgroupNames: names,
+		Ended: true, Lost: lost, Missed: missed, Live: replay.Live{Output: s.o.Output, Missing: s.t.Missing(), ProgramRuns: runs, ProgramSeconds: spent.Seconds()}}
 	if f.HavePeak {
-		peak = f.PeakBytes
+		v := f.PeakBytes
+		fa.PeakBytes, fa.PeakSource = &v, f.PeakFile
 	}
-	rep.Explanation = analysis.Explain(r, f.PeakFile, peak, page)
+	rep, rerr := replay.NewReport(r, fa)
+	if rerr != nil {
+		// Pages of the system's size cannot overflow: a broken replay.
+		s.file.Abort()
+		return nil, rerr
+	}
 	if s.w != nil {
 		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
 		end.UserStacks = ustacks

@@ -1,12 +1,10 @@
 package smoke
 
 import (
-	"bufio"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -15,26 +13,18 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kallsyms"
 )
 
 // chargeFunc is the memcg charge function of this kernel: try_charge_memcg
 // from 5.14, try_charge before.
 func chargeFunc(t *testing.T) string {
-	f, err := os.Open("/proc/kallsyms")
+	syms, err := kallsyms.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	found := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 3 && (fields[2] == "try_charge_memcg" || fields[2] == "try_charge") {
-			found[fields[2]] = true
-		}
-	}
 	for _, name := range []string{"try_charge_memcg", "try_charge"} {
-		if found[name] {
+		if syms.Has(name) {
 			return name
 		}
 	}

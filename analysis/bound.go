@@ -32,12 +32,33 @@ type Bound struct {
 // were busy too. Resyncs moved the replayed stock by pages the replay
 // counted; until then the stock was wrong by those pages, which covers
 // kernels that count no misses (kprobes before 6.7).
-func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) Bound {
+//
+// However many calls were missed, a per-charge replay cannot be further off
+// than what its state can be wrong by (cpus: the CPUs the kernel may have
+// stocked pages on; the trace's own are counted too). Usage is the
+// kernel's at every counter event: wrong only by counter calls missed or
+// lost since, each at most the largest call. Each per-CPU stock of the
+// kernel holds between 0 and a batch once refill_stock returns, so the
+// replayed one, however wrong, is off by at most a batch, or by what it
+// holds past a batch. Where a request's end was missed (or an event lost),
+// pages the replay holds in flight or draining can be wrong by all of them
+// (Totals.Slack, their most at any moment real use was taken). The bound is the smaller of the two. Stock-read traces have a
+// cap of their own (below); statistic traces none.
+func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64, cpus int) Bound {
 	largest := max(batch, t.MaxPages)
 	b := Bound{Pages: lost * largest, Calls: lost}
+	counter, drains, requests := lost, uint64(0), lost
 	for fn, n := range missed {
 		b.Calls += n
 		b.Pages += n * missedWeight(fn, t, batch, largest)
+		switch {
+		case counterFn(fn):
+			counter += n
+		case strings.Contains(fn, "drain_stock"):
+			drains += n
+		case strings.Contains(fn, "try_charge"):
+			requests += n
+		}
 	}
 	if b.Calls == 0 {
 		// Each resync found at least one call missed that no counter saw
@@ -45,7 +66,32 @@ func ErrorBound(lost uint64, missed map[string]uint64, t Totals, batch uint64) B
 		b.Calls = t.Resyncs
 	}
 	b.Pages += t.ResyncPages
+	switch {
+	case b.Calls == 0 || t.Stats:
+	case t.RequestsUncounted:
+		// Stock-read traces: the kernel side reads usage and every stock
+		// at each event, so a missed call leaves wrong only the pages it
+		// holds per CPU as charged and not yet stocked (at most a batch
+		// each) or as draining (a missed drain_stock: its stock, under
+		// two batches), or a sample of real use (a lost event).
+		b.Pages = min(b.Pages, uint64(max(cpus, 1))*batch+drains*2*batch+counter*largest)
+	default:
+		// Pages in flight are wrong only where a request's end was
+		// missed: a missed refill of a request's surplus leaves them in
+		// flight rather than stocked until the request ends, which real
+		// use counts the same, and then in no stock (a stock error).
+		slots := max(uint64(max(cpus, 1))*t.Cgroups, t.Slots)
+		var slack uint64
+		if requests > 0 {
+			slack = t.Slack
+		}
+		b.Pages = min(b.Pages, slots*batch+slack+counter*largest)
+	}
 	return b
+}
+
+func counterFn(fn string) bool {
+	return strings.Contains(fn, "page_counter") || strings.Contains(fn, "pc_")
 }
 
 func missedWeight(fn string, t Totals, batch, largest uint64) uint64 {
@@ -54,7 +100,7 @@ func missedWeight(fn string, t Totals, batch, largest uint64) uint64 {
 		return batch
 	case strings.Contains(fn, "drain_stock"):
 		return 2 * batch
-	case strings.Contains(fn, "page_counter") || strings.Contains(fn, "pc_"):
+	case counterFn(fn):
 		return largest
 	case strings.Contains(fn, "try_charge"):
 		return max(batch, t.MaxCounterPages)

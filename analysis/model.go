@@ -102,6 +102,12 @@ type Event struct {
 	Kind      string `json:"kind,omitempty"`      // charge requests: what for (user, thp, page_tables, kernel_stack, slab, ...), "" if unknown
 	Caller    string `json:"caller,omitempty"`    // charge requests for kernel memory: the kernel function that asked
 	Consumed  uint64 `json:"consumed,omitempty"`  // summary traces: pages this CPU's stock served, unreported, since its previous event
+	// FromCPU: charge requests that entered try_charge on another CPU than
+	// the one they returned on (CPU): a preemptible kernel moved the task
+	// in between. consume_stock runs first thing, so a request the stock
+	// served took its pages from FromCPU's stock. nil when the same, or
+	// unknown (fexit sees only the return).
+	FromCPU *int `json:"from_cpu,omitempty"`
 	// Cgroup: the cgroup (id) whose memcg the call was for; several when
 	// descendants are traced. A trace file leaves out the header's own.
 	Cgroup uint64 `json:"cgroup,omitempty"`
@@ -173,14 +179,20 @@ type Model struct {
 	// itself), or given back by drain_stock but not yet uncharged. Other
 	// CPUs' events can fall in that window; U counts these pages, real use
 	// must not.
-	inflight map[int]int64
-	draining map[int]int64
-	charged  map[int]bool  // a counter charge since this thread's last request (per CPU in applyRead)
-	before   map[int]int64 // the CPU's stock when that counter charge came
-	beforeAt map[int]slot  // and which CPU's stock
+	inflight  map[int]int64
+	draining  map[int]int64
+	charged   map[int]bool    // a counter charge since this thread's last request (per CPU in applyRead)
+	before    map[int]int64   // the CPU's stock when that counter charge came
+	beforeAt  map[int]slot    // and which CPU's stock
+	beforeGen map[int]uint64  // and that stock's drains until then
+	drained   map[slot]uint64 // drains of each stock so far
+	// pending: per thread, a request's refill not yet known to be in the
+	// stock (OpRefill).
+	pending  map[int]pendingRefill
 	attached bool          // tracing began on a running cgroup
 	read     bool          // a stock-read summary trace (StocksRead)
 	known    map[slot]bool // attached: this CPU's stock is known (empty once, or drained)
+	short    map[slot]bool // the stock served requests past what the replay had in it, since its last refill
 	real     int64
 	best     Peak
 	atMark   *Snapshot
@@ -260,8 +272,9 @@ type Totals struct {
 	// Resyncs counts the times the replay contradicted the kernel and
 	// followed the kernel: a request charged to the counter while the
 	// replayed stock could have served it (a drain the trace did not see),
-	// or a stock served below zero (a refill it did not see). ResyncPages
-	// is how far the stock was moved. Either means the trace missed events.
+	// or a stock served below zero (a refill it did not see: counted once
+	// however many requests it served). ResyncPages is how far the stock
+	// was moved. Either means the trace missed events.
 	Resyncs, ResyncPages uint64
 	// Stats: a tracepoint trace, of stat updates: RequestedPages are pages
 	// added to the charged statistics, UnchargedPages pages taken out.
@@ -271,6 +284,16 @@ type Totals struct {
 	MaxPages uint64
 	// MaxCounterPages: the most pages one counter charge took.
 	MaxCounterPages uint64
+	// Moved: charge requests that returned on another CPU than they
+	// entered on (Event.FromCPU).
+	Moved uint64
+	// Slots: the per-CPU stocks (CPU and memcg) the trace saw; Cgroups:
+	// the memcgs they were for. Slack: the most, over the moments real use
+	// was taken, of the pages the replay held as in flight or draining plus
+	// its stocks' pages past a batch each: how wrong those can be besides
+	// the stocks' own batch each (ErrorBound).
+	Slots, Cgroups uint64
+	Slack          uint64
 }
 
 // Point is one step of the timeline, in pages.
@@ -287,7 +310,7 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, its
 // steps are kept for Result().Timeline, in bounded memory (Timeline).
 func NewModel(batch uint64, keepTimeline bool) *Model {
-	m := &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, known: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+	m := &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, beforeGen: map[int]uint64{}, drained: map[slot]uint64{}, pending: map[int]pendingRefill{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
 		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}}
 	if keepTimeline {
 		m.timeline = &timeline{nbins: timelineBins}
@@ -372,6 +395,9 @@ func (m *Model) Apply(e Event) {
 	if req == 0 {
 		req = -1 - e.CPU
 	}
+	if p, ok := m.pending[req]; ok {
+		m.applyRefill(req, p)
+	}
 	switch e.Op {
 	case OpCounterCharge:
 		if e.Failed {
@@ -379,7 +405,7 @@ func (m *Model) Apply(e Event) {
 			break
 		}
 		if !m.charged[req] {
-			m.before[req], m.beforeAt[req] = m.stock[k], k
+			m.before[req], m.beforeAt[req], m.beforeGen[req] = m.stock[k], k, m.drained[k]
 		}
 		m.charged[req] = true
 		m.counterCharge(e, c)
@@ -392,9 +418,17 @@ func (m *Model) Apply(e Event) {
 		m.totals.Uncharges++
 		m.totals.UnchargedPages += e.Pages
 	case OpRefill:
-		m.stock[k] += int64(e.Pages)
-		m.inflight[req] = max(m.inflight[req]-int64(e.Pages), 0)
 		m.totals.Refills++
+		if m.charged[req] {
+			// A request's surplus. The event is refill_stock's entry:
+			// on a preemptible kernel the task can be preempted before
+			// it takes the stock lock, and other tasks on that CPU find
+			// the stock without these pages meanwhile. They are in it
+			// by the task's next event, or when the stock proves it.
+			m.pending[req] = pendingRefill{at: k, pages: int64(e.Pages)}
+			break
+		}
+		m.applyRefill(req, pendingRefill{at: k, pages: int64(e.Pages)})
 	case OpDrain:
 		m.drain(e, k)
 	case OpCharge:
@@ -427,7 +461,19 @@ func (m *Model) Apply(e Event) {
 				k.Callers[e.Caller] += e.Pages
 			}
 		}
+		if e.FromCPU != nil {
+			m.totals.Moved++
+		}
 		if !m.charged[req] {
+			if e.FromCPU != nil {
+				// Served by the stock of the CPU it entered on: a
+				// preemption point (the stock lock's release) lies
+				// between consume_stock and the return.
+				k = slot{*e.FromCPU, e.Cgroup}
+			}
+			if m.stock[k] < int64(e.Pages) {
+				m.settlePending(k, func(pages int64) bool { return true })
+			}
 			m.stock[k] -= int64(e.Pages)
 			m.totals.FromStock++
 			m.totals.FromStockPages += e.Pages
@@ -435,18 +481,30 @@ func (m *Model) Apply(e Event) {
 			c.FromStockPages += e.Pages
 			if m.stock[k] < 0 {
 				if !m.attached || m.known[k] {
-					m.resync(uint64(-m.stock[k]))
+					// One unseen refill lets the kernel serve up to a
+					// batch of requests the replay finds no stock for:
+					// one contradiction, however many requests show it.
+					if !m.short[k] {
+						m.totals.Resyncs++
+					}
+					m.totals.ResyncPages += uint64(-m.stock[k])
+					m.short[k] = true
 				}
 				m.stock[k] = 0
 			}
-		} else if b := m.before[req]; b >= int64(e.Pages) && e.Pages <= m.batch {
+		} else if b := m.before[req]; b >= int64(e.Pages) && e.Pages <= m.batch && m.drained[m.beforeAt[req]] == m.beforeGen[req] {
 			// consume_stock would have served this request from b pages:
 			// the kernel's stock was lower, drained by a call not traced.
-			m.resync(uint64(b))
-			m.stock[m.beforeAt[req]] -= b
+			// Unless that stock was drained since: the drain said what the
+			// kernel held, and the replay followed it (drain).
+			at := m.beforeAt[req]
+			cut := min(b, max(m.stock[at], 0))
+			m.resync(uint64(cut))
+			m.stock[at] -= cut
 		}
 		if m.charged[req] {
 			m.known[k] = true
+			m.short[k] = false
 		}
 		m.charged[req] = false
 		m.inflight[req] = 0
@@ -457,6 +515,7 @@ func (m *Model) Apply(e Event) {
 	// not yet in the stock; between drain_stock's entry and its uncharge, U
 	// still holds pages no longer stocked: real use is known at the others.
 	if e.Op != OpCounterCharge && e.Op != OpDrain {
+		m.totals.Slack = max(m.totals.Slack, m.slack())
 		if m.real > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(m.real), Time: e.Time}
 		}
@@ -476,6 +535,24 @@ func (m *Model) Apply(e Event) {
 		}
 	}
 	m.step(e)
+}
+
+// slack is what of the replay's state a missed call can have made wrong
+// beyond a batch per stock: its in-flight and draining pages, and its
+// stocks' pages past a batch (the kernel's never hold more once refill_stock
+// returns).
+func (m *Model) slack() uint64 {
+	var s int64
+	for _, v := range m.inflight {
+		s += max(v, 0)
+	}
+	for _, v := range m.draining {
+		s += max(v, 0)
+	}
+	for _, v := range m.stock {
+		s += max(v-int64(m.batch), 0)
+	}
+	return uint64(s)
 }
 
 func (m *Model) step(e Event) {
@@ -661,9 +738,55 @@ func (m *Model) counterCharge(e Event, c *CPUStats) {
 	}
 }
 
+// pendingRefill is a request's refill whose pages may not be in the stock
+// yet (Model.pending).
+type pendingRefill struct {
+	at    slot
+	pages int64
+}
+
+func (m *Model) applyRefill(req int, p pendingRefill) {
+	delete(m.pending, req)
+	m.stock[p.at] += p.pages
+	m.short[p.at] = false
+	m.inflight[req] = max(m.inflight[req]-p.pages, 0)
+}
+
+// settlePending puts in stock k the pending refills for it, if ok says
+// their pages (all together) make what the kernel showed.
+func (m *Model) settlePending(k slot, ok func(pages int64) bool) {
+	var sum int64
+	for _, p := range m.pending {
+		if p.at == k {
+			sum += p.pages
+		}
+	}
+	if sum == 0 || !ok(sum) {
+		return
+	}
+	for req, p := range m.pending {
+		if p.at == k {
+			m.applyRefill(req, p)
+		}
+	}
+}
+
 // drain empties a CPU's stock; its pages stay in usage until their uncharge.
 func (m *Model) drain(e Event, k slot) {
+	// A drain gives back what the kernel's stock held (after the refill
+	// that caused it, if any): where the replay held something else, it
+	// missed calls, or the kernel served or skipped the stock in a way
+	// the events do not show; either way it follows the kernel from here.
+	if !m.read && m.stock[k] != int64(e.Pages) {
+		m.settlePending(k, func(pages int64) bool { return m.stock[k]+pages == int64(e.Pages) })
+	}
+	if !m.read && m.stock[k] != int64(e.Pages) && (!m.attached || m.known[k]) {
+		d := m.stock[k] - int64(e.Pages)
+		m.resync(uint64(max(d, -d)))
+	}
+	m.drained[k]++
 	m.stock[k] = 0
+	m.short[k] = false
 	m.draining[e.CPU] = int64(e.Pages)
 	m.known[k] = true
 	m.totals.Drains++
@@ -762,11 +885,17 @@ func (m *Model) Result() Result {
 	for k, v := range m.cgroups {
 		r.Cgroups[k] = *v
 	}
+	cgs := map[uint64]bool{}
+	for _, p := range m.pending {
+		r.FinalStock[p.at.cpu] += uint64(p.pages)
+	}
 	for k, v := range m.stock {
 		if v > 0 {
 			r.FinalStock[k.cpu] += uint64(v)
 		}
+		cgs[k.cg] = true
 	}
+	r.Totals.Slots, r.Totals.Cgroups = uint64(len(m.stock)), uint64(max(len(cgs), 1))
 	for c, s := range m.cpus {
 		r.CPUs[c] = *s
 	}

@@ -325,6 +325,94 @@ func TestUnseenRefillResyncs(t *testing.T) {
 	}
 }
 
+// One refill the probes missed lets the kernel serve a whole batch of
+// requests the replay finds no stock for: one contradiction, of the
+// refill's pages, not one per request (the count is what the report weighs
+// against the calls the kernel says were missed).
+func TestUnseenRefillResyncsOnce(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.events = append(k.events[:1], k.events[2:]...) // the refill of 63 unseen
+	for i := 0; i < 63; i++ {
+		k.fault(0, 1) // served by the stock the replay never saw filled
+	}
+	k.fault(0, 1) // empty: charged to the counter
+	r := replay(k)
+	if r.Totals.Resyncs != 1 || r.Totals.ResyncPages != 63 {
+		t.Errorf("%d resyncs of %d pages, want 1 of the 63 pages refilled unseen", r.Totals.Resyncs, r.Totals.ResyncPages)
+	}
+}
+
+// A request that entered try_charge on CPU 0, where consume_stock served
+// it, and returned on CPU 1 (preempted after the stock lock's release): its
+// pages come out of CPU 0's stock, not CPU 1's, or the replay would find
+// CPU 1 short and CPU 0 with a page the kernel no longer has.
+func TestRequestServedOnEntryCPU(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.fault(0, 1)
+	from := 0
+	last := &k.events[len(k.events)-1]
+	last.CPU, last.FromCPU = 1, &from
+	k.fault(1, 1)
+	for i := 0; i < 62; i++ {
+		k.fault(0, 1) // CPU 0's stock runs out exactly
+	}
+	k.fault(0, 1) // charged to the counter: the kernel's stock was empty
+	r := replay(k)
+	if r.Totals.Resyncs != 0 || r.Totals.Moved != 1 {
+		t.Errorf("%d resyncs (%d pages), %d requests moved; want 0 and 1", r.Totals.Resyncs, r.Totals.ResyncPages, r.Totals.Moved)
+	}
+	if r.CorrectedPeak.Pages != k.maxInUse || r.FinalStock[0] != k.stock[0] || r.FinalStock[1] != k.stock[1] {
+		t.Errorf("corrected %d, stocks %v; want %d and %v", r.CorrectedPeak.Pages, r.FinalStock, k.maxInUse, k.stock)
+	}
+}
+
+// Task A's refill_stock event is its entry; A is preempted before it takes
+// the stock lock, and task B on the same CPU finds the stock empty, charges
+// the counter and serves 50 pages from its own surplus; then A adds its 63
+// pages to B's 13, past the batch, and drains them. The kernel did nothing
+// the events contradict: no resync, and real use is followed throughout.
+func TestRefillAfterPreemption(t *testing.T) {
+	const a, b = 10, 11
+	ev := []Event{
+		{CPU: 1, TID: a, Op: OpCounterCharge, Pages: 64, Usage: 64, Watermark: 64},
+		{CPU: 1, TID: a, Op: OpRefill, Pages: 63},
+		{CPU: 1, TID: b, Op: OpCounterCharge, Pages: 64, Usage: 128, Watermark: 128},
+		{CPU: 1, TID: b, Op: OpRefill, Pages: 63},
+		{CPU: 1, TID: b, Op: OpCharge, Pages: 1},
+	}
+	for i := 0; i < 50; i++ {
+		ev = append(ev, Event{CPU: 1, TID: b, Op: OpCharge, Pages: 1})
+	}
+	ev = append(ev, Event{CPU: 1, TID: a, Op: OpDrain, Pages: 76},
+		Event{CPU: 1, TID: a, Op: OpCounterUncharge, Pages: 76, Usage: 52, Watermark: 128},
+		Event{CPU: 1, TID: a, Op: OpCharge, Pages: 1})
+	m := NewModel(64, false)
+	for _, e := range ev {
+		m.Apply(e)
+	}
+	r := m.Result()
+	if r.Totals.Resyncs != 0 || r.CorrectedPeak.Pages != 52 || r.FinalStock[1] != 0 {
+		t.Errorf("%d resyncs (%d pages), corrected peak %d, final stock %v; want none, the 52 pages in use, an empty stock", r.Totals.Resyncs, r.Totals.ResyncPages, r.CorrectedPeak.Pages, r.FinalStock)
+	}
+}
+
+// A drain says what the kernel's stock held: where the replay held more
+// (a request it never saw took the rest), it counts the difference once and
+// follows the kernel.
+func TestDrainResyncs(t *testing.T) {
+	k := newKernel(64)
+	k.fault(0, 1)
+	k.fault(0, 1)
+	k.events = k.events[:len(k.events)-1] // a request served from the stock, unseen
+	k.drain(0)
+	r := replay(k)
+	if r.Totals.Resyncs != 1 || r.Totals.ResyncPages != 1 || r.FinalStock[0] != 0 {
+		t.Errorf("%d resyncs of %d pages, final stock %v; want 1 of 1 page, an empty stock", r.Totals.Resyncs, r.Totals.ResyncPages, r.FinalStock)
+	}
+}
+
 // Tracing a running cgroup: requests served from stock charged before the
 // trace began are no contradiction, and once the stock runs dry and the
 // counter is charged, U - S is real use minus what was in use before.

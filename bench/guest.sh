@@ -42,33 +42,39 @@ bench() { # name rounds pages
 	echo 0 > /proc/sys/kernel/bpf_stats_enabled
 }
 
-echo "| workload | kernel | backend, mode | untraced | traced | ratio | events | events/s | lost | program runs/page | program ns/page | program time/untraced |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-bench "touch 1 GiB (262144 pages)" 1 262144
-bench "churn 64 x 16 MiB" 64 4096
+# PARTS=concurrent runs only the concurrent workloads below.
+if [ "${PARTS:-all}" = all ]; then
+	echo "| workload | kernel | backend, mode | untraced | traced | ratio | events | events/s | lost | program runs/page | program ns/page | program time/untraced |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	bench "touch 1 GiB (262144 pages)" 1 262144
+	bench "churn 64 x 16 MiB" 64 4096
+fi
 
 # Concurrent workloads: P processes touching 50 MiB each at the same time,
 # unpinned, traced with each backend and mode, CREPS times each: how many
 # runs were exact, the calls the kernel counted as missed (all runs summed),
-# the events lost to a full ring buffer, and the widest error bound printed.
+# the replay's resyncs (summed), the events lost to a full ring buffer, and
+# the widest error bound printed, beside one batch per CPU.
 CREPS=${CREPS:-3}
 echo
-echo "| workload | kernel | backend, mode | exact runs | missed calls (kernel-counted) | lost events | widest bound |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| workload | kernel | backend, mode | exact runs | missed calls (kernel-counted) | resyncs | lost events | widest bound | batch x CPUs |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for procs in 4; do
 	for c in $CONFIGS; do
-		b=${c%%:*} m=${c##*:} flag=--trace exact=0 missed="" lost=0 bound=0
+		b=${c%%:*} m=${c##*:} flag=--trace exact=0 missed="" lost=0 bound=0 resyncs=0
 		[ "$m" = charges ] && flag=--trace-charges
 		for i in $(seq 1 "$CREPS"); do
 			TOUCH_PROCS=$procs cgpeak run $flag --backend "$b" --json --output /tmp/c.json -- touchpages 12800 || exit 1
 			grep -q '"exact": true' /tmp/c.json && exact=$((exact + 1))
 			missed="$missed $(tr -d '\n' < /tmp/c.json | sed -n 's/.*"missed_calls": *{\([^}]*\)}.*/\1/p' | tr -d ' "')"
 			lost=$((lost + $(num lost_events /tmp/c.json)))
+			resyncs=$((resyncs + $(num resyncs /tmp/c.json)))
+			batch=$(num batch_pages /tmp/c.json)
 			e=$(num corrected_peak_error_bytes /tmp/c.json)
 			[ "${e:-0}" -gt "$bound" ] && bound=$e
 		done
 		# Sum the per-function counts of all runs.
 		sums=$(echo "$missed" | tr ' ,' '\n\n' | sed '/^$/d' | awk -F: '{ s[$1] += $2 } END { for (f in s) printf "%s %d, ", f, s[f] }' | sed 's/, $//')
-		printf "| %d x 50 MiB at once | %s | %s %s | %d of %d | %s | %d | %d KiB |\n" "$procs" "$(uname -r)" "$b" "$m" "$exact" "$CREPS" "${sums:-0}" "$lost" $((bound / 1024))
+		printf "| %d x 50 MiB at once | %s | %s %s | %d of %d | %s | %d | %d | %d KiB | %d KiB |\n" "$procs" "$(uname -r)" "$b" "$m" "$exact" "$CREPS" "${sums:-0}" "$resyncs" "$lost" $((bound / 1024)) $((batch * $(nproc) * 4)) # 4 KiB pages (x86)
 	done
 done

@@ -87,6 +87,11 @@ struct event {
 			 * minus stocked minus charges not yet stocked */
 	__u64 ustack;   /* charge requests: key of the user stack in ustacks,
 			 * 0 if none (kernel thread, or the walk failed) */
+	__u32 from_cpu; /* charge requests: the CPU the request entered
+			 * try_charge on (kprobes; cpu elsewhere). A preemptible
+			 * kernel can move the task between the stock consumed
+			 * there and the return, which cpu is. */
+	__u32 pad;
 };
 
 /* Keep the types in BTF for bpf2go's Go types. */
@@ -267,6 +272,8 @@ static __always_inline struct event *start(__u8 op, __u8 fn, __u8 counter, __u8 
 		e->watermark = BPF_CORE_READ(pc, watermark);
 	}
 	e->cpu = bpf_get_smp_processor_id();
+	e->from_cpu = e->cpu;
+	e->pad = 0;
 	e->pid = pt >> 32;
 	e->tid = (__u32)pt;
 	e->op = op;
@@ -1034,7 +1041,7 @@ static __always_inline __u64 req_ustack(void *ctx, bool *fresh)
 	return p.stack;
 }
 
-static __always_inline void on_request(void *ctx, __u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg)
+static __always_inline void on_request(void *ctx, __u32 gfp, __u64 nr, int ret, __u64 stack, __u64 cg, __u32 from_cpu)
 {
 	bool fresh = false;
 	__u64 ustack = req_ustack(ctx, &fresh);
@@ -1044,6 +1051,7 @@ static __always_inline void on_request(void *ctx, __u32 gfp, __u64 nr, int ret, 
 	e->gfp = gfp;
 	e->stack = stack;
 	e->ustack = ustack;
+	e->from_cpu = from_cpu;
 	if (!fresh) {
 		send(e);
 		return;
@@ -1104,7 +1112,7 @@ static __always_inline void try_charge_ended(void *ctx, struct mem_cgroup *memcg
 	if (!cg)
 		return;
 #ifdef MODE_CHARGES
-	on_request(ctx, gfp, nr, ret, req_stack_at(ctx, addr(ctx), gfp, nr), cg);
+	on_request(ctx, gfp, nr, ret, req_stack_at(ctx, addr(ctx), gfp, nr), cg, bpf_get_smp_processor_id());
 #else
 	on_request(memcg, gfp, nr, ret, cg);
 #endif
@@ -1187,6 +1195,8 @@ struct args {
 	__u64 a0;
 	__u64 a1;
 	__u64 a2;
+	__u32 cpu; /* the CPU the call entered on */
+	__u32 pad;
 };
 
 struct frames {
@@ -1230,6 +1240,7 @@ static __always_inline void save(struct pt_regs *ctx, __u8 fn, __u64 a0, __u64 a
 	f->a[d].a0 = a0;
 	f->a[d].a1 = a1;
 	f->a[d].a2 = a2;
+	f->a[d].cpu = bpf_get_smp_processor_id();
 }
 
 /* take pops this return's frame into *out, if its call was kept. */
@@ -1326,7 +1337,7 @@ int BPF_KRETPROBE(kretprobe_try_charge, int ret)
 	if (!take(ctx, FN_TRY_CHARGE, &a))
 		return 0;
 #ifdef MODE_CHARGES
-	on_request(ctx, (__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a0, a.a2);
+	on_request(ctx, (__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a0, a.a2, a.cpu);
 #else
 	on_request((struct mem_cgroup *)a.a0, (__u32)(a.a1 >> 32), (__u32)a.a1, ret, a.a2);
 #endif

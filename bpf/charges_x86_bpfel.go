@@ -42,6 +42,8 @@ type ChargesEvent struct {
 	Stocked   uint32
 	Real      int32
 	Ustack    uint64
+	FromCpu   uint32
+	Pad       uint32
 }
 
 type ChargesFlag uint32
@@ -67,11 +69,13 @@ type ChargesFrames struct {
 	Depth uint32
 	Pad   uint32
 	A     [4]struct {
-		_  structs.HostLayout
-		Sp uint64
-		A0 uint64
-		A1 uint64
-		A2 uint64
+		_   structs.HostLayout
+		Sp  uint64
+		A0  uint64
+		A1  uint64
+		A2  uint64
+		Cpu uint32
+		Pad uint32
 	}
 }
 

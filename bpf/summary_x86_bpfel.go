@@ -34,11 +34,13 @@ type SummaryFrames struct {
 	Depth uint32
 	Pad   uint32
 	A     [4]struct {
-		_  structs.HostLayout
-		Sp uint64
-		A0 uint64
-		A1 uint64
-		A2 uint64
+		_   structs.HostLayout
+		Sp  uint64
+		A0  uint64
+		A1  uint64
+		A2  uint64
+		Cpu uint32
+		Pad uint32
 	}
 }
 

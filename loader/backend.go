@@ -123,7 +123,7 @@ func hasFunc(s *btf.Spec, name string) bool {
 // task preempted there (by the tick, in the body or, with the body's
 // preemption disabled, as soon as it is enabled again) makes every other
 // task entering that program on that CPU a recursion, skipped, until it runs
-// again; in the VMs a quarter of the charge requests of four processes at
+// again; in the VMs a quarter to nearly half of the charge requests of four processes at
 // once were lost that way on 7.3 (docs/tracer.md). A kprobe's program runs
 // with preemption disabled from the probe to its end, so there kprobes go
 // first.

@@ -44,6 +44,10 @@ func (t *Tracer) decode(b []byte) (analysis.Event, error) {
 		Pages: r.Pages, Usage: r.Usage, Watermark: r.Watermark,
 		Failed: r.Flags&uint8(bpf.ChargesFlagFLAG_FAILED) != 0, Forced: r.Flags&uint8(bpf.ChargesFlagFLAG_FORCED) != 0,
 		Gfp: r.Gfp, Stack: r.Stack, UStackKey: r.Ustack, Consumed: uint64(r.Consumed), Cgroup: r.Cgid, Stocked: uint64(r.Stocked), Real: int64(r.Real)}
+	if op == analysis.OpCharge && r.FromCpu != r.Cpu {
+		from := int(r.FromCpu)
+		e.FromCPU = &from
+	}
 	switch bpf.ChargesCounterKind(r.Counter) {
 	case bpf.ChargesCounterKindCOUNTER_MEMORY:
 		e.Counter = analysis.CounterMemory

@@ -91,6 +91,9 @@ func fastEvent(b []byte, e *Event) bool {
 				e.Time = n
 			case "cpu":
 				e.CPU = int(n)
+			case "from_cpu":
+				from := int(n)
+				e.FromCPU = &from
 			case "pid":
 				e.PID = int(n)
 			case "tid":
@@ -126,7 +129,7 @@ func fastEvent(b []byte, e *Event) bool {
 					return false
 				}
 			}
-			if (string(key) == "cpu" || string(key) == "pid" || string(key) == "tid") && n > 1<<31 {
+			if (string(key) == "cpu" || string(key) == "from_cpu" || string(key) == "pid" || string(key) == "tid") && n > 1<<31 {
 				return false
 			}
 			i = j
@@ -208,7 +211,7 @@ func intern(b []byte) string {
 
 func isNumberKey(k []byte) bool {
 	switch string(k) {
-	case "t", "cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup", "stocked", "real", "ustack", "kstack":
+	case "t", "cpu", "from_cpu", "pid", "tid", "pages", "usage", "watermark", "gfp", "consumed", "cgroup", "stocked", "real", "ustack", "kstack":
 		return true
 	}
 	return false

@@ -316,6 +316,8 @@ func check(e *Event) error {
 	switch {
 	case e.CPU < 0 || e.CPU >= MaxCPUs:
 		return fmt.Errorf("cpu %d is out of range (0 to %d)", e.CPU, MaxCPUs-1)
+	case e.FromCPU != nil && (*e.FromCPU < 0 || *e.FromCPU >= MaxCPUs):
+		return fmt.Errorf("from_cpu %d is out of range (0 to %d)", *e.FromCPU, MaxCPUs-1)
 	case e.PID < 0 || e.TID < 0:
 		return fmt.Errorf("pid %d / tid %d: negative", e.PID, e.TID)
 	case e.Real < -MaxPages || e.Real > MaxPages:

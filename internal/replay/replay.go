@@ -50,7 +50,7 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Report, analysis.Timel
 	if rd.End != nil && rd.End.Summary != nil {
 		m.ApplySummary(*rd.End.Summary)
 	}
-	f := Facts{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, Batch: h.Batch, PageSize: h.PageSize,
+	f := Facts{Trace: name, Kernel: h.Kernel, Backend: h.Backend, Mode: h.Mode, StocksRead: h.StocksRead, Batch: h.Batch, CPUs: h.CPUs, PageSize: h.PageSize,
 		Events: n, Attached: h.Attached, Descendants: h.Descendants, Ended: rd.End != nil}
 	if e := rd.End; e != nil {
 		f.Lost, f.Missed, f.CgroupNames = e.Lost, e.Missed, e.Cgroups

@@ -81,8 +81,11 @@ type Facts struct {
 	StocksRead                                bool
 	StocksNote                                string
 	Batch, PageSize                           uint64
-	Events                                    uint64 // every event read, the other counter's too
-	Attached                                  bool
+	// CPUs: how many CPUs may have stocked pages (the error bound's cap;
+	// the trace's own CPUs are counted too).
+	CPUs     int
+	Events   uint64 // every event read, the other counter's too
+	Attached bool
 	// Descendants: the trace followed the cgroups below too; CgroupNames
 	// maps their ids to directories.
 	Descendants bool
@@ -129,7 +132,7 @@ func NewReport(res analysis.Result, f Facts) (*Report, error) {
 	r.Incomplete = append(r.Incomplete, analysis.Incomplete(f.Lost, f.Missed, t)...)
 	r.Incomplete = append(r.Incomplete, inconsistent...)
 	r.Exact = len(r.Incomplete) == 0
-	b := analysis.ErrorBound(f.Lost, f.Missed, t, f.Batch)
+	b := analysis.ErrorBound(f.Lost, f.Missed, t, f.Batch, f.CPUs)
 	r.CorrectedPeakErrorBytes, r.MissedCalls = b.Pages*f.PageSize, b.Calls
 	var peak uint64
 	if f.PeakBytes != nil {

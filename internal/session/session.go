@@ -239,7 +239,7 @@ func (s *Session) Stop(f cgroup.Figures) (*replay.Report, error) {
 		names = cgroupNames(s.target.Path)
 	}
 	fa := replay.Facts{Kernel: s.kernel, Backend: s.t.Backend, BackendNote: s.t.BackendNote, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote,
-		Batch: s.batch.Pages, PageSize: uint64(os.Getpagesize()), Events: r.Events + s.others, Attached: s.o.Attached, Descendants: s.o.Descendants, CgroupNames: names,
+		Batch: s.batch.Pages, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()), Events: r.Events + s.others, Attached: s.o.Attached, Descendants: s.o.Descendants, CgroupNames: names,
 		Ended: true, Lost: lost, Missed: missed, Live: replay.Live{Output: s.o.Output, Missing: s.t.Missing(), ProgramRuns: runs, ProgramSeconds: spent.Seconds()}}
 	if f.HavePeak {
 		v := f.PeakBytes

@@ -67,6 +67,13 @@ func liveMappings(t *testing.T, bin string) []trace.Mapping {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
+	// Start returns once exec closed the child's close-on-exec pipe, which
+	// is before the kernel maps the new program: wait for the stop a traced
+	// child makes at the end of exec, when its mappings are all there.
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(cmd.Process.Pid, &ws, 0, nil); err != nil || !ws.Stopped() {
+		t.Fatalf("%s did not stop after exec: %v, status %v", bin, err, ws)
+	}
 	ms, err := procmaps.New().Read(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)

@@ -97,7 +97,11 @@ func TestHyperfineCommandLine(t *testing.T) {
 		}
 	}
 	// The same JSON through a script written for hyperfine's layout.
-	if py, err := exec.LookPath("python3"); err == nil {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 reads the export as hyperfine's scripts do: install it (apt-get install python3)")
+	}
+	{
 		script := `import json,sys,statistics
 r=json.load(open(sys.argv[1]))["results"]
 for x in r: assert abs(statistics.mean(x["times"])-x["mean"])<1e-12, x

@@ -95,8 +95,20 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					// modes that infer the stocks from every request also resync
 					// when a request moves CPU while it reclaims; seen once on 7.3
 					// with kprobes (requests/65), so there it is only logged.
+					// On a preemptible kernel (7.x) a fentry program can be
+					// preempted and a request can move CPU while it charges
+					// (README: what auto picks): there the trace may be inexact,
+					// seen once in CI as 2 one-page resyncs in per-charge mode,
+					// and must then print a bound that holds (checked below).
 					if b == loader.Fentry && !tr.Exact {
-						t.Errorf("fentry trace not exact: %v", tr.Incomplete)
+						if model, src := kernel.Preemption(); kernel.Preemptible(model) {
+							t.Logf("fentry trace not exact on a preemptible kernel (%s, %s): %v (kernel-counted misses %v, %d resyncs), bound %d bytes", model, src, tr.Incomplete, tr.Missed, tr.Resyncs, tr.CorrectedPeakErrorBytes)
+							if tr.CorrectedPeakErrorBytes == 0 {
+								t.Errorf("an inexact trace with no error bound: %v", tr.Incomplete)
+							}
+						} else {
+							t.Errorf("fentry trace not exact: %v (kernel-counted misses %v, %d resyncs)", tr.Incomplete, tr.Missed, tr.Resyncs)
+						}
 					}
 					if b == loader.Kprobe && tr.Resyncs > 0 && len(tr.Missed) == 0 && kernel.Since(kernel.Release(), kernel.KprobeMissed) {
 						if tr.StocksRead {
@@ -127,8 +139,10 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					// adds a few dozen pages and varies from run to run: up to 97
 					// over N seen on 7.3. TestCorrectedPeakIsMemoryStat checks the
 					// corrected peak against the kernel's own count instead.
-					if tr.CorrectedPeakBytes < n*page || tr.CorrectedPeakBytes > (n+128)*page {
-						t.Errorf("corrected peak %d bytes, want %d touched pages plus at most 128", tr.CorrectedPeakBytes, n)
+					// An inexact trace's corrected peak is right within its bound.
+					lo, hi := tr.CorrectedPeakBytes-min(tr.CorrectedPeakBytes, tr.CorrectedPeakErrorBytes), tr.CorrectedPeakBytes+tr.CorrectedPeakErrorBytes
+					if hi < n*page || lo > (n+128)*page {
+						t.Errorf("corrected peak %d ± %d bytes, want %d touched pages plus at most 128", tr.CorrectedPeakBytes, tr.CorrectedPeakErrorBytes, n)
 					}
 					if tr.CorrectedPeakBytes > tr.WatermarkBytes || tr.WatermarkBytes-tr.CorrectedPeakBytes > tr.BatchPages*uint64(runtime.NumCPU())*page {
 						t.Errorf("gap between watermark %d and corrected %d beyond batch x CPUs", tr.WatermarkBytes, tr.CorrectedPeakBytes)

@@ -144,7 +144,11 @@ func (o *seriesOpts) check() error {
 	if o.input != "" {
 		f, err := os.Open(o.input)
 		if err != nil {
-			return fmt.Errorf("--input: %w", err)
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("--input %s: %w (name a file the command can read as its standard input)", o.input, err)
 		}
 		f.Close()
 	}

@@ -180,7 +180,7 @@ func signalCode(sig os.Signal) int {
 	return 128 + int(syscall.SIGINT)
 }
 
-// exitCode is cgpeak's code after a run: 128+signal when a signal to cgpeak
+// exitCodeOf is cgpeak's code after a run: 128+signal when a signal to cgpeak
 // ended it, exitWrite when a file it was to write could not be, else the
 // command's own.
 func exitCodeOf(r *Report) int {

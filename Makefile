@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test kernel-table hosttest bench-host bench-hyperfine vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
+.PHONY: help build test test-repeat vmtests kernel-table hosttest bench-host bench-hyperfine vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -20,29 +20,38 @@ SUITE_RESULTS ?= $(CURDIR)/bin/suite-results
 export CGPEAK_SUITE_RESULTS = $(SUITE_RESULTS)
 test: ## everything: unit and host tests, the VM suite on each kernel of KERNELS, then the README's kernel table checked against them
 	rm -rf $(SUITE_RESULTS)
-	$(MAKE) hosttest
-	$(MAKE) vmtest-all
-	$(MAKE) vmtest-systemd
-	vmtest/table.sh --check $(SUITE_RESULTS) README.md
+	@# Every part runs even when one fails, so one run shows every failure.
+	@rc=0; $(MAKE) hosttest || rc=1; $(MAKE) vmtest-all || rc=1; \
+	vmtest/summary.sh $(SUITE_RESULTS); \
+	vmtest/table.sh --check $(SUITE_RESULTS) README.md || rc=1; exit $$rc
 kernel-table: ## rewrite the README's kernel table from the last suite results (bin/suite-results)
 	@t=$$(mktemp); vmtest/table.sh $(SUITE_RESULTS) > $$t && \
 	awk -v t=$$t '/<!-- kernel table: begin/ { print; while ((getline l < t) > 0) print l; skip = 1; next } /<!-- kernel table: end/ { skip = 0 } !skip' README.md > README.md.new && \
 	mv README.md.new README.md; rm -f $$t
 hosttest: ## unit and host cgroup integration tests (needs root, gcc)
-	@log=$$(mktemp /tmp/cgpeak-hosttest-XXXXXX.log); \
+	@log=$$(mktemp /tmp/cgpeak-hosttest-XXXXXX.log); start=$$SECONDS; \
 	$(GO) test -v -count=1 ./... >$$log 2>&1; rc=$$?; \
 	grep -E '^(\s*--- |ok|FAIL|PASS$$|panic:|\s+\S+_test\.go:)' $$log; \
 	p=$$(grep -cE '^\s*--- PASS' $$log); f=$$(grep -cE '^\s*--- FAIL' $$log); s=$$(grep -cE '^\s*--- SKIP' $$log); \
 	echo "host suite: $$(uname -r): $$((p+f+s)) tests ran: $$p passed, $$f failed, $$s skipped; log $$log"; \
 	mode=v2; [ -d /sys/fs/cgroup/memory ] && mode=v1; mkdir -p $(SUITE_RESULTS); \
 	{ echo "# host $$(uname -r) $$mode"; grep -E '^\s*--- (PASS|FAIL|SKIP)' $$log | awk '{ sub(":", "", $$2); print $$2, $$3 }'; } > $(SUITE_RESULTS)/host.$$mode; \
+	state=ok; [ $$rc -eq 0 ] || state=failed; \
+	echo "host $$(uname -r) $$mode $$state $$((p+f+s)) $$p $$f $$s $$((SECONDS - start))" > $(SUITE_RESULTS)/host.$$mode.summary; \
 	exit $$rc
-vmtest: guest bin/vmtest ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
+N ?= 10
+test-repeat: ## the host suite N times in a row (default 10; P=1 for one package at a time): lists every test that failed even once
+	vmtest/repeat.sh $(N) "$(P)"
+vmtests: ## each VM package's test binary, built once for every kernel and mode (bin/vmtests)
+	@rm -rf bin/vmtests
+	CGO_ENABLED=0 $(GO) test -c -o bin/vmtests/ $(VMPKGS)
+vmtest: guest bin/vmtest vmtests ## the VM suite on one kernel: make vmtest KERNEL=bookworm|trixie-backports|/path/vmlinuz [MODES=v2]
 	vmtest/suite.sh $(KERNEL) "$(MODES)" $(VMPKGS)
-vmtest-systemd: guest bin/vmtest ## cgpeak as a normal user and as root in a systemd VM (bookworm image built by mmdebstrap, cached)
+vmtest-systemd: guest bin/vmtest vmtests ## cgpeak as a normal user and as root in a systemd VM (bookworm image built by mmdebstrap, cached)
 	vmtest/suite.sh bookworm systemd ./cmd/cgpeak/ -run 'Unprivileged|Sudo'
-vmtest-all: guest bin/vmtest
-	@fail=0; for k in $(KERNELS); do vmtest/suite.sh $$k "$(MODES)" $(VMPKGS) || fail=1; done; exit $$fail
+JOBS ?= 2
+vmtest-all: guest bin/vmtest vmtests ## the VM suite on every kernel of KERNELS and the systemd VM, JOBS VMs at a time (default 2)
+	JOBS=$(JOBS) vmtest/all.sh "$(KERNELS)" "$(MODES)" $(VMPKGS)
 bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall time, events/s, lost (README: Performance)
 	@for k in $(KERNELS); do bin/vmtest -q --kernel $$k --memory 2048 --timeout 30m --bin bin/guest --file bench/guest.sh:/bench.sh /bin/busybox sh /bench.sh || exit 1; done
 	@$(MAKE) -s bench-host

@@ -115,6 +115,15 @@ type Leaf struct {
 // live owner from a dead one whose pid was reused.
 const NamePrefix = "cgpeak-"
 
+// LeavesOf lists the cgroups in dir that the process pid made (its leaves
+// and scopes, by their names). A check for leftovers looks at these, never
+// at every cgpeak cgroup in dir: other cgpeaks, and other test binaries run
+// at the same time, make their own beside them.
+func LeavesOf(dir string, pid int) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, NamePrefix+strconv.Itoa(pid)+"-*"))
+	return m
+}
+
 // leafName is the name of this process's i-th leaf attempt.
 func leafName(i int) string {
 	return fmt.Sprintf("%s%s-%d-%d", NamePrefix, owner(), time.Now().UnixNano()%1e9, i)

@@ -106,11 +106,11 @@ func TestMissingBackendNoPanic(t *testing.T) {
 	parent, _ := h.Parent()
 	for _, b := range missing {
 		for _, args := range [][]string{{"run", "--trace", "--backend", b, "--", "true"}, {"trace", "--pid", "1", "--backend", b, "--duration", "5s"}} {
-			wantOneLineError(t, cgpeak, args, exitTrace)
+			pid := wantOneLineError(t, cgpeak, args, exitTrace)
+			if left := cgroup.LeavesOf(parent, pid); len(left) > 0 {
+				t.Errorf("%q: cgroups left: %v", args, left)
+			}
 		}
-	}
-	if left, _ := filepath.Glob(filepath.Join(parent, cgroup.NamePrefix+"*")); len(left) > 0 {
-		t.Errorf("cgroups left: %v", left)
 	}
 }
 

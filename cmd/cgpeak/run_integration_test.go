@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,10 +143,9 @@ func TestRunLeavesNoCgroup(t *testing.T) {
 		}
 	}
 	parent, _ := h.Parent()
-	ents, _ := os.ReadDir(parent)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), cgroup.NamePrefix) {
-			t.Errorf("left behind: %s", e.Name())
+	for _, c := range cmds {
+		if left := cgroup.LeavesOf(parent, c.Process.Pid); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
 		}
 	}
 }
@@ -188,11 +188,41 @@ func TestInterruptKillsTreeAndCleansUp(t *testing.T) {
 	}
 }
 
+// leafProcs lists the processes in the leaf cgroups of the cgpeak with pid.
+func leafProcs(parent string, pid int) []int {
+	var procs []int
+	for _, l := range cgroup.LeavesOf(parent, pid) {
+		b, _ := os.ReadFile(filepath.Join(l, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				procs = append(procs, p)
+			}
+		}
+	}
+	return procs
+}
+
+// living returns the pids that still run (a zombie has ended).
+func living(pids []int) []int {
+	var alive []int
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) && b[i+2] != 'Z' {
+			alive = append(alive, p)
+		}
+	}
+	return alive
+}
+
 // waitLeaf waits until the cgroup of the cgpeak with pid holds at least n
 // processes, and returns its name.
 func waitLeaf(t *testing.T, parent string, pid, n int) string {
 	t.Helper()
-	for i := 0; i < 300; i++ {
+	// Up to 30 s: the start of a run on a loaded machine, not a timing test.
+	for i := 0; i < 1500; i++ {
 		ents, _ := os.ReadDir(parent)
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), cgroup.NamePrefix+strconv.Itoa(pid)+"-") {
@@ -222,25 +252,24 @@ func TestStaleCgroupsRemovedLiveOnesKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Remove(stale)
-	// A live cgpeak's leaf: a running cgpeak run.
-	live := exec.Command(cgpeak, "run", "-q", "--", "sleep", "2")
+	// A live cgpeak's leaf: a running cgpeak run, there until the test ends
+	// it (a run that ended by itself would take its leaf away).
+	live := exec.Command(cgpeak, "run", "-q", "--", "sleep", "300")
 	if err := live.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer live.Wait()
-	exec.Command("sleep", "0.3").Run()
+	defer func() {
+		_ = live.Process.Signal(syscall.SIGTERM)
+		_ = live.Wait()
+	}()
+	waitLeaf(t, parent, live.Process.Pid, 1)
 	if err := exec.Command(cgpeak, "run", "-q", "--", "true").Run(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale cgroup of dead pid %d not removed", dead.Process.Pid)
 	}
-	ents, _ := os.ReadDir(parent)
-	found := false
-	for _, e := range ents {
-		found = found || strings.HasPrefix(e.Name(), cgroup.NamePrefix+strconv.Itoa(live.Process.Pid)+"-")
-	}
-	if !found {
+	if len(cgroup.LeavesOf(parent, live.Process.Pid)) == 0 {
 		t.Error("the leaf of a running cgpeak was removed")
 	}
 }
@@ -280,16 +309,22 @@ func TestStdioEnvAndDirPassThrough(t *testing.T) {
 }
 
 // wantOneLineError runs cgpeak with args and wants it to fail with code and
-// a single "cgpeak: ..." line naming the problem.
-func wantOneLineError(t *testing.T, cgpeak string, args []string, code int) {
+// a single "cgpeak: ..." line naming the problem. It returns the pid that
+// cgpeak ran as, so a test can look for what that run left.
+func wantOneLineError(t *testing.T, cgpeak string, args []string, code int) int {
 	t.Helper()
-	out, err := exec.Command(cgpeak, args...).CombinedOutput()
+	c := exec.Command(cgpeak, args...)
+	out, err := c.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != code {
 		t.Errorf("%q: %v, want exit %d", args, err, code)
 	}
 	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "cgpeak: ") {
 		t.Errorf("%q: want one line, got %q", args, out)
 	}
+	if c.Process == nil {
+		return 0
+	}
+	return c.Process.Pid
 }
 
 // A bad flag on any subcommand is named in one line with the help to read.

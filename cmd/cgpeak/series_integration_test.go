@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/series"
@@ -90,7 +92,7 @@ func TestSeriesStatsAndExports(t *testing.T) {
 	}
 	h, _ := cgroup.FindMemory()
 	parent, _ := h.Parent()
-	if left, _ := filepath.Glob(filepath.Join(parent, cgroup.NamePrefix+"*")); len(left) > 0 {
+	if left := cgroup.LeavesOf(parent, cmd.Process.Pid); len(left) > 0 {
 		t.Errorf("cgroups left behind: %v", left)
 	}
 }
@@ -115,17 +117,23 @@ func TestSeriesInterrupted(t *testing.T) {
 	cgpeak, _ := build(t)
 	h, _ := cgroup.FindMemory()
 	parent, _ := h.Parent()
-	marker := "cgpeak-series-" + strconv.Itoa(os.Getpid())
-	c := exec.Command(cgpeak, "run", "--runs", "5", "--export-json", filepath.Join(t.TempDir(), "r.json"), "sleep 0.4; exec sleep 30 # "+marker)
+	c := exec.Command(cgpeak, "run", "--runs", "5", "--export-json", filepath.Join(t.TempDir(), "r.json"), "sleep 0.4; exec sleep 30")
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Into the first run's second sleep.
-	for i := 0; i < 200; i++ {
-		if o, _ := exec.Command("pgrep", "-f", "^sleep 30").Output(); len(o) > 0 {
-			break
+	// Into the first run's second sleep: this cgpeak's own workload, found in
+	// its own leaf (other tests run sleeps of their own at the same time).
+	var workload []int
+	for i := 0; i < 400 && len(workload) == 0; i++ {
+		for _, p := range leafProcs(parent, c.Process.Pid) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); string(b) == "sleep\x0030\x00" {
+				workload = append(workload, p)
+			}
 		}
-		exec.Command("sleep", "0.05").Run()
+		time.Sleep(25 * time.Millisecond)
+	}
+	if len(workload) == 0 {
+		t.Fatal("the first run's 'sleep 30' never appeared in its cgroup")
 	}
 	c.Process.Signal(syscall.SIGTERM)
 	err := c.Wait()
@@ -135,7 +143,7 @@ func TestSeriesInterrupted(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(parent, cgroup.NamePrefix+strconv.Itoa(c.Process.Pid)+"-*")); len(left) > 0 {
 		t.Errorf("cgroups left: %v", left)
 	}
-	if o, _ := exec.Command("pgrep", "-f", "^sleep 30$").Output(); len(o) > 0 {
-		t.Errorf("the workload survives: %s", o)
+	if alive := living(workload); len(alive) > 0 {
+		t.Errorf("the workload survives: pids %v", alive)
 	}
 }

@@ -204,11 +204,8 @@ func TestTraceErrors(t *testing.T) {
 		if _, err := os.Stat(tf); !os.IsNotExist(err) {
 			t.Errorf("%v: trace file left behind", args)
 		}
-		ents, _ := os.ReadDir(parent)
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), cgroup.NamePrefix) {
-				t.Errorf("%v: cgroup left behind: %s", args, e.Name())
-			}
+		if left := cgroup.LeavesOf(parent, c.Process.Pid); len(left) > 0 {
+			t.Errorf("%v: cgroup left behind: %v", args, left)
 		}
 	}
 }

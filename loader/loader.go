@@ -21,6 +21,7 @@ import (
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
 	"github.com/cgpeak/cgpeak/internal/kallsyms"
+	"github.com/cgpeak/cgpeak/internal/kbtf"
 	"github.com/cgpeak/cgpeak/internal/kernel"
 )
 
@@ -291,7 +292,7 @@ func open(o Options, b *backend, k kernelInfo, m mode) (t *Tracer, err error) {
 			delete(spec.Programs, name)
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.types}})
+	coll, err := ebpf.NewCollectionWithOptions(spec, kbtf.Options(k.types))
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -521,7 +522,7 @@ func loadBTF(path string) (*btf.Spec, error) {
 		}
 		return s, nil
 	}
-	s, err := btf.LoadKernelSpec()
+	s, err := kbtf.Kernel()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoKernelBTF, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/cgpeak/cgpeak/internal/kbtf"
 )
 
 // Answer is a feature probe's result: supported, not, or inconclusive.
@@ -46,7 +48,7 @@ func probeFentry(kernelTypes *btf.Spec) Answer {
 func probeProgram(spec *ebpf.ProgramSpec, kernelTypes *btf.Spec, attach func(*ebpf.Program) (link.Link, error), what, refused string, attachKnown bool) Answer {
 	spec.License = "GPL"
 	spec.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
-	prog, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{KernelTypes: kernelTypes})
+	prog, err := ebpf.NewProgramWithOptions(spec, kbtf.Options(kernelTypes).Programs)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return Answer{Known: true, Detail: "the kernel refuses " + refused}

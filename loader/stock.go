@@ -9,6 +9,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/bpf"
 	"github.com/cgpeak/cgpeak/internal/kallsyms"
+	"github.com/cgpeak/cgpeak/internal/kbtf"
 )
 
 // ProbeStocks says whether summary mode can read the per-CPU stocks here,
@@ -54,7 +55,7 @@ func ProbeStocks(kernelTypes *btf.Spec) Answer {
 		if err := spec.Variables["ncpus"].Set(uint32(1)); err != nil {
 			return Answer{Detail: "configuring the BPF object: " + err.Error()}
 		}
-		coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}})
+		coll, err := ebpf.NewCollectionWithOptions(spec, kbtf.Options(kernelTypes))
 		if err != nil {
 			return Answer{Known: true, Detail: "the program that reads them does not load: " + err.Error()}
 		}

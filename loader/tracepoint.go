@@ -14,6 +14,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/analysis"
 	"github.com/cgpeak/cgpeak/bpf"
+	"github.com/cgpeak/cgpeak/internal/kbtf"
 )
 
 // Tracepoint is the backend for kernels without kprobes or fentry: the
@@ -89,7 +90,7 @@ func openTracepoint(o Options, kernelTypes *btf.Spec) (t *Tracer, err error) {
 			return nil, err
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}})
+	coll, err := ebpf.NewCollectionWithOptions(spec, kbtf.Options(kernelTypes))
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

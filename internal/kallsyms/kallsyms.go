@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrHidden: the addresses read as zero (kptr_restrict, or not root).
@@ -24,8 +25,22 @@ type Table struct {
 	has  map[string]bool
 }
 
-// Load reads /proc/kallsyms.
+var loaded struct {
+	once sync.Once
+	t    *Table
+	err  error
+}
+
+// Load reads /proc/kallsyms, once per process: the kernel builds the file
+// anew at every read (a quarter of a second under emulation), and a traced
+// run asks for it more than once. Module symbols that appear later are of
+// no use to cgpeak, which needs core kernel functions only.
 func Load() (*Table, error) {
+	loaded.once.Do(func() { loaded.t, loaded.err = load() })
+	return loaded.t, loaded.err
+}
+
+func load() (*Table, error) {
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
 		return nil, fmt.Errorf("reading /proc/kallsyms: %w", err)
@@ -48,6 +63,10 @@ func Parse(r io.Reader) (*Table, error) {
 	var all []sym
 	t := &Table{has: map[string]bool{}}
 	sc := bufio.NewScanner(r)
+	// Large reads: each read of /proc/kallsyms is a system call that
+	// formats symbols in the kernel, and the default 4 KiB makes a hundred
+	// times more of them than needed.
+	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
 	hidden := true
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())

@@ -19,6 +19,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/cgpeak/cgpeak/bpf"
+	"github.com/cgpeak/cgpeak/internal/kbtf"
 )
 
 // handler is the kernel function that serves memory.current on cgroup v2.
@@ -62,13 +63,7 @@ func Open(dir, btfPath string) (*Reader, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
 	}
-	var kernel *btf.Spec
-	var err error
-	if btfPath != "" {
-		kernel, err = btf.LoadSpec(btfPath)
-	} else {
-		kernel, err = btf.LoadKernelSpec()
-	}
+	kernel, err := kbtf.Load(btfPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading kernel BTF: %w", err)
 	}
@@ -97,7 +92,7 @@ func open(via, dir string, cgid uint64, kernel *btf.Spec) (*Reader, error) {
 			delete(spec.Programs, name)
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}})
+	coll, err := ebpf.NewCollectionWithOptions(spec, kbtf.Options(kernel))
 	if err != nil {
 		return nil, fmt.Errorf("loading the program: %w", err)
 	}

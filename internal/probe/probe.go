@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/kbtf"
 	"github.com/cgpeak/cgpeak/internal/kernel"
 	"github.com/cgpeak/cgpeak/loader"
 )
@@ -67,7 +67,7 @@ func Run() Probe {
 		peakFile = fileIn(h.Self, "memory.max_usage_in_bytes")
 		add("memory.max_usage_in_bytes", peakFile, "v1 peak file")
 	}
-	spec, berr := btf.LoadKernelSpec()
+	spec, berr := kbtf.Kernel()
 	add("kernel BTF", berr == nil, errOr(berr, "/sys/kernel/btf/vmlinux (CO-RE, fentry)"))
 	kp := loader.ProbeKprobe()
 	add("kprobe", kp.OK, kp.Detail)

@@ -41,10 +41,6 @@ func main() {
 	os.Exit(dispatch(os.Args[1:]))
 }
 
-// Flags are parsed by pflag, not cobra: five subcommands with hand-written
-// help need no command tree, and cobra would bring its own usage and error
-// printing to undo. Completions and man pages may be the reason to move.
-
 func dispatch(args []string) int {
 	if len(args) == 0 {
 		// Not asked for: an error, so on stderr.
@@ -123,6 +119,10 @@ func setUsage(fs *pflag.FlagSet, head string) {
 		exitcode.WriteHelp(os.Stdout)
 	}
 }
+
+// Flags are parsed by pflag, not cobra: five subcommands with hand-written
+// help need no command tree, and cobra would bring its own usage and error
+// printing to undo. Completions and man pages may be the reason to move.
 
 // parseFlags parses a subcommand's flags; stop says to exit with code: 0
 // after --help, exitUsage on a bad flag, named in one line (pflag does not

@@ -288,15 +288,12 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 			return nil
 		})
 	}
-	if err := exportSeries(so, rep); err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		if ie == nil {
-			return exitWrite
-		}
-	}
+	exported := exportSeries(so, rep)
 	switch {
 	case ie != nil:
 		return signalCode(ie.Signal)
+	case exported != 0:
+		return exported
 	case wrote != 0:
 		return wrote
 	}
@@ -471,22 +468,30 @@ func significance(c stats.Comparison) string {
 func quote(s string) string { return "'" + s + "'" }
 
 // exportSeries writes every export asked for; each destination is left as
-// it was when its own write fails.
-func exportSeries(o seriesOpts, rep *SeriesReport) error {
-	var errs []error
+// it was when its own write fails, and that is said on stderr. It returns
+// the exit code of the first failure (emit's), 0 when all were written.
+func exportSeries(o seriesOpts, rep *SeriesReport) int {
+	code := 0
 	write := func(name, flag string, fill func(io.Writer) error) {
 		if name == "" {
 			return
 		}
-		if err := outfile.Write(name, fill); err != nil {
-			errs = append(errs, fmt.Errorf("writing %s %s: %w (it is left as it was)", flag, name, err))
+		c := 0
+		if name == outfile.Stdout {
+			c = emit(dest{}, os.Stdout, fill)
+		} else if err := outfile.Write(name, fill); err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: writing %s %s: %v (it is left as it was)\n", flag, name, err)
+			c = exitWrite
+		}
+		if code == 0 {
+			code = c
 		}
 	}
 	write(o.exportJSON, "--export-json", func(w io.Writer) error { return writeJSON(w, rep) })
 	write(o.exportCSV, "--export-csv", rep.WriteCSV)
 	write(o.exportMarkdown, "--export-markdown", rep.WriteMarkdown)
 	write(o.exportPlot, "--export-plot", func(w io.Writer) error { return writePlot(w, rep) })
-	return errors.Join(errs...)
+	return code
 }
 
 // writePlot draws the wall times and cgroup peaks (and corrected peaks when

@@ -23,7 +23,7 @@ func traceCmd(args []string) int {
 	var tgt targetOpts
 	tgt.flags(fs, "trace")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	out := fs.String("output", "", "write the report to FILE instead of stderr")
+	out := fs.String("output", "", "write the report to FILE instead of stderr (- for stdout)")
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
 	fs.BoolVar(&o.descend, "descendants", false, "also trace the cgroups below it (a container's or a slice's children; implies --trace-charges)")
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")

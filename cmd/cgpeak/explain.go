@@ -22,10 +22,7 @@ func explainCmd(args []string) int {
 	timeline := fs.Bool("timeline", false, "print the timeline of usage U, real use U-S and the watermark")
 	plotFile := fs.String("plot", "", "write the timeline as an SVG image to FILE")
 	po := profileFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}

@@ -5,10 +5,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/cgpeak/cgpeak/internal/exitcode"
 	"github.com/cgpeak/cgpeak/internal/report"
 	"github.com/cgpeak/cgpeak/internal/runner"
 )
@@ -18,16 +21,17 @@ var version = "0.1.0-dev"
 // reportSchema versions the JSON reports of every command (docs/json.md).
 const reportSchema = report.Schema
 
-// Exit codes of cgpeak's own failures; a finished workload's code passes through.
+// Exit codes of cgpeak's own failures (internal/exitcode: 120-125, apart
+// from the codes a command gives); a finished workload's code passes through.
 const (
-	exitUsage    = 2
-	exitCgroup   = 3
-	exitTrace    = 4 // charge tracing asked for but not possible here
-	exitBadTrace = 5 // a trace file that cannot be read
-	exitWrite    = 6 // a report, export, trace or plot could not be written
+	exitUsage    = exitcode.Usage
+	exitCgroup   = exitcode.Cgroup
+	exitTrace    = exitcode.Trace // charge tracing asked for but not possible here
+	exitBadTrace = exitcode.BadTrace
+	exitWrite    = exitcode.Write // a report, export, trace or plot could not be written
 	exitNotFound = runner.ExitNotFound
 	exitNoExec   = runner.ExitNoExec
-	exitInternal = 125
+	exitInternal = exitcode.Internal
 )
 
 func main() {
@@ -39,33 +43,46 @@ func main() {
 
 func dispatch(args []string) int {
 	if len(args) == 0 {
-		usage()
+		// Not asked for: an error, so on stderr.
+		usage(os.Stderr)
 		return exitUsage
 	}
+	if cmd, ok := subcommands[args[0]]; ok {
+		return cmd(args[1:])
+	}
 	switch args[0] {
-	case "run":
-		return runCmd(args[1:])
-	case "trace":
-		return traceCmd(args[1:])
-	case "watch":
-		return watchCmd(args[1:])
-	case "explain":
-		return explainCmd(args[1:])
-	case "probe":
-		return probeCmd(args[1:])
 	case "--version", "version":
 		fmt.Println("cgpeak", version)
 		return 0
-	case "-h", "--help", "help":
-		usage()
+	case "-h", "--help":
+		usage(os.Stdout)
 		return 0
+	case "help":
+		return helpCmd(args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "cgpeak: unknown command %q: use \"cgpeak run -- CMD\" (see cgpeak --help)\n", args[0])
 	return exitUsage
 }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `cgpeak: a command's time and peak memory, as the kernel accounts it
+// subcommands are cgpeak's commands, for `cgpeak help CMD`.
+var subcommands = map[string]func([]string) int{"run": runCmd, "trace": traceCmd, "watch": watchCmd, "explain": explainCmd, "probe": probeCmd}
+
+// helpCmd is `cgpeak help [CMD]`: the command's --help, on stdout.
+func helpCmd(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stdout)
+		return 0
+	}
+	cmd, ok := subcommands[args[0]]
+	if !ok || len(args) > 1 {
+		fmt.Fprintf(os.Stderr, "cgpeak: help %s: no such command: use cgpeak help run, trace, watch, explain or probe\n", strings.Join(args, " "))
+		return exitUsage
+	}
+	return cmd([]string{"--help"})
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `cgpeak: a command's time and peak memory, as the kernel accounts it
 
 Usage:
   cgpeak run [flags] -- CMD [ARGS...]   run CMD in a fresh memory cgroup and report
@@ -80,9 +97,32 @@ Usage:
   cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version
 
-Run "cgpeak run --help" for the flags.
+The report of one run goes to stderr (the command owns stdout, as with
+time(1)), or to -o FILE (-o - for stdout); a series' results go to stdout,
+as hyperfine prints them. Help is on stdout.
+
+Run "cgpeak run --help" (or cgpeak help CMD) for the flags.
+
 `)
+	exitcode.WriteHelp(w)
 }
+
+// setUsage makes fs's --help print head, the flags and the exit codes on
+// stdout: help is asked for, so it goes where a pager or grep reads it.
+// Bad flags are named on stderr by parseFlags.
+func setUsage(fs *pflag.FlagSet, head string) {
+	fs.SetOutput(os.Stdout)
+	fs.Usage = func() {
+		fmt.Fprint(os.Stdout, head)
+		fs.PrintDefaults()
+		fmt.Fprintln(os.Stdout)
+		exitcode.WriteHelp(os.Stdout)
+	}
+}
+
+// Flags are parsed by pflag, not cobra: five subcommands with hand-written
+// help need no command tree, and cobra would bring its own usage and error
+// printing to undo. Completions and man pages may be the reason to move.
 
 // parseFlags parses a subcommand's flags; stop says to exit with code: 0
 // after --help, exitUsage on a bad flag, named in one line (pflag does not

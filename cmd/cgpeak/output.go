@@ -14,11 +14,19 @@ import (
 type dest struct{ flag, path string }
 
 // checkDests looks at every destination before any work begins, so a bad
-// one costs no run; it touches none of them.
+// one costs no run; it touches none of them. Only one may be stdout (-):
+// two would be interleaved there.
 func checkDests(ds ...dest) error {
+	var toStdout string
 	for _, d := range ds {
 		if d.path == "" {
 			continue
+		}
+		if d.path == outfile.Stdout {
+			if toStdout != "" {
+				return fmt.Errorf("%s - and %s - both write to stdout: give one of them a file", toStdout, d.flag)
+			}
+			toStdout = d.flag
 		}
 		if err := outfile.Check(d.path); err != nil {
 			return fmt.Errorf("%s %s: %w (name a file cgpeak may write)", d.flag, d.path, err)
@@ -31,8 +39,12 @@ func checkDests(ds ...dest) error {
 // is named. When the file cannot be written the report goes to fallback
 // instead, so its figures are still shown, and emit returns exitWrite; a
 // failed write to fallback returns exitWrite too (128+SIGPIPE for a closed
-// pipe, as if the signal had ended cgpeak). 0 when all went well.
+// pipe, as if the signal had ended cgpeak). 0 when all went well. A path
+// of - is stdout, written as fallback is.
 func emit(d dest, fallback io.Writer, fill func(io.Writer) error) int {
+	if d.path == outfile.Stdout {
+		d.path, fallback = "", os.Stdout
+	}
 	if d.path != "" {
 		err := outfile.Write(d.path, fill)
 		if err == nil {

@@ -115,8 +115,8 @@ func TestExistingReportKeptOnFailure(t *testing.T) {
 	}
 }
 
-// Reports on stdout are checked too: explain, watch and probe to a full
-// stdout fail with exitWrite, not 0.
+// Reports on stdout are checked too: explain, watch, probe, a series and
+// -o - to a full stdout fail with exitWrite, not 0.
 func TestFullStdout(t *testing.T) {
 	cgpeak, _ := build(t)
 	if os.Geteuid() != 0 {
@@ -134,6 +134,8 @@ func TestFullStdout(t *testing.T) {
 		{"watch", "--cgroup", h, "--duration", "300ms"},
 		{"watch", "--json", "--cgroup", h, "--duration", "300ms"},
 		{"probe"},
+		{"run", "--runs", "2", "-N", "true"}, // a series' results are on stdout
+		{"run", "--json", "-o", "-", "--", "true"},
 	} {
 		f, err := os.OpenFile(full, os.O_WRONLY, 0)
 		if err != nil {

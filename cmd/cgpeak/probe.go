@@ -16,6 +16,7 @@ type Probe = probe.Probe
 func probeCmd(args []string) int {
 	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	setUsage(fs, "Usage: cgpeak probe [--json]\n\nSays what this kernel lets cgpeak measure (cgroup version, memory.peak, BPF,\nthe tracing backends) and what cgpeak will do here.\n\nFlags:\n")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}

@@ -39,9 +39,8 @@ type Report = measure.Report
 func runCmd(args []string) int {
 	var o runOpts
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object")
-	fs.StringVarP(&o.output, "output", "o", "", "write the report to FILE (default: stderr)")
+	fs.StringVarP(&o.output, "output", "o", "", "write the report to FILE, - for stdout (default: stderr for one run, whose command owns stdout; stdout for a series)")
 	fs.StringVar(&o.memoryMax, "memory-max", "", "memory limit for the run, e.g. 512M, 1.5G")
 	fs.StringVar(&o.swapMax, "swap-max", "", "swap limit for the run (0 turns swap off)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no report, only errors")
@@ -55,22 +54,28 @@ func runCmd(args []string) int {
 	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.trace.testFlags(fs)
 	o.series.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, `Usage: cgpeak run [flags] -- CMD [ARGS...]
+	setUsage(fs, `Usage: cgpeak run [flags] -- CMD [ARGS...]
        cgpeak run [flags] 'COMMAND LINE' ['COMMAND LINE'...]
 
 Runs CMD in a fresh memory cgroup; when it ends, reports wall/user/sys time,
 the cgroup's peak memory (memory.peak on v2, memory.max_usage_in_bytes on v1),
 ru_maxrss and memory.stat. Exits with CMD's exit code (128+signal if killed).
 
-After --, the words are one command, run as they are. Without --, each
-argument is a command line run by /bin/sh -c, as hyperfine does: give several
-to compare them, and --runs N to repeat each (every run in a fresh cgroup).
+After --, the words are one command, run once as they are, as time(1) runs
+it: the command keeps cgpeak's stdin and stdout, and the report goes to
+stderr (-o FILE to put it elsewhere, -o - on stdout).
+
+Without --, each argument is a command line run by /bin/sh -c, as hyperfine
+does: give several to compare them, and --runs N to repeat each (every run in
+a fresh cgroup). Such a series (several commands, --runs, --warmup, a hook or
+an export) prints its results on stdout, as hyperfine does; every run reads
+/dev/null (--input FILE gives it a file) and its output is discarded
+(--show-output); -o and the --export-* flags take - for stdout (the text
+report then goes to stderr). Ctrl-C reports the runs that finished, marked
+interrupted, writes the exports and exits 130.
 
 Flags:
 `)
-		fs.PrintDefaults()
-	}
 	args, err := params.JoinMultiWord(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgpeak: run: %v (see cgpeak run --help)\n", err)
@@ -150,9 +155,12 @@ Flags:
 	if len(specs) > 1 || o.series.repeated(dash) {
 		return runSeries(o, h, specs, mem, swap, stopped, dash == 0)
 	}
-	rep, code := measureOne(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
-	if rep == nil {
-		return code
+	rep, ce := measureOne(h, specs[0], mem, swap, o.trace, os.Stdout, stopped)
+	if ce != nil {
+		if ce.sig != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: %s before the command started\n", signalName(ce.sig))
+		}
+		return ce.code
 	}
 	if !o.quiet {
 		if code := emit(dest{"--output", o.output}, os.Stderr, func(w io.Writer) error {
@@ -201,8 +209,8 @@ func writeJSON(w io.Writer, v any) error {
 
 // measureOne runs one command once in a fresh leaf cgroup (internal/measure).
 // On failure it says why on stderr and returns a nil report and cgpeak's
-// exit code.
-func measureOne(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, int) {
+// exit code, with the signal if one stopped cgpeak before the command ran.
+func measureOne(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, *codeError) {
 	o := measure.Options{Schema: reportSchema, Memory: mem, Swap: swap, Stdout: stdout, Stdin: spec.stdin, Stop: stopped, As: topts.as,
 		KernelBTF: topts.kernelBTF, NoPeakBPF: noPeakBPF(), TraceError: traceAdvice}
 	if topts.on {
@@ -212,29 +220,29 @@ func measureOne(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts tra
 	rep, err := measure.Once(h, spec.path, spec.argv, o, func(err error) { fmt.Fprintln(os.Stderr, "cgpeak:", err) })
 	var me *measure.Error
 	if errors.As(err, &me) {
+		fail := func(code int) (*Report, *codeError) { return nil, &codeError{code: code} }
 		switch me.Stage {
 		case measure.StageStopped:
-			fmt.Fprintln(os.Stderr, "cgpeak:", me)
-			return nil, signalCode(me.Signal)
+			return nil, &codeError{code: signalCode(me.Signal), sig: me.Signal}
 		case measure.StageInput:
 			fmt.Fprintf(os.Stderr, "cgpeak: --input: %v\n", me)
-			return nil, exitUsage
+			return fail(exitUsage)
 		}
 		fmt.Fprintln(os.Stderr, "cgpeak:", me)
 		switch me.Stage {
 		case measure.StageCgroup:
-			return nil, exitCgroup
+			return fail(exitCgroup)
 		case measure.StageTrace:
-			return nil, exitTrace
+			return fail(exitTrace)
 		case measure.StageExec:
-			return nil, me.Code
+			return fail(me.Code)
 		}
-		return nil, exitInternal
+		return fail(exitInternal)
 	}
 	if rep.TraceErr != nil {
 		fmt.Fprintln(os.Stderr, "cgpeak:", rep.TraceErr)
 	}
-	return rep, 0
+	return rep, nil
 }
 
 // minMemoryMax is the smallest --memory-max taken: below it even a static

@@ -168,8 +168,13 @@ type SeriesResult = series.Result[*Report]
 // SeriesReport is what `cgpeak run --export-json` writes.
 type SeriesReport = series.Report[*Report]
 
-// codeError ends a series with an exit code, its message already shown.
-type codeError struct{ code int }
+// codeError is a run that gave no figures: cgpeak's exit code for it, its
+// message already shown; sig is the signal that stopped cgpeak before the
+// command started, if that was why.
+type codeError struct {
+	code int
+	sig  os.Signal
+}
 
 func (e *codeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
@@ -185,17 +190,26 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 		defer devnull.Close()
 		stdout = devnull
 	}
+	// Nor do they read cgpeak's stdin, as hyperfine's don't: the first run
+	// would take it all, or each wait for a terminal. --input gives a file.
+	for i := range specs {
+		if specs[i].stdin == "" {
+			specs[i].stdin = os.DevNull
+		}
+	}
 	so := o.series
 	plan := series.Plan{Runs: so.runs, Warmup: so.warmup, MinRuns: so.minRuns, MaxRuns: so.maxRuns, Single: explicitOne}
 	bar := newProgress(os.Stderr, len(specs)*(so.warmup+plan.Count(0)))
 	// measureOnce is one run; a killed workload ends the series.
 	measureOnce := func(spec commandSpec, topts traceOpts) (*Report, error) {
-		r, code := measureOne(h, spec, mem, swap, topts, stdout, stopped)
-		if r == nil {
-			return nil, &codeError{code}
-		}
-		if r.Interrupted {
-			return r, &codeError{-1}
+		r, ce := measureOne(h, spec, mem, swap, topts, stdout, stopped)
+		switch {
+		case ce != nil && ce.sig != nil:
+			return nil, &series.Interrupted{Signal: ce.sig, Name: signalName(ce.sig)}
+		case ce != nil:
+			return nil, ce
+		case r.Interrupted:
+			return nil, &series.Interrupted{Signal: r.StoppedBy, Name: r.InterruptedBy}
 		}
 		return r, nil
 	}
@@ -204,42 +218,35 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	var shell *series.ShellCost
 	var err error
 	if so.shell != "none" && !explicitOne {
-		spec := commandSpec{name: so.shell + " -c ''", argv: []string{so.shell, "-c", ""}}
+		spec := commandSpec{name: so.shell + " -c ''", argv: []string{so.shell, "-c", ""}, stdin: os.DevNull}
 		if code := spec.resolve(); code != 0 {
 			return code
 		}
-		var last *Report
 		shell, err = series.MeasureShell(so.shell, func() (series.Figures, error) {
 			r, err := measureOnce(spec, traceOpts{})
 			if err != nil {
-				last = r
 				return series.Figures{}, err
 			}
 			return r.SeriesFigures(), nil
 		})
 		if err != nil {
 			bar.clear()
-			return seriesStopped(err, last, stopped, "while measuring the shell")
+			return seriesFailed(err, "while measuring the shell, before any command ran; no statistics")
 		}
 	}
 	cmds := make([]series.Command, len(specs))
 	for i, s := range specs {
 		cmds[i] = series.Command{Name: s.name, Params: s.params}
 	}
-	var last *Report
-	loop := series.Loop[*Report]{Plan: plan, StockBytes: stockBytes(),
+	loop := series.Loop[*Report]{Plan: plan, StockBytes: stockBytes(), Stop: stopped, SignalName: signalName,
 		Hooks: series.Hooks{Setup: series.Hook{Name: "--setup", Line: so.setup}, Prepare: series.Hook{Name: "--prepare", Line: so.prepare},
 			Conclude: series.Hook{Name: "--conclude", Line: so.conclude}, Cleanup: series.Hook{Name: "--cleanup", Line: so.cleanup}, Shell: so.shell, Stdout: stdout},
-		Measure: func(c int) (*Report, error) {
-			r, err := measureOnce(specs[c], o.trace)
-			last = r
-			return r, err
-		},
+		Measure: func(c int) (*Report, error) { return measureOnce(specs[c], o.trace) },
 		Check: func(c, run int, r *Report) error {
 			if r.ExitCode != 0 && !so.ignoreFailure && !explicitOne {
 				bar.clear()
 				fmt.Fprintf(os.Stderr, "cgpeak: %s exited %d (run %d); give -i/--ignore-failure to measure it anyway\n", quote(specs[c].name), r.ExitCode, run+1)
-				return &codeError{r.ExitCode}
+				return &codeError{code: r.ExitCode}
 			}
 			return nil
 		},
@@ -250,15 +257,30 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	}
 	rep, err := loop.Run(cmds)
 	bar.clear()
-	if err != nil {
-		return seriesStopped(err, last, stopped, "the workload was killed")
+	var ie *series.Interrupted
+	switch {
+	case errors.As(err, &ie) && len(rep.Results) == 0:
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped before any run finished; no statistics\n", ie.Name)
+		return signalCode(ie.Signal)
+	case ie != nil:
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; the statistics are of the %s that finished (the stopped run is left out), marked interrupted\n", ie.Name, finishedRuns(rep, len(specs)))
+	case err != nil:
+		return seriesFailed(err, "")
 	}
 	rep.Schema = reportSchema
 	rep.Shell = shell
 	// The statistics are shown first: an export that fails loses no figure.
+	// They go to stdout, as hyperfine prints them, unless an export is to
+	// go there (-): then stdout holds only that, for a pipe to read.
+	reportTo := os.Stdout
+	for _, f := range []string{so.exportJSON, so.exportCSV, so.exportMarkdown, so.exportPlot} {
+		if f == outfile.Stdout {
+			reportTo = os.Stderr
+		}
+	}
 	wrote := 0
 	if !o.quiet {
-		wrote = emit(dest{"--output", o.output}, os.Stderr, func(w io.Writer) error {
+		wrote = emit(dest{"--output", o.output}, reportTo, func(w io.Writer) error {
 			if o.json {
 				return writeJSON(w, rep)
 			}
@@ -266,11 +288,13 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 			return nil
 		})
 	}
-	if err := exportSeries(so, rep); err != nil {
-		fmt.Fprintln(os.Stderr, "cgpeak:", err)
-		return exitWrite
-	}
-	if wrote != 0 {
+	exported := exportSeries(so, rep)
+	switch {
+	case ie != nil:
+		return signalCode(ie.Signal)
+	case exported != 0:
+		return exported
+	case wrote != 0:
 		return wrote
 	}
 	for _, r := range rep.Results {
@@ -283,6 +307,23 @@ func runSeries(o runOpts, h cgroup.Hierarchy, specs []commandSpec, mem, swap int
 	return 0
 }
 
+// finishedRuns says how many runs an interrupted series kept, of how many
+// commands.
+func finishedRuns(rep *SeriesReport, commands int) string {
+	n := 0
+	for _, r := range rep.Results {
+		n += r.Runs
+	}
+	runs := "runs"
+	if n == 1 {
+		runs = "run"
+	}
+	if commands == 1 {
+		return fmt.Sprintf("%d %s", n, runs)
+	}
+	return fmt.Sprintf("%d %s of %d of the %d commands", n, runs, len(rep.Results), commands)
+}
+
 // stockBytes is what the per-CPU stocks can hold in all: peaks move by
 // whole charge batches from run to run, so only a jump beyond it is an
 // outlier.
@@ -290,29 +331,27 @@ func stockBytes() float64 {
 	return float64(kernel.ChargeBatch(kernel.Release()).Pages * uint64(runtime.NumCPU()*os.Getpagesize()))
 }
 
-// seriesStopped says why a series ended early and returns its exit code: a
-// run that could not be made (already said), a killed workload (last), a
-// signal to cgpeak, or a failed hook.
-func seriesStopped(err error, last *Report, stopped <-chan os.Signal, killed string) int {
+// seriesFailed says why a series ended with no statistics and returns its
+// exit code: a run that could not be made or a failing command (already
+// said), a signal to cgpeak (when: at what point), or a failed hook.
+func seriesFailed(err error, when string) int {
 	var ce *codeError
-	if errors.As(err, &ce) {
-		if ce.code == -1 {
-			fmt.Fprintf(os.Stderr, "cgpeak: %s: %s; no statistics\n", last.InterruptedBy, killed)
-			return exitCodeOf(last)
-		}
+	var ie *series.Interrupted
+	switch {
+	case errors.As(err, &ce):
 		return ce.code
-	}
-	select {
-	case sig := <-stopped:
-		fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped; no statistics\n", signalName(sig))
-		return signalCode(sig)
-	default:
+	case errors.As(err, &ie):
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: stopped %s\n", ie.Name, when)
+		return signalCode(ie.Signal)
 	}
 	fmt.Fprintln(os.Stderr, "cgpeak:", err)
 	return exitUsage
 }
 
 func writeSeries(w io.Writer, rep *SeriesReport, o seriesOpts) {
+	if rep.Interrupted {
+		fmt.Fprintf(w, "cgpeak: interrupted by %s: the runs that finished before it\n\n", rep.InterruptedBy)
+	}
 	for _, r := range sortedResults(rep, o.sortBy, false) {
 		fmt.Fprintf(w, "cgpeak: %s (%d runs, each in a fresh cgroup)\n", r.Command, r.Runs)
 		if len(r.Each) > 0 && r.Each[0].CgroupFrom != "" {
@@ -429,22 +468,30 @@ func significance(c stats.Comparison) string {
 func quote(s string) string { return "'" + s + "'" }
 
 // exportSeries writes every export asked for; each destination is left as
-// it was when its own write fails.
-func exportSeries(o seriesOpts, rep *SeriesReport) error {
-	var errs []error
+// it was when its own write fails, and that is said on stderr. It returns
+// the exit code of the first failure (emit's), 0 when all were written.
+func exportSeries(o seriesOpts, rep *SeriesReport) int {
+	code := 0
 	write := func(name, flag string, fill func(io.Writer) error) {
 		if name == "" {
 			return
 		}
-		if err := outfile.Write(name, fill); err != nil {
-			errs = append(errs, fmt.Errorf("writing %s %s: %w (it is left as it was)", flag, name, err))
+		c := 0
+		if name == outfile.Stdout {
+			c = emit(dest{}, os.Stdout, fill)
+		} else if err := outfile.Write(name, fill); err != nil {
+			fmt.Fprintf(os.Stderr, "cgpeak: writing %s %s: %v (it is left as it was)\n", flag, name, err)
+			c = exitWrite
+		}
+		if code == 0 {
+			code = c
 		}
 	}
 	write(o.exportJSON, "--export-json", func(w io.Writer) error { return writeJSON(w, rep) })
 	write(o.exportCSV, "--export-csv", rep.WriteCSV)
 	write(o.exportMarkdown, "--export-markdown", rep.WriteMarkdown)
 	write(o.exportPlot, "--export-plot", func(w io.Writer) error { return writePlot(w, rep) })
-	return errors.Join(errs...)
+	return code
 }
 
 // writePlot draws the wall times and cgroup peaks (and corrected peaks when

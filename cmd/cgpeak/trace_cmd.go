@@ -23,17 +23,14 @@ func traceCmd(args []string) int {
 	var tgt targetOpts
 	tgt.flags(fs, "trace")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
-	out := fs.String("output", "", "write the report to FILE instead of stderr")
+	out := fs.String("output", "", "write the report to FILE instead of stderr (- for stdout)")
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
 	fs.BoolVar(&o.descend, "descendants", false, "also trace the cgroups below it (a container's or a slice's children; implies --trace-charges)")
 	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
 	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.testFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: cgpeak trace (--cgroup PATH | --pid PID) [flags]\n\nAttaches the charge tracer to a running memory cgroup (a container, a service)\nuntil Ctrl-C, SIGTERM, --duration or the cgroup's removal, then explains what\nthe trace saw. Needs root (see cgpeak probe).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: cgpeak trace (--cgroup PATH | --pid PID) [flags]\n\nAttaches the charge tracer to a running memory cgroup (a container, a service)\nuntil Ctrl-C, SIGTERM, --duration or the cgroup's removal, then explains what\nthe trace saw. Needs root (see cgpeak probe).\n\nFlags:\n")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}

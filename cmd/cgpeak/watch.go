@@ -28,10 +28,7 @@ func watchCmd(args []string) int {
 	tgt.flags(fs, "watch")
 	interval := fs.Duration("interval", time.Second, "time between samples")
 	asJSON := fs.Bool("json", false, "one JSON object a sample (JSON Lines)")
-	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: cgpeak watch (--cgroup PATH | --pid PID) [flags]\n\nFollows one memory cgroup live: memory.current, its peak and limit, the\nmemory.stat breakdown, memory.events and memory pressure. On a terminal, a\nredrawn screen with a history graph; otherwise a line a sample, or JSON Lines.\nEnds when the cgroup goes away, on Ctrl-C or after --duration.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: cgpeak watch (--cgroup PATH | --pid PID) [flags]\n\nFollows one memory cgroup live: memory.current, its peak and limit, the\nmemory.stat breakdown, memory.events and memory pressure. On a terminal, a\nredrawn screen with a history graph; otherwise a line a sample, or JSON Lines.\nEnds when the cgroup goes away, on Ctrl-C or after --duration.\n\nFlags:\n")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}

@@ -3,7 +3,8 @@
 // temporary file beside it and renamed over it only once everything was
 // written; a special file (a device, a FIFO, a terminal) is written in place
 // and never truncated, replaced or removed. A failed write leaves the
-// destination exactly as it was.
+// destination exactly as it was. The name "-" is standard output, written
+// as it goes and never closed (a file named - is ./-).
 package outfile
 
 import (
@@ -24,6 +25,9 @@ import (
 // wish that it stay as it is.
 var ErrReadOnly = errors.New("the file is read-only")
 
+// Stdout is the name that means standard output.
+const Stdout = "-"
+
 // target is what a name leads to: a regular file (or none yet), written by
 // rename into real, or a special file written in place.
 type target struct {
@@ -31,11 +35,15 @@ type target struct {
 	special bool        // a device, FIFO or socket: written in place
 	mode    fs.FileMode // the existing file's permissions, to keep
 	exists  bool
+	stdout  bool // Stdout: cgpeak's own standard output, special too
 }
 
 func resolve(path string) (target, error) {
 	if path == "" {
 		return target{}, errors.New("no file name")
+	}
+	if path == Stdout {
+		return target{real: "/dev/stdout", special: true, exists: true, stdout: true}, nil
 	}
 	st, err := os.Stat(path)
 	switch {
@@ -121,6 +129,10 @@ func Create(path string) (*File, error) {
 		return nil, err
 	}
 	o := &File{path: path, t: t}
+	if t.stdout {
+		o.f = os.Stdout
+		return o, nil
+	}
 	if t.special {
 		// No O_TRUNC and no O_CREATE: a device or FIFO is written, not made.
 		o.f, err = os.OpenFile(t.real, os.O_WRONLY, 0)
@@ -158,6 +170,9 @@ func (o *File) Commit() error {
 		return errors.New("already closed")
 	}
 	o.done = true
+	if o.t.stdout {
+		return nil
+	}
 	if o.t.special {
 		return o.f.Close()
 	}
@@ -190,6 +205,9 @@ func (o *File) Abort() {
 		return
 	}
 	o.done = true
+	if o.t.stdout {
+		return
+	}
 	o.f.Close()
 	if !o.t.special {
 		os.Remove(o.f.Name())

@@ -125,3 +125,40 @@ func TestRegularFileReplacedOnlyOnCommit(t *testing.T) {
 		t.Errorf("temporary files left: %v", ents)
 	}
 }
+
+// "-" is standard output: checked without a file, written in place, and
+// left open after Commit and Abort (later reports still go there).
+func TestDashIsStdout(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	saved := os.Stdout
+	os.Stdout = w
+	defer func() { os.Stdout = saved }()
+	if err := Check(Stdout); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"one\n", "two\n"} {
+		if err := Write(Stdout, func(o io.Writer) error { _, err := io.WriteString(o, s); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := Create(Stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Abort()
+	if _, err := w.WriteString("three\n"); err != nil {
+		t.Fatalf("stdout closed by Abort: %v", err)
+	}
+	w.Close()
+	b, _ := io.ReadAll(r)
+	if string(b) != "one\ntwo\nthree\n" {
+		t.Errorf("stdout got %q", b)
+	}
+	if _, err := os.Stat(Stdout); err == nil {
+		t.Error("a file named - was made")
+	}
+}

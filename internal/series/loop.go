@@ -1,6 +1,7 @@
 package series
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -115,60 +116,126 @@ type Loop[R Run] struct {
 	Adjust func(R)
 	// Progress, if set, is told after each run how far the series is.
 	Progress func(done, total int, command string)
+	// Stop, if set, carries the signals that stop cgpeak; SignalName names
+	// them for the report. Run looks at it only where no one else waits on
+	// it: when a hook failed, and when the series is over.
+	Stop       <-chan os.Signal
+	SignalName func(os.Signal) string
 }
 
+// Interrupted is a signal to cgpeak that ended a series early. The runs
+// that finished before it still count: Run returns their statistics with
+// the error.
+type Interrupted struct {
+	Signal os.Signal
+	Name   string // as the reports write it, e.g. SIGINT
+}
+
+func (e *Interrupted) Error() string { return "stopped by " + e.Name }
+
 // Run measures the commands in order. On an error the series stops there
-// and no statistics are made.
+// and no statistics are made, but for an *Interrupted error (from Measure,
+// or a signal on Stop): then the report holds the runs that had finished
+// (commands without one are left out), is marked interrupted, and comes
+// with the error. The run it stopped does not count, and no cleanup hook
+// runs after it: cgpeak was asked to stop.
 func (l *Loop[R]) Run(cmds []Command) (*Report[R], error) {
 	rep := &Report[R]{}
 	for ci, c := range cmds {
-		if err := l.Hooks.run(l.Hooks.Setup, c.Params); err != nil {
-			return nil, err
-		}
-		var each []R
-		total := l.Plan.Warmup + l.Plan.Count(0)
-		for i := 0; i < total; i++ {
-			if err := l.Hooks.run(l.Hooks.Prepare, c.Params); err != nil {
+		each, err := l.command(ci, c, len(cmds))
+		var ie *Interrupted
+		if err != nil && !errors.As(err, &ie) {
+			if ie = l.stopped(); ie == nil {
 				return nil, err
 			}
-			r, err := l.Measure(ci)
-			if err != nil {
-				return nil, err
-			}
-			if err := l.Hooks.run(l.Hooks.Conclude, c.Params); err != nil {
-				return nil, err
-			}
-			if err := l.Check(ci, i, r); err != nil {
-				return nil, err
-			}
-			if l.Adjust != nil {
-				l.Adjust(r)
-			}
-			if i == l.Plan.Warmup {
-				// The first measured run decides how many there will be.
-				total = l.Plan.Warmup + l.Plan.Count(r.SeriesFigures().Wall)
-			}
-			if l.Progress != nil {
-				l.Progress(ci*total+i+1, len(cmds)*total, c.Name)
-			}
-			if i >= l.Plan.Warmup {
-				each = append(each, r)
-			}
+			err = ie
 		}
-		if err := l.Hooks.run(l.Hooks.Cleanup, c.Params); err != nil {
-			return nil, err
+		if len(each) > 0 {
+			rep.Results = append(rep.Results, l.summarize(c, each))
 		}
-		res := Summarize(c.Name, each, l.StockBytes)
-		if len(c.Params) > 0 {
-			res.Parameters = map[string]string{}
-			for _, p := range c.Params {
-				res.Parameters[p.Name] = p.Value
-			}
+		if ie != nil {
+			rep.interrupt(ie)
+			return rep, err
 		}
-		rep.Results = append(rep.Results, res)
 	}
 	rep.Compare()
+	// A signal during the last hook, whose process lived on: the runs are
+	// all there, but cgpeak was asked to stop.
+	if ie := l.stopped(); ie != nil {
+		rep.interrupt(ie)
+		return rep, ie
+	}
 	return rep, nil
+}
+
+func (rep *Report[R]) interrupt(ie *Interrupted) {
+	rep.Interrupted, rep.InterruptedBy = true, ie.Name
+	rep.Compare()
+}
+
+// stopped says whether a signal is waiting on Stop. A hook that failed
+// may have got the terminal's Ctrl-C with cgpeak (its process group):
+// that is an interruption, not the hook's failure.
+func (l *Loop[R]) stopped() *Interrupted {
+	if l.Stop == nil {
+		return nil
+	}
+	select {
+	case sig := <-l.Stop:
+		return &Interrupted{Signal: sig, Name: l.SignalName(sig)}
+	default:
+		return nil
+	}
+}
+
+// command makes one command's runs with their hooks and returns the
+// measured ones; on an error, those that finished before it.
+func (l *Loop[R]) command(ci int, c Command, ncmds int) ([]R, error) {
+	if err := l.Hooks.run(l.Hooks.Setup, c.Params); err != nil {
+		return nil, err
+	}
+	var each []R
+	total := l.Plan.Warmup + l.Plan.Count(0)
+	for i := 0; i < total; i++ {
+		if err := l.Hooks.run(l.Hooks.Prepare, c.Params); err != nil {
+			return each, err
+		}
+		r, err := l.Measure(ci)
+		if err != nil {
+			return each, err
+		}
+		if err := l.Hooks.run(l.Hooks.Conclude, c.Params); err != nil {
+			return each, err
+		}
+		if err := l.Check(ci, i, r); err != nil {
+			return each, err
+		}
+		if l.Adjust != nil {
+			l.Adjust(r)
+		}
+		if i == l.Plan.Warmup {
+			// The first measured run decides how many there will be.
+			total = l.Plan.Warmup + l.Plan.Count(r.SeriesFigures().Wall)
+		}
+		if l.Progress != nil {
+			l.Progress(ci*total+i+1, ncmds*total, c.Name)
+		}
+		if i >= l.Plan.Warmup {
+			each = append(each, r)
+		}
+	}
+	return each, l.Hooks.run(l.Hooks.Cleanup, c.Params)
+}
+
+func (l *Loop[R]) summarize(c Command, each []R) *Result[R] {
+	res := Summarize(c.Name, each, l.StockBytes)
+	if len(c.Params) > 0 {
+		res.Parameters = map[string]string{}
+		for _, p := range c.Params {
+			res.Parameters[p.Name] = p.Value
+		}
+	}
+	return res
 }
 
 // ShellRuns is how many empty command lines measure the shell's own cost.

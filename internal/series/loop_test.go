@@ -86,3 +86,43 @@ func TestPlanCount(t *testing.T) {
 		}
 	}
 }
+
+// A signal to cgpeak in the middle of a series keeps the runs that had
+// finished: their statistics, marked interrupted, come with the error; the
+// command that was not reached is left out, and so is the stopped run.
+func TestLoopInterruptedKeepsFinishedRuns(t *testing.T) {
+	runs := 0
+	stop := &Interrupted{Signal: os.Interrupt, Name: "SIGINT"}
+	l := Loop[*fakeRun]{Plan: Plan{Runs: 4},
+		Measure: func(c int) (*fakeRun, error) {
+			if runs++; runs == 7 { // the third run of the second command
+				return nil, stop
+			}
+			return &fakeRun{float64(c + 1)}, nil
+		},
+		Check: func(int, int, *fakeRun) error { return nil }}
+	rep, err := l.Run([]Command{{Name: "a"}, {Name: "b"}, {Name: "c"}})
+	if err != stop || rep == nil {
+		t.Fatalf("error %v, report %v: want the interruption with a report", err, rep)
+	}
+	if !rep.Interrupted || rep.InterruptedBy != "SIGINT" || len(rep.Results) != 2 || rep.Results[0].Runs != 4 || rep.Results[1].Runs != 2 || len(rep.Comparisons) != 1 {
+		t.Errorf("report: interrupted %v by %q, %d results, comparisons %d", rep.Interrupted, rep.InterruptedBy, len(rep.Results), len(rep.Comparisons))
+	}
+	for _, r := range rep.Results {
+		t.Logf("%s: %d runs", r.Command, r.Runs)
+	}
+
+	// A hook that failed while a signal waits: the terminal's Ctrl-C
+	// reached the hook too, so the series was interrupted, not broken.
+	sig := make(chan os.Signal, 1)
+	sig <- os.Interrupt
+	runs = 0
+	l.Measure = func(int) (*fakeRun, error) { runs++; return &fakeRun{1}, nil }
+	l.Hooks = Hooks{Shell: "/bin/sh", Prepare: Hook{Name: "--prepare", Line: "exit 1"}}
+	l.Stop, l.SignalName = sig, func(os.Signal) string { return "SIGINT" }
+	rep, err = l.Run([]Command{{Name: "a"}})
+	var ie *Interrupted
+	if !errors.As(err, &ie) || rep == nil || !rep.Interrupted || len(rep.Results) != 0 {
+		t.Errorf("a failed hook with a signal waiting: error %v, report %+v", err, rep)
+	}
+}

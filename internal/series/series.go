@@ -71,6 +71,10 @@ type Report[R Run] struct {
 	// Shell is the cost of starting the shell that ran the command lines,
 	// already taken off every time above; nil without a shell.
 	Shell *ShellCost `json:"shell_spawn,omitempty"`
+	// Interrupted: a signal to cgpeak (InterruptedBy, e.g. SIGINT) ended the
+	// series early; the results hold the runs that had finished.
+	Interrupted   bool   `json:"interrupted,omitempty"`
+	InterruptedBy string `json:"interrupted_by,omitempty"`
 }
 
 // ShellCost is what an empty command line costs through the shell: its

@@ -274,6 +274,25 @@ func TestStaleCgroupsRemovedLiveOnesKept(t *testing.T) {
 	}
 }
 
+// No figure may hold cgpeak's own memory: the launcher's pages (on v1 the
+// page it shares with the child for the start time) are charged to
+// cgpeak's cgroup, not the run's. The command reads its own cgroup's
+// memory.stat while it runs: sh itself maps no shared memory.
+func TestLauncherPagesNotInTheRun(t *testing.T) {
+	cgpeak, _ := build(t)
+	script := `v1=$(grep ':memory:' /proc/self/cgroup | cut -d: -f3)
+if [ -n "$v1" ] && [ -f "/sys/fs/cgroup/memory$v1/memory.stat" ]; then f="/sys/fs/cgroup/memory$v1/memory.stat"
+else f="/sys/fs/cgroup$(grep '^0::' /proc/self/cgroup | cut -d: -f3)/memory.stat"; fi
+grep '^shmem ' "$f"`
+	out, err := exec.Command(cgpeak, "run", "-q", "--", "sh", "-c", script).Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if f := strings.Fields(string(out)); len(f) != 2 || f[0] != "shmem" || f[1] != "0" {
+		t.Errorf("the run's own memory.stat during the run says %q, want shmem 0: the launcher's pages are in the run's figures", out)
+	}
+}
+
 // ru_maxrss must be the command's own, not cgpeak's: a static program that
 // touches one page stays far below cgpeak's size (GNU time reports about 1 MiB).
 func TestMaxRSSExcludesCgpeak(t *testing.T) {

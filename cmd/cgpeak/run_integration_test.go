@@ -293,6 +293,17 @@ grep '^shmem ' "$f"`
 	}
 }
 
+// The launcher (and so its child until the command's exec, whose charges a
+// trace names by process) is called cgpeak-launcher, not after the memfd's
+// fd number it was started from.
+func TestLauncherNamed(t *testing.T) {
+	cgpeak, _ := build(t)
+	out, err := exec.Command(cgpeak, "run", "-q", "--", "sh", "-c", "cat /proc/$PPID/comm").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "cgpeak-launcher" {
+		t.Errorf("the command's parent is called %q (%v), want cgpeak-launcher", out, err)
+	}
+}
+
 // ru_maxrss must be the command's own, not cgpeak's: a static program that
 // touches one page stays far below cgpeak's size (GNU time reports about 1 MiB).
 func TestMaxRSSExcludesCgpeak(t *testing.T) {

@@ -211,7 +211,7 @@ func writeJSON(w io.Writer, v any) error {
 // On failure it says why on stderr and returns a nil report and cgpeak's
 // exit code, with the signal if one stopped cgpeak before the command ran.
 func measureOne(h cgroup.Hierarchy, spec commandSpec, mem, swap int64, topts traceOpts, stdout *os.File, stopped <-chan os.Signal) (*Report, *codeError) {
-	o := measure.Options{Schema: reportSchema, Memory: mem, Swap: swap, Stdout: stdout, Stdin: spec.stdin, Stop: stopped, As: topts.as,
+	o := measure.Options{Schema: reportSchema, Memory: mem, Swap: swap, Stdout: stdout, Stdin: spec.stdin, Stop: stopped, As: topts.as, WaitAll: spec.waitAll,
 		KernelBTF: topts.kernelBTF, NoPeakBPF: noPeakBPF(), TraceError: traceAdvice}
 	if topts.on {
 		so := topts.session(spec.argv, false)
@@ -309,6 +309,7 @@ func writeText(w io.Writer, r *Report) {
 		}
 		fmt.Fprintf(w, "  memory events            %s\n", strings.Join(parts, ", "))
 	}
+	writeLeftBehind(w, r.LeftBehind)
 	if r.Trace != nil {
 		writeTraceReport(w, r.Trace)
 	}
@@ -333,3 +334,27 @@ func writeText(w io.Writer, r *Report) {
 }
 
 func signalName(sig os.Signal) string { return runner.SignalName(sig) }
+
+// writeLeftBehind names the processes the command left in its cgroup: their
+// memory until then is in the figures, and by default cgpeak killed them.
+func writeLeftBehind(w io.Writer, left []runner.Process) {
+	if len(left) == 0 {
+		return
+	}
+	names := make([]string, len(left))
+	for i, p := range left {
+		names[i] = fmt.Sprintf("%s (pid %d)", p.Comm, p.PID)
+	}
+	what := "killed at the command's exit (--wait-all waits for them)"
+	switch left[0].Done {
+	case "waited for":
+		what = "waited for (--wait-all): the times run to the last one's exit"
+	case "killed by a signal to cgpeak":
+		what = "waited for (--wait-all), then killed by a signal to cgpeak"
+	}
+	n := "process"
+	if len(left) > 1 {
+		n = "processes"
+	}
+	fmt.Fprintf(w, "  left behind              %d %s: %s; %s; their memory until then is in the figures\n", len(left), n, strings.Join(names, ", "), what)
+}

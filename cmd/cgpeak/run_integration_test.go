@@ -304,6 +304,49 @@ func TestLauncherNamed(t *testing.T) {
 	}
 }
 
+// A process the command leaves in its cgroup is killed at the command's
+// exit and named in the report; --wait-all waits for it instead, as
+// systemd-run --wait does for a scope, and the time runs to its end.
+func TestLeftBehind(t *testing.T) {
+	cgpeak, _ := build(t)
+	for _, wait := range []bool{false, true} {
+		done := filepath.Join(t.TempDir(), "done")
+		// The orphan sleeps, then says it ran to its end.
+		script := "(sleep 2; echo yes > " + done + ") & sleep 0.05"
+		args := []string{"run", "--json", "-o", "-"}
+		if wait {
+			args = append(args, "--wait-all")
+		}
+		out, err := exec.Command(cgpeak, append(args, "--", "sh", "-c", script)...).Output()
+		var r Report
+		if err != nil || json.Unmarshal(out, &r) != nil {
+			t.Fatalf("wait-all %v: %v\n%s", wait, err, out)
+		}
+		_, ferr := os.Stat(done)
+		sleeps := 0
+		for _, p := range r.LeftBehind {
+			if p.Comm == "sleep" {
+				sleeps++
+			}
+			if p.Done != r.LeftBehind[0].Done || p.PID <= 0 {
+				t.Errorf("wait-all %v: left behind %+v", wait, r.LeftBehind)
+			}
+		}
+		switch {
+		case sleeps != 1 || len(r.LeftBehind) > 2:
+			t.Errorf("wait-all %v: left behind %+v, want the subshell and its sleep", wait, r.LeftBehind)
+		case !wait && (r.LeftBehind[0].Done != "killed" || ferr == nil || r.WallSeconds >= 2):
+			t.Errorf("the orphan was not killed at the command's exit: %+v, it finished: %v, wall %v s", r.LeftBehind[0], ferr == nil, r.WallSeconds)
+		case wait && (r.LeftBehind[0].Done != "waited for" || ferr != nil || r.WallSeconds < 2):
+			t.Errorf("--wait-all did not wait: %+v, it finished: %v, wall %v s", r.LeftBehind[0], ferr == nil, r.WallSeconds)
+		}
+	}
+	// Nothing left: no list at all.
+	if r, _ := runJSON(t, cgpeak, "true"); len(r.LeftBehind) != 0 {
+		t.Errorf("true left behind %+v", r.LeftBehind)
+	}
+}
+
 // ru_maxrss must be the command's own, not cgpeak's: a static program that
 // touches one page stays far below cgpeak's size (GNU time reports about 1 MiB).
 func TestMaxRSSExcludesCgpeak(t *testing.T) {

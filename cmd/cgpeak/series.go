@@ -30,6 +30,8 @@ type commandSpec struct {
 	path   string // argv[0] resolved in PATH
 	params []params.Value
 	stdin  string // --input: a file for the command's standard input
+	// waitAll (--wait-all): each run ends when its cgroup is empty.
+	waitAll bool
 }
 
 // commandSpecs reads the command words: after --, one command run as it is;
@@ -45,7 +47,7 @@ func (o *seriesOpts) commandSpecs(args []string, dash int) ([]commandSpec, error
 		if len(o.paramScan)+len(o.paramList) > 0 || len(o.names) > 0 {
 			return nil, errors.New("parameters and --command-name apply to quoted command lines, not to a command after --")
 		}
-		return []commandSpec{{name: strings.Join(args, " "), argv: args, stdin: o.input}}, nil
+		return []commandSpec{{name: strings.Join(args, " "), argv: args, stdin: o.input, waitAll: o.waitAll}}, nil
 	case -1:
 	default:
 		return nil, fmt.Errorf("commands both before and after --: give quoted command lines, or one command after --")
@@ -56,7 +58,7 @@ func (o *seriesOpts) commandSpecs(args []string, dash int) ([]commandSpec, error
 	}
 	specs := make([]commandSpec, len(runs))
 	for i, r := range runs {
-		specs[i] = commandSpec{name: r.Name, argv: r.Argv, params: r.Params, stdin: o.input}
+		specs[i] = commandSpec{name: r.Name, argv: r.Argv, params: r.Params, stdin: o.input, waitAll: o.waitAll}
 	}
 	return specs, nil
 }
@@ -79,6 +81,7 @@ type seriesOpts struct {
 	runs, warmup, minRuns, maxRuns        int
 	setup, prepare, conclude, cleanup     string
 	showOutput, ignoreFailure, noShell    bool
+	waitAll                               bool
 	shell, input, timeUnit, sortBy        string
 	names                                 []string
 	paramScan, paramList                  []string
@@ -106,6 +109,7 @@ func (o *seriesOpts) flags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.shell, "shell", "S", "/bin/sh", "the shell that runs command lines; \"none\" splits the words and runs no shell")
 	fs.BoolVarP(&o.noShell, "no-shell", "N", false, "run command lines without a shell: --shell=none")
 	fs.StringVar(&o.input, "input", "", "give the command FILE on its standard input")
+	fs.BoolVar(&o.waitAll, "wait-all", false, "end each run when its cgroup is empty, waiting for what the command left running (default: kill it at the command's exit, named in the report)")
 	fs.BoolVarP(&o.ignoreFailure, "ignore-failure", "i", false, "go on when a command exits non-zero (default: stop the series there)")
 	fs.StringVarP(&o.timeUnit, "time-unit", "u", "", "print times in microsecond, millisecond or second (default: what fits)")
 	fs.StringVar(&o.sortBy, "sort", "auto", "order of the commands in the summary: auto (fastest first in the comparison, given order elsewhere), command, mean-time")

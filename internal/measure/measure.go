@@ -54,6 +54,7 @@ type Options struct {
 	Stdin      string // a file for the command's standard input; "" for cgpeak's own
 	Stop       <-chan os.Signal
 	As         *runas.Identity
+	WaitAll    bool              // the run ends when its cgroup is empty (runner.Command.WaitAll)
 	Trace      *session.Options  // nil: no charge tracing
 	KernelBTF  string            // for the peak's BPF fallback
 	NoPeakBPF  bool              // test switch: behave as where BPF cannot read the watermark
@@ -118,7 +119,7 @@ func Once(h cgroup.Hierarchy, path string, argv []string, o Options, warn func(e
 			return nil, &Error{Stage: StageTrace, Err: word(err)}
 		}
 	}
-	rc := runner.Command{Path: path, Args: argv, Stdout: o.Stdout, Stop: o.Stop, As: o.As}
+	rc := runner.Command{Path: path, Args: argv, Stdout: o.Stdout, Stop: o.Stop, As: o.As, WaitAll: o.WaitAll}
 	if o.Stdin != "" {
 		in, err := os.Open(o.Stdin)
 		if err != nil {

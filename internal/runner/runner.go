@@ -49,10 +49,22 @@ type Report struct {
 	Interrupted   bool              `json:"interrupted,omitempty"`
 	InterruptedBy string            `json:"interrupted_by,omitempty"` // the signal that stopped the run
 	Missing       []string          `json:"missing,omitempty"`
+	// LeftBehind: processes still in the run's cgroup when the command
+	// exited (daemons, background jobs), killed then or waited for.
+	LeftBehind []Process `json:"left_behind,omitempty"`
 	// StoppedBy is the signal on Command.Stop that ended the run, nil if none.
 	StoppedBy os.Signal `json:"-"`
 	// Figures are the leaf's, read once the tree was killed.
 	Figures cgroup.Figures `json:"-"`
+}
+
+// Process is one process the command left behind, and what became of it.
+type Process struct {
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// Done: "killed" (at the command's exit, the default), "waited for"
+	// (--wait-all), or "killed by a signal to cgpeak" (while waited for).
+	Done string `json:"done"`
 }
 
 // Where a run's wall time was taken.
@@ -66,6 +78,9 @@ const (
 	// WallAroundStart: by cgpeak around starting and waiting for the
 	// command, where no launcher exists for the architecture.
 	WallAroundStart = "cgpeak: around starting and waiting for the command"
+	// WallUntilEmpty (--wait-all): the command's time as above, then until
+	// the last process it left in its cgroup exited, seen by cgpeak.
+	WallUntilEmpty = "launcher, then cgpeak: the command's process to the cgroup's last process's exit"
 )
 
 // Command is what to run and how.
@@ -80,6 +95,10 @@ type Command struct {
 	Stop <-chan os.Signal
 	// As is the user the command runs as; nil for cgpeak's own.
 	As *runas.Identity
+	// WaitAll: the run ends when its cgroup is empty, not when the command
+	// exits (as systemd-run --wait on a scope); what the command left
+	// behind is waited for instead of killed.
+	WaitAll bool
 }
 
 // ShimArg marks the binary re-executed as the child on cgroup v1 without a
@@ -232,11 +251,28 @@ loop:
 			_ = leaf.Kill()
 		}
 	}
-	wall, wallSource := time.Since(start), WallAroundStart
+	exited := time.Now()
+	wall, wallSource := exited.Sub(start), WallAroundStart
 	if e.wall > 0 {
 		wall, wallSource = e.wall, WallOfCommand
 	}
-	// Children the command left behind still count: end them before reading.
+	// Children the command left behind still count: end them (or wait for
+	// them) before reading, and say who they were.
+	left := leftBehind(leaf)
+	if c.WaitAll && len(left) > 0 && stoppedBy == nil {
+		sig := waitEmpty(leaf, c.Stop)
+		wall += time.Since(exited)
+		wallSource = WallUntilEmpty
+		for i := range left {
+			left[i].Done = "waited for"
+			if sig != nil {
+				left[i].Done = "killed by a signal to cgpeak"
+			}
+		}
+		if sig != nil {
+			stoppedBy = sig
+		}
+	}
 	_ = leaf.Kill()
 	if e.execErr != nil {
 		var errno syscall.Errno
@@ -261,6 +297,7 @@ loop:
 		MaxRSSBytes:   uint64(e.ru.Maxrss) * 1024,
 		Interrupted:   stoppedBy != nil,
 		StoppedBy:     stoppedBy,
+		LeftBehind:    left,
 	}
 	if stoppedBy != nil {
 		rep.InterruptedBy = SignalName(stoppedBy)
@@ -313,3 +350,39 @@ func runAs(id *runas.Identity, l *launcher.Launch, cmd *exec.Cmd) {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// leftBehind lists the processes in the leaf once the command was waited
+// for: the launcher is not in it (its child alone joined), so each is one
+// the command left, killed by default.
+func leftBehind(leaf *cgroup.Leaf) []Process {
+	pids, _ := leaf.Procs()
+	var ps []Process
+	for _, p := range pids {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		ps = append(ps, Process{PID: p, Comm: strings.TrimSpace(string(comm)), Done: "killed"})
+	}
+	return ps
+}
+
+// waitEmpty waits until the leaf holds no process, or a signal on stop
+// (returned) kills what is left. Polled: cgroup.events has no v1
+// counterpart, and a run that waits for its daemons is not timed to the
+// millisecond past its command.
+func waitEmpty(leaf *cgroup.Leaf, stop <-chan os.Signal) os.Signal {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if pids, err := leaf.Procs(); err != nil || len(pids) == 0 {
+			return nil
+		}
+		select {
+		case sig := <-stop:
+			_ = leaf.Kill()
+			return sig
+		case <-tick.C:
+		}
+	}
+}

@@ -35,7 +35,11 @@ func TestWatchFollowsSteps(t *testing.T) {
 	defer w.Process.Kill()
 	lines := make(chan WatchSample, 1000)
 	first := make(chan struct{})
+	// Read to the end before Wait: Wait closes the pipe once the process
+	// has exited, and lines not yet read (the last, "cgroup removed") are lost.
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(out)
 		for n := 0; sc.Scan(); n++ {
 			if n == 0 {
@@ -65,15 +69,13 @@ func TestWatchFollowsSteps(t *testing.T) {
 	for i := 0; i < 100 && os.Remove(dir) != nil; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("cgpeak watch: %v", err)
-		}
-	case <-time.After(10 * time.Second):
+	case <-read:
+	case <-time.After(30 * time.Second):
 		t.Fatal("cgpeak watch did not end when its cgroup went away")
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatalf("cgpeak watch: %v", err)
 	}
 	page := uint64(os.Getpagesize())
 	var samples []WatchSample

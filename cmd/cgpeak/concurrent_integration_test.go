@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -39,9 +40,16 @@ func TestConcurrentTraces(t *testing.T) {
 			}
 		}
 	}
+	// Repeated with the backend auto picks: 3 runs a mode in the suite (each
+	// traced start costs seconds under TCG); CGPEAK_TEST_REPEAT=10 for the
+	// exactness counts the README's per-kernel table gives.
+	reps := 3
+	if v, err := strconv.Atoi(os.Getenv("CGPEAK_TEST_REPEAT")); err == nil && v > 0 {
+		reps = v
+	}
 	for _, mode := range []string{"summary", "charges"} {
-		t.Run("auto/"+mode+"/4x10", func(t *testing.T) {
-			for i := 0; i < 10; i++ {
+		t.Run(fmt.Sprintf("auto/%s/4x%d", mode, reps), func(t *testing.T) {
+			for i := 0; i < reps; i++ {
 				run(t, "auto", mode, 4)
 			}
 		})

@@ -176,7 +176,12 @@ func Summarize[R Run](command string, runs []R, stockBytes float64) *Result[R] {
 		r.CorrectedBytes = &s
 	}
 	if o := stats.Outliers(wall); len(o) > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d wall times are statistical outliers (runs %s): other programs may have run meanwhile; try --warmup or a quieter machine", len(o), len(wall), runList(o)))
+		if coldFirst(o, wall, r.WallSeconds.Median) {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("the first run took much longer than the others (%s against a median of %s), as when files it reads were not yet in the page cache: "+coldRemedy, seconds(wall[0]), seconds(r.WallSeconds.Median)))
+		}
+		if rest := without0(o); len(rest) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d wall times are statistical outliers (runs %s): other programs may have run meanwhile; try --warmup or a quieter machine", len(rest), len(wall), runList(rest)))
+		}
 	}
 	if r.Runs > 1 && r.WallSeconds.CV() > 0.10 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("noisy wall times: standard deviation %.0f%% of the mean; use more --runs", 100*r.WallSeconds.CV()))
@@ -190,8 +195,11 @@ func Summarize[R Run](command string, runs []R, stockBytes float64) *Result[R] {
 				o = append(o, i)
 			}
 		}
-		if len(o) > 0 {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d cgroup peaks are outliers (runs %s)", len(o), len(peak), runList(o)))
+		if coldFirst(o, peak, r.PeakBytes.Median) {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("the first run's cgroup peak stands out (%.0f KiB above the median): file pages are charged to the cgroup that first reads them into the page cache, so later runs find them cached and charged elsewhere: "+coldRemedy, (peak[0]-r.PeakBytes.Median)/1024))
+		}
+		if rest := without0(o); len(rest) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d cgroup peaks are outliers (runs %s)", len(rest), len(peak), runList(rest)))
 		}
 	}
 	var failed int
@@ -204,6 +212,34 @@ func Summarize[R Run](command string, runs []R, stockBytes float64) *Result[R] {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d runs exited non-zero", failed, r.Runs))
 	}
 	return r
+}
+
+// coldRemedy is hyperfine's advice for a first run that found cold caches.
+const coldRemedy = "use --warmup N to measure warm caches, or --prepare 'sync; echo 3 > /proc/sys/vm/drop_caches' (as root) to make every run cold"
+
+// coldFirst: the first run is an outlier above the median, the mark of
+// caches it filled for the runs after it.
+func coldFirst(outliers []int, v []float64, median float64) bool {
+	return len(outliers) > 0 && outliers[0] == 0 && v[0] > median
+}
+
+// without0 is the outliers other than a cold first run's.
+func without0(o []int) []int {
+	if len(o) > 0 && o[0] == 0 {
+		return o[1:]
+	}
+	return o
+}
+
+// seconds prints a time for a warning.
+func seconds(s float64) string {
+	switch {
+	case s >= 1:
+		return fmt.Sprintf("%.2f s", s)
+	case s >= 1e-3:
+		return fmt.Sprintf("%.2f ms", s*1e3)
+	}
+	return fmt.Sprintf("%.0f µs", s*1e6)
 }
 
 func runList(idx []int) string {

@@ -59,3 +59,36 @@ func TestSummarizePolicy(t *testing.T) {
 		t.Errorf("csv %v %q", err, rows)
 	}
 }
+
+// A first run far slower, or far heavier, than the rest is called what it
+// most often is, a cold cache, with hyperfine's remedies; an outlier later
+// in the series keeps the general warning.
+func TestColdFirstRun(t *testing.T) {
+	const stock = 64 * 4096 * 2
+	mk := func(walls []float64, peaks []uint64) []run {
+		var rs []run
+		for i := range walls {
+			rs = append(rs, run{Wall: walls[i], Peak: peak(peaks[i]), PeakSource: "memory.peak"})
+		}
+		return rs
+	}
+	base := uint64(10 << 20)
+	flat := []uint64{base, base, base, base, base, base}
+	has := func(ws []string, s string) bool { return strings.Contains(strings.Join(ws, "|"), s) }
+	cold := Summarize("cold", mk([]float64{0.5, 0.1, 0.1, 0.1, 0.1, 0.1}, flat), stock)
+	if !has(cold.Warnings, "the first run took much longer") || !has(cold.Warnings, "--warmup N") || !has(cold.Warnings, "drop_caches") || has(cold.Warnings, "other programs") {
+		t.Errorf("a slow first run: %q", cold.Warnings)
+	}
+	late := Summarize("late", mk([]float64{0.1, 0.1, 0.5, 0.1, 0.1, 0.1}, flat), stock)
+	if has(late.Warnings, "first run") || !has(late.Warnings, "1 of 6 wall times are statistical outliers (runs 3): other programs") {
+		t.Errorf("a slow third run: %q", late.Warnings)
+	}
+	fast := Summarize("fast", mk([]float64{0.01, 0.1, 0.1, 0.1, 0.1, 0.1}, flat), stock)
+	if has(fast.Warnings, "first run") {
+		t.Errorf("a fast first run called cold: %q", fast.Warnings)
+	}
+	heavy := Summarize("heavy", mk([]float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, []uint64{base + 8*stock, base, base, base + 4096, base, base}), stock)
+	if !has(heavy.Warnings, "the first run's cgroup peak stands out (4096 KiB above the median)") || has(heavy.Warnings, "cgroup peaks are outliers") {
+		t.Errorf("a heavy first run: %q", heavy.Warnings)
+	}
+}

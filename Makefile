@@ -1,7 +1,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: help build test test-repeat vmtests kernel-table hosttest bench-host bench-hyperfine vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
+.PHONY: help build test test-repeat vmtests bench-scale kernel-table hosttest bench-host bench-hyperfine vmtest vmtest-all vmtest-systemd guest lint generate check-generated bench bench-explain
 
 # The VM suite: kernels by Debian suite (or a vmlinuz path), guest cgroup
 # modes, and the packages whose tests need a real kernel.
@@ -63,6 +63,9 @@ bench: guest bin/vmtest ## tracing overhead in the VMs: untraced vs traced wall 
 	@$(MAKE) -s bench-host
 	@$(MAKE) -s bench-explain
 	@$(MAKE) -s bench-hyperfine
+SCALE_KERNELS ?= bookworm trixie-backports
+bench-scale: guest bin/vmtest ## the tracer at scale: P processes x 50 MiB at once, P = 1..CPUs, each backend and mode, in 8-vCPU VMs (on a bigger machine: sudo env PATH=$$PWD/bin/guest:$$PATH sh bench/scale.sh)
+	@for k in $(SCALE_KERNELS); do bin/vmtest -q --kernel $$k --cpus 8 --memory 2048 --timeout 90m --bin bin/guest --env REPS=$${REPS:-3} --file bench/scale.sh:/scale.sh /bin/busybox sh /scale.sh || exit 1; done
 bench-hyperfine: build ## cgpeak run -N beside hyperfine -N on /bin/true and a 10 ms spin (host; README: repeated runs)
 	bench/hyperfine.sh
 bench-host: guest ## the tracepoint backend's overhead on this machine's own kernel (root; where cgpeak probe picks it)

@@ -264,7 +264,7 @@ func parseSizeFlag(name, v string) (int64, error) {
 var statKeys = []string{"anon", "file", "kernel", "kernel_stack", "pagetables", "slab", "shmem", "sock", "rss", "cache", "mapped_file"}
 
 func writeText(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "cgpeak: %s\n", strings.Join(r.Command, " "))
+	fmt.Fprintf(w, "cgpeak: %s\n", shellJoin(r.Command))
 	if r.CgroupFrom != "" {
 		fmt.Fprintf(w, "  cgroup from: %s\n", r.CgroupFrom)
 	}
@@ -357,4 +357,18 @@ func writeLeftBehind(w io.Writer, left []runner.Process) {
 		n = "processes"
 	}
 	fmt.Fprintf(w, "  left behind              %d %s: %s; %s; their memory until then is in the figures\n", len(left), n, strings.Join(names, ", "), what)
+}
+
+// shellJoin writes a command as a shell would need it typed, so that the
+// echo of `sh -c 'a | b'` is not read as a pipeline of cgpeak's.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }

@@ -357,7 +357,7 @@ func writeSeries(w io.Writer, rep *SeriesReport, o seriesOpts) {
 		fmt.Fprintf(w, "cgpeak: interrupted by %s: the runs that finished before it\n\n", rep.InterruptedBy)
 	}
 	for _, r := range sortedResults(rep, o.sortBy, false) {
-		fmt.Fprintf(w, "cgpeak: %s (%d runs, each in a fresh cgroup)\n", r.Command, r.Runs)
+		fmt.Fprintf(w, "cgpeak: %s (%s)\n", r.Command, map[bool]string{true: "1 run, in a fresh cgroup", false: fmt.Sprintf("%d runs, each in a fresh cgroup", r.Runs)}[r.Runs == 1])
 		if len(r.Each) > 0 && r.Each[0].CgroupFrom != "" {
 			fmt.Fprintf(w, "  cgroup from: %s\n", r.Each[0].CgroupFrom)
 		}
@@ -385,6 +385,11 @@ func writeSeries(w io.Writer, rep *SeriesReport, o seriesOpts) {
 			}
 		}
 		byteLine(w, "peak RSS, one process", r.MaxRSSBytes, "ru_maxrss: the largest single process")
+		if rep.Shell != nil && r.Mean < shortCommand {
+			// As hyperfine warns: the shell's start, measured apart and taken
+			// off, is then of the order of the command itself.
+			fmt.Fprintf(w, "  warning: the command took less than %s with %s of shell start-up taken off: the figure is as uncertain as that estimate; use -N to run it without a shell\n", units.Seconds(shortCommand), units.Seconds(rep.Shell.WallSeconds))
+		}
 		for _, warn := range r.Warnings {
 			fmt.Fprintf(w, "  warning: %s\n", warn)
 		}
@@ -413,14 +418,33 @@ func sortedResults(rep *SeriesReport, by string, comparison bool) []*SeriesResul
 	return out
 }
 
+// shortCommand: hyperfine's limit under which the shell's start cannot be
+// taken off precisely enough.
+const shortCommand = 5e-3
+
 // secLine prints a time summary in the unit asked for, or the one that
-// fits its mean, with as many decimals as its spread makes meaningful.
+// fits its mean, with as many decimals as its spread makes meaningful; one
+// run, or a time that was zero in every run, is one figure.
 func secLine(w io.Writer, label string, s stats.Summary, src string, unit *units.TimeUnit) {
 	u := units.PickTimeUnit(s.Mean)
 	if unit != nil {
 		u = *unit
 	}
 	d := units.Decimals(s.Stddev / u.Scale)
+	if s.Stddev == 0 && (s.Min == s.Max) {
+		v := units.Seconds(s.Mean)
+		if unit != nil {
+			v = units.Times(s.Mean, u, 3)
+		}
+		if s.Mean == 0 {
+			v = "0 " + u.Name
+		}
+		if src != "" {
+			src = "; " + src
+		}
+		fmt.Fprintf(w, "  %-24s %12s   (%s%s)\n", label, v, sameIn(s), src)
+		return
+	}
 	if src != "" {
 		src = "; " + src
 	}
@@ -429,6 +453,10 @@ func secLine(w io.Writer, label string, s stats.Summary, src string, unit *units
 }
 
 func byteLine(w io.Writer, label string, s stats.Summary, src string) {
+	if s.Stddev == 0 && s.Min == s.Max {
+		fmt.Fprintf(w, "  %-24s %10s     (%s; %s)\n", label, human(uint64(s.Mean)), sameIn(s), src)
+		return
+	}
 	fmt.Fprintf(w, "  %-24s %10s ± %s   (median %s, min %s, max %s; %s)\n", label, human(uint64(s.Mean)), human(uint64(s.Stddev)),
 		human(uint64(s.Median)), human(uint64(s.Min)), human(uint64(s.Max)), src)
 }
@@ -449,6 +477,9 @@ func writeComparison(w io.Writer, rep *SeriesReport, o seriesOpts) {
 			continue
 		}
 		line := fmt.Sprintf("  %.2f times faster than %s (95%% CI %.2f-%.2f; %s)", c.Time.Ratio, quote(r.Command), c.Time.Low, c.Time.High, significance(c.Time))
+		if math.IsNaN(c.Time.Ratio) || math.IsInf(c.Time.Ratio, 0) || b.Mean <= 0 {
+			line = fmt.Sprintf("  no time ratio with %s: a mean time is zero once the shell's start-up is taken off (use -N)", quote(r.Command))
+		}
 		if p := c.CgroupPeak; p != nil && p.Ratio > 0 && p.Low > 0 {
 			line += fmt.Sprintf(", with %.2f times its cgroup peak memory (95%% CI %.2f-%.2f; %s)", 1/p.Ratio, 1/p.High, 1/p.Low, significance(*p))
 		}
@@ -470,6 +501,14 @@ func significance(c stats.Comparison) string {
 }
 
 func quote(s string) string { return "'" + s + "'" }
+
+// sameIn says why a summary is printed as one figure.
+func sameIn(s stats.Summary) string {
+	if s.N == 1 {
+		return "one run"
+	}
+	return "the same in every run"
+}
 
 // exportSeries writes every export asked for; each destination is left as
 // it was when its own write fails, and that is said on stderr. It returns

@@ -67,6 +67,9 @@ func Times(seconds float64, u TimeUnit, d int) string {
 // Seconds formats one measurement with three significant digits in the unit
 // that fits it: "712 µs", "12.3 ms", "2.35 s".
 func Seconds(seconds float64) string {
+	if seconds == 0 {
+		return "0 s" // not "0.00 s", as if it were measured to 10 ms
+	}
 	u := PickTimeUnit(seconds)
 	v := math.Abs(seconds / u.Scale)
 	d := 2

@@ -20,7 +20,7 @@ func TestPickAndFormat(t *testing.T) {
 			t.Errorf("mean %v sd %v: %q, want %q", c.mean, c.sd, got, c.want)
 		}
 	}
-	for v, want := range map[float64]string{0.000712345: "712 µs", 0.0123456: "12.3 ms", 2.3456: "2.35 s", 0: "0.00 s", 250: "250 s"} {
+	for v, want := range map[float64]string{0.000712345: "712 µs", 0.0123456: "12.3 ms", 2.3456: "2.35 s", 0: "0 s", 250: "250 s"} {
 		if got := Seconds(v); got != want {
 			t.Errorf("Seconds(%v) = %q, want %q", v, got, want)
 		}

@@ -78,6 +78,17 @@ func Acquire(o Options) (*Source, error) {
 	return systemdSource(h, e, o.Description)
 }
 
+// Provider says which provider Acquire would pick for from (auto or a
+// name), or the error it would fail with, without acquiring anything: what
+// `cgpeak probe` tells before a run.
+func Provider(from string) (string, error) {
+	h, err := FindMemory()
+	if err != nil {
+		return "", &SetupError{Msg: err.Error()}
+	}
+	return choose(hostEnv(h), from)
+}
+
 // env is what choose looks at, so fake trees can test it.
 type env struct {
 	euid        int

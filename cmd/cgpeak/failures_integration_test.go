@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +234,58 @@ func TestSmallFailures(t *testing.T) {
 			}
 		}
 	})
+}
+
+// probe as a normal user says what run will then do: where run cannot get a
+// cgroup, probe says it will not measure, with run's own reason, and it says
+// that tracing needs root instead of blaming lockdown or leaking a
+// library's advice on RLIMIT_MEMLOCK (issue 25, item 7).
+func TestProbeAsNormalUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to become another user")
+	}
+	cgpeak, _ := build(t)
+	dir, err := os.MkdirTemp("", "cgpeak-probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "cgpeak")
+	if b, err := os.ReadFile(cgpeak); err != nil || os.WriteFile(bin, b, 0o755) != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal("copying cgpeak for another user")
+	}
+	as := func(args ...string) (string, int) {
+		c := exec.Command(bin, args...)
+		c.Dir = "/"
+		c.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := c.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	probe, code := as("probe")
+	if code != 0 {
+		t.Fatalf("probe as nobody: exit %d\n%s", code, probe)
+	}
+	run, runCode := as("run", "-q", "--", "true")
+	verdict := probe[strings.Index(probe, "so cgpeak will:"):]
+	switch {
+	case runCode == exitCgroup && !strings.Contains(verdict, "- not measure: "+strings.TrimPrefix(strings.TrimSpace(run), "cgpeak: ")):
+		t.Errorf("run as nobody says %q (exit %d), probe's verdict does not:\n%s", run, runCode, verdict)
+	case runCode == 0 && !strings.Contains(verdict, "- measure each run"):
+		t.Errorf("run as nobody works, probe's verdict says otherwise:\n%s", verdict)
+	case runCode != 0 && runCode != exitCgroup:
+		t.Errorf("run as nobody: exit %d: %s", runCode, run)
+	}
+	if !strings.Contains(verdict, "not trace charges: loading BPF programs needs root") {
+		t.Errorf("the verdict does not say that tracing needs root:\n%s", verdict)
+	}
+	if strings.Contains(probe, "rlimit") || strings.Contains(probe, "lockdown, or a policy") {
+		t.Errorf("probe blames lockdown or leaks library advice:\n%s", probe)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -71,16 +72,26 @@ func Run() Probe {
 	add("kernel BTF", berr == nil, errOr(berr, "/sys/kernel/btf/vmlinux (CO-RE, fentry)"))
 	kp := loader.ProbeKprobe()
 	add("kprobe", kp.OK, kp.Detail)
-	fe := loader.ProbeFentry(spec)
+	capable := bpfCapable()
+	// Without the capabilities every load fails with EPERM, which says
+	// nothing of the kernel: those probes are not tried.
+	const notTried = "not tried: loading BPF programs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
+	fe, stocks := loader.Answer{Detail: notTried}, loader.Answer{Detail: notTried}
+	if capable {
+		fe, stocks = loader.ProbeFentry(spec), loader.ProbeStocks(spec)
+	}
 	fs := state(fe.OK)
 	if !fe.Known {
 		fs = "unknown"
 	}
 	p.Features = append(p.Features, Entry{"fentry/fexit", fs, fe.Detail})
-	stocks := loader.ProbeStocks(spec)
-	add("per-CPU stocks readable", stocks.OK, stocks.Detail)
-	rb := features.HaveMapType(ebpf.RingBuf)
-	add("BPF ring buffer", rb == nil, errOr(rb, "Linux 5.8+"))
+	if capable {
+		add("per-CPU stocks readable", stocks.OK, stocks.Detail)
+		rb := features.HaveMapType(ebpf.RingBuf)
+		add("BPF ring buffer", rb == nil, errOr(rb, "Linux 5.8+"))
+	} else {
+		p.Features = append(p.Features, Entry{"per-CPU stocks readable", "unknown", notTried}, Entry{"BPF ring buffer", "unknown", notTried})
+	}
 	events := ""
 	for _, d := range []string{"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"} {
 		if _, err := os.Stat(d); err == nil {
@@ -96,7 +107,10 @@ func Run() Probe {
 		_, err := os.Stat(events + strings.ReplaceAll(name, ":", "/"))
 		add("tracepoint "+name, err == nil, what)
 	}
-	tpa := loader.ProbeTracepoint(spec)
+	tpa := loader.Answer{Detail: notTried}
+	if capable {
+		tpa = loader.ProbeTracepoint(spec)
+	}
 	tps := state(tpa.OK)
 	if !tpa.Known {
 		tps = "unknown"
@@ -111,14 +125,18 @@ func Run() Probe {
 		add("lockdown off", strings.Contains(l, "[none]"), "lockdown: "+l)
 	}
 
-	if herr == nil {
+	provider, perr := cgroup.Provider(cgroup.FromAuto)
+	if herr == nil && perr != nil {
+		// What `cgpeak run` would say and exit 3 with.
+		p.Verdict = append(p.Verdict, "not measure: "+perr.Error())
+	} else if herr == nil {
 		src := "memory.peak"
 		if !h.V2 {
 			src = "memory.max_usage_in_bytes"
 		}
 		switch {
 		case peakFile:
-			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup and report its peak from "+src)
+			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup ("+provider+" provider) and report its peak from "+src)
 		case h.V2:
 			p.Verdict = append(p.Verdict, "measure each run in a fresh cgroup; this kernel has no memory.peak, so report the memcg's watermark read by BPF (as root), else a lower bound sampled from memory.current")
 		default:
@@ -126,6 +144,10 @@ func Run() Probe {
 		}
 	} else {
 		p.Verdict = append(p.Verdict, "not measure cgroup memory: "+herr.Error())
+	}
+	if !capable {
+		p.Verdict = append(p.Verdict, "not trace charges: loading BPF programs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN), and this process has neither: run `sudo cgpeak run --trace -- CMD`")
+		return p
 	}
 	switch b := loader.ProbeBackend(spec); {
 	case berr != nil:
@@ -159,4 +181,25 @@ func summaryVerdict(stocks loader.Answer) string {
 		return "in summary mode, read the per-CPU stocks from the kernel: no program runs on a fault the stock serves"
 	}
 	return "in summary mode, probe every charge request: the per-CPU stocks cannot be read (" + stocks.Detail + ")"
+}
+
+// bpfCapable: this process may load tracing programs (CAP_BPF with
+// CAP_PERFMON since 5.8, or CAP_SYS_ADMIN). Without, every BPF probe fails
+// with EPERM, which the kernel also gives for lockdown: say the simpler cause.
+func bpfCapable() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return os.Geteuid() == 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return os.Geteuid() == 0
+			}
+			const sysAdmin, perfmon, bpf = 21, 38, 39
+			return caps&(1<<sysAdmin) != 0 || caps&(1<<bpf) != 0 && caps&(1<<perfmon) != 0
+		}
+	}
+	return os.Geteuid() == 0
 }

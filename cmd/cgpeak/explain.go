@@ -124,7 +124,7 @@ var kindNames = map[string]string{"anon": "anon", "file": "page cache", "shmem":
 
 // kindsLine says what the requests were for, most pages first, naming the
 // kernel functions behind kernel memory.
-func kindsLine(kinds map[string]analysis.KindStats) string {
+func kindsLine(kinds map[string]analysis.KindStats, stats bool) string {
 	names := make([]string, 0, len(kinds))
 	for k := range kinds {
 		names = append(names, k)
@@ -150,6 +150,11 @@ func kindsLine(kinds map[string]analysis.KindStats) string {
 			part += " (" + strings.Join(cs, ", ") + ")"
 		}
 		parts = append(parts, part)
+	}
+	if stats {
+		// The tracepoint backend: no requests, no stacks; the statistic
+		// each page was added to says what it was for.
+		return strings.Join(parts, ", ") + " (pages added to each memory.stat statistic)"
 	}
 	return strings.Join(parts, ", ") + " (pages requested, by the kernel stack of each request)"
 }

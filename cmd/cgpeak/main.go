@@ -28,6 +28,7 @@ const (
 	exitCgroup   = exitcode.Cgroup
 	exitTrace    = exitcode.Trace // charge tracing asked for but not possible here
 	exitBadTrace = exitcode.BadTrace
+	exitNoStacks = exitcode.NoStacks
 	exitWrite    = exitcode.Write // a report, export, trace or plot could not be written
 	exitNotFound = runner.ExitNotFound
 	exitNoExec   = runner.ExitNoExec

@@ -52,9 +52,13 @@ type topFunction struct {
 // returns the top functions, and a non-zero exit code when a file could
 // not be written or the trace has no charge requests.
 func (o *profileOpts) write(p *chargeprof.Builder, ex *replay.Report) ([]topFunction, int) {
-	if ex.Mode != "charges" {
+	switch {
+	case ex.Backend == "tracepoint":
+		fmt.Fprintf(os.Stderr, "cgpeak: %s: a trace of the tracepoint backend records statistic updates (what the pages were for: anon, file, kernel...), not charge requests or their stacks, so it has none to attribute: record with --trace-charges on a kernel where fentry or kprobes work (cgpeak probe)\n", ex.Trace)
+		return nil, exitNoStacks
+	case ex.Mode != "charges":
 		fmt.Fprintf(os.Stderr, "cgpeak: %s: a %s trace has no charge requests to attribute: record one with --trace-charges\n", ex.Trace, modeLabel(ex.Mode, ex.StocksRead))
-		return nil, exitUsage
+		return nil, exitNoStacks
 	}
 	sym := symbolize.New(append(o.symbols, "/usr/lib/debug")...)
 	var cgroups map[string]string

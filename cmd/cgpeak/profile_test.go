@@ -347,8 +347,8 @@ func TestExplainPprofNeedsCharges(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "p.pb.gz")
-	if _, code := (&profileOpts{pprof: out}).write(prof, ex); code == 0 {
-		t.Error("a stock-read summary trace gave a profile")
+	if _, code := (&profileOpts{pprof: out}).write(prof, ex); code != exitNoStacks {
+		t.Errorf("a stock-read summary trace: exit %d, want %d (no stacks)", code, exitNoStacks)
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed --pprof left a file behind")

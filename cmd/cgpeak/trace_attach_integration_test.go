@@ -198,7 +198,7 @@ func TestSeedExperiment(t *testing.T) {
 					t.Fatalf("no cgroup peak: %v", r.Missing)
 				}
 				x := r.Trace
-				t.Logf("%s %s: %s; charged for %s", b, mode, x.Explanation, kindsLine(x.Kinds))
+				t.Logf("%s %s: %s; charged for %s", b, mode, x.Explanation, kindsLine(x.Kinds, x.Backend == "tracepoint"))
 				if x.WatermarkBytes != *r.PeakBytes || !x.Exact {
 					t.Errorf("traced watermark %d, %s %d, exact %v %v", x.WatermarkBytes, r.PeakSource, *r.PeakBytes, x.Exact, x.Incomplete)
 				}

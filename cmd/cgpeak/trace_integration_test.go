@@ -231,7 +231,7 @@ func TestStackPerPathAgreesWithEveryWalk(t *testing.T) {
 					t.Fatalf("exit %d, trace %v", code, r.Trace)
 				}
 				kinds[every] = r.Trace.Kinds
-				t.Logf("%s, every stack walked %v: %s", b, every, kindsLine(r.Trace.Kinds))
+				t.Logf("%s, every stack walked %v: %s", b, every, kindsLine(r.Trace.Kinds, r.Trace.Backend == "tracepoint"))
 			}
 			walked, cached := kinds[true], kinds[false]
 			if walked["anon"].Pages < n || cached["anon"].Pages < n {

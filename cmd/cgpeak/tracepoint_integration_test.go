@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
@@ -169,4 +170,28 @@ func jsonFields(t *testing.T, v any) map[string]json.RawMessage {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// A trace of the tracepoint backend says what it records and what it
+// cannot in every place that used to contradict it: the live report's
+// "charged for" names statistics, not the kernel stacks it has none of, and
+// a profile of such a trace is refused in one line with its own exit code
+// instead of an empty table (issue 25, item 6).
+func TestTracepointTraceHasNoStacks(t *testing.T) {
+	spec, _ := btf.LoadKernelSpec()
+	if a := loader.ProbeTracepoint(spec); !a.OK {
+		t.Skipf("no memcg stat tracepoints to trace with here: %s", a.Detail)
+	}
+	cgpeak, touch := build(t)
+	tf := filepath.Join(t.TempDir(), "t.trace")
+	out, err := exec.Command(cgpeak, "run", "--backend", "tracepoint", "--trace-charges", "--trace-output", tf, "--", touch, "200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "(pages added to each memory.stat statistic)") || strings.Contains(string(out), "by the kernel stack of each request") {
+		t.Errorf("the report claims stacks the backend has not:\n%s", out)
+	}
+	for _, flag := range [][]string{{"--top", "5"}, {"--flame", filepath.Join(t.TempDir(), "f.svg")}} {
+		wantOneLineError(t, cgpeak, append(append([]string{"explain"}, flag...), tf), exitNoStacks)
+	}
 }

@@ -98,7 +98,7 @@ func writeTraceReport(w io.Writer, t *TraceReport) {
 	}
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	if len(t.Kinds) > 0 {
-		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))
+		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds, t.Backend == "tracepoint"))
 	}
 	if live {
 		writeCharges(w, t.Totals, t.BatchPages)

@@ -1,6 +1,6 @@
 // Package exitcode is cgpeak's own exit codes: their numbers, what each
 // means, and the table printed in --help and kept in the README. They sit
-// at 120-125, below 126/127 (found but cannot run, not found) and 128+N (a
+// at 119-125, below 126/127 (found but cannot run, not found) and 128+N (a
 // signal), as GNU time, env and timeout keep their own failures at 125-127:
 // a script can tell cgpeak's failure from the command's own code, which
 // passes through, unless the command itself exits 120-125.
@@ -13,6 +13,11 @@ import (
 
 // cgpeak's own failures, one code per kind.
 const (
+	// NoStacks: explain was asked for a profile (--top, --pprof, --folded,
+	// --flame) of a trace that has no charge requests to attribute (a
+	// summary trace, or any trace of the tracepoint backend, which sees
+	// statistic updates): the trace is fine, it cannot answer that.
+	NoStacks = 119
 	// Usage: a bad flag or argument, including a file to write that cannot
 	// be written (checked before any run).
 	Usage = 120
@@ -47,6 +52,7 @@ type Code struct {
 // the README's table gives it (a test keeps the two the same).
 var Table = []Code{
 	{"0", "the command (every run of a series) exited 0; trace and watch stopped by a signal or --duration"},
+	{fmt.Sprint(NoStacks), "explain: the trace has no charge requests to attribute by stack (a summary trace, or one of the tracepoint backend): record with --trace-charges where fentry or kprobes work"},
 	{fmt.Sprint(Usage), "bad usage: a flag, an argument, a file to write that cannot be (checked before any run)"},
 	{fmt.Sprint(Cgroup), "no cgroup can be made; for trace and watch, the cgroup or pid does not exist or has no memory controller"},
 	{fmt.Sprint(Trace), "charge tracing is not possible here (no root, no BTF, no kprobes, fentry or memcg tracepoints)"},

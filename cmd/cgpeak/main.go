@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -53,7 +54,7 @@ func dispatch(args []string) int {
 	}
 	switch args[0] {
 	case "--version", "version":
-		fmt.Println("cgpeak", version)
+		fmt.Println(versionLine())
 		return 0
 	case "-h", "--help":
 		usage(os.Stdout)
@@ -138,4 +139,40 @@ func parseFlags(fs *pflag.FlagSet, args []string) (code int, stop bool) {
 	}
 	fmt.Fprintf(os.Stderr, "cgpeak: %s: %v (see cgpeak %s --help)\n", fs.Name(), err, fs.Name())
 	return exitUsage, true
+}
+
+// versionLine is cgpeak's version with what a bug report needs: the commit
+// it was built from (and whether the tree had changes), the Go toolchain,
+// and the cilium/ebpf library that loads its programs, from the build
+// information Go embeds.
+func versionLine() string {
+	line := "cgpeak " + version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return line
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+changes"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		rev = "unknown (built without version control information)"
+	}
+	ebpf := "unknown"
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/cilium/ebpf" {
+			ebpf = d.Version
+		}
+	}
+	return fmt.Sprintf("%s (commit %s%s, %s, cilium/ebpf %s)", line, rev, dirty, bi.GoVersion, ebpf)
 }

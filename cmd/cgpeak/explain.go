@@ -23,14 +23,14 @@ func explainCmd(args []string) int {
 	plotFile := fs.String("plot", "", "write the timeline as an SVG image to FILE")
 	po := profileFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(os.Stderr, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
+		fmt.Fprint(os.Stderr, "Usage: cgpeak explain [flags] TRACE\n\nReplays a charge trace (cgpeak run --trace-output; binary or JSON Lines) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE.jsonl")
+		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE")
 		return exitUsage
 	}
 	if err := checkDests(dest{"--plot", *plotFile}); err != nil {

@@ -51,6 +51,8 @@ func dispatch(args []string) int {
 		return watchCmd(args[1:])
 	case "explain":
 		return explainCmd(args[1:])
+	case "convert":
+		return convertCmd(args[1:])
 	case "probe":
 		return probeCmd(args[1:])
 	case "--version", "version":
@@ -74,9 +76,11 @@ Usage:
                                         trace a running cgroup's charges until Ctrl-C
   cgpeak watch --cgroup PATH | --pid PID
                                         follow a cgroup's memory live
-  cgpeak explain TRACE.jsonl            replay a saved trace offline and explain the peak
-                                        (--top N, --pprof FILE, --folded FILE, --flame FILE:
-                                        which functions charged the pages, from --trace-charges)
+  cgpeak explain TRACE                  replay a saved trace (binary or JSON Lines) offline
+                                        and explain the peak (--top N, --pprof FILE, --folded FILE,
+                                        --flame FILE: which functions charged the pages, from --trace-charges)
+  cgpeak convert [--to jsonl|binary] IN OUT
+                                        rewrite a trace in the other form (JSON Lines to grep)
   cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version
 

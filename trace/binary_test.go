@@ -379,6 +379,9 @@ func FuzzBinaryReader(f *testing.F) {
 	}
 	f.Add(append(Magic[:], 1, 0, recHeader, 0x80, 0x80, 0x40))
 	f.Add(append(Magic[:], 1, 0, recHeader, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20)) // 1 TiB: past the bound, refused before any allocation
+	buf.Reset()
+	writeRecords(f, &buf, Binary, Header{Batch: 64, PageSize: 4096}, nil, nil)
+	f.Add(binary.AppendUvarint(append(buf.Bytes(), recEnd), 1<<40)) // a record claiming 1 TiB
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)

@@ -348,9 +348,15 @@ func entry[K comparable, V any](m map[K]*V, k K) *V {
 func (m *Model) stocked() int64 { return m.stock.sum }
 
 // tally is a map of page counts that keeps the sums Apply takes after every
-// event: summing the maps at each event was most of a replay's time.
+// event: summing maps at each event was most of a replay's time, and so
+// was hashing their keys: consecutive events are mostly about the same
+// key, so the last one is remembered.
 type tally[K comparable] struct {
-	m     map[K]int64
+	idx   map[K]int // key -> its place in keys and vals
+	keys  []K
+	vals  []int64
+	last  K
+	lastI int // -1: no last key
 	batch int64
 	sum   int64 // of the values
 	pos   int64 // of the values above 0
@@ -358,18 +364,60 @@ type tally[K comparable] struct {
 }
 
 func newTally[K comparable](batch uint64) tally[K] {
-	return tally[K]{m: map[K]int64{}, batch: int64(batch)}
+	return tally[K]{idx: map[K]int{}, batch: int64(batch), lastI: -1}
+}
+
+// find returns k's place, -1 if it has none.
+func (t *tally[K]) find(k K) int {
+	if t.lastI >= 0 && t.last == k {
+		return t.lastI
+	}
+	i, ok := t.idx[k]
+	if !ok {
+		return -1
+	}
+	t.last, t.lastI = k, i
+	return i
+}
+
+func (t *tally[K]) get(k K) int64 {
+	if i := t.find(k); i >= 0 {
+		return t.vals[i]
+	}
+	return 0
 }
 
 func (t *tally[K]) set(k K, v int64) {
-	old := t.m[k]
-	t.m[k] = v
+	i := t.find(k)
+	if i < 0 {
+		i = len(t.vals)
+		t.idx[k] = i
+		t.keys = append(t.keys, k)
+		t.vals = append(t.vals, 0)
+		t.last, t.lastI = k, i
+	}
+	old := t.vals[i]
+	t.vals[i] = v
 	t.sum += v - old
 	t.pos += max(v, 0) - max(old, 0)
 	t.over += max(v-t.batch, 0) - max(old-t.batch, 0)
 }
 
-func (t *tally[K]) add(k K, d int64) { t.set(k, t.m[k]+d) }
+func (t *tally[K]) add(k K, d int64) { t.set(k, t.get(k)+d) }
+
+// len counts the keys ever set.
+func (t *tally[K]) len() int { return len(t.keys) }
+
+// all iterates over the keys and their values.
+func (t *tally[K]) all() func(yield func(K, int64) bool) {
+	return func(yield func(K, int64) bool) {
+		for i, k := range t.keys {
+			if !yield(k, t.vals[i]) {
+				return
+			}
+		}
+	}
+}
 
 // Apply replays one event.
 func (m *Model) Apply(e Event) {
@@ -391,7 +439,7 @@ func (m *Model) Apply(e Event) {
 	c := m.cpu(e.CPU)
 	k := slot{e.CPU, e.Cgroup}
 	if e.Consumed > 0 {
-		m.stock.set(k, max(m.stock.m[k]-int64(e.Consumed), 0))
+		m.stock.set(k, max(m.stock.get(k)-int64(e.Consumed), 0))
 	}
 	if m.read {
 		m.applyRead(e, c, k)
@@ -415,7 +463,7 @@ func (m *Model) Apply(e Event) {
 			break
 		}
 		if !m.charged[req] {
-			m.before[req], m.beforeAt[req], m.beforeGen[req] = m.stock.m[k], k, m.drained[k]
+			m.before[req], m.beforeAt[req], m.beforeGen[req] = m.stock.get(k), k, m.drained[k]
 		}
 		m.charged[req] = true
 		m.counterCharge(e, c)
@@ -481,7 +529,7 @@ func (m *Model) Apply(e Event) {
 				// between consume_stock and the return.
 				k = slot{*e.FromCPU, e.Cgroup}
 			}
-			if m.stock.m[k] < int64(e.Pages) {
+			if m.stock.get(k) < int64(e.Pages) {
 				m.settlePending(k, func(pages int64) bool { return true })
 			}
 			m.stock.add(k, -(int64(e.Pages)))
@@ -489,7 +537,7 @@ func (m *Model) Apply(e Event) {
 			m.totals.FromStockPages += e.Pages
 			c.FromStock++
 			c.FromStockPages += e.Pages
-			if m.stock.m[k] < 0 {
+			if m.stock.get(k) < 0 {
 				if !m.attached || m.known[k] {
 					// One unseen refill lets the kernel serve up to a
 					// batch of requests the replay finds no stock for:
@@ -497,7 +545,7 @@ func (m *Model) Apply(e Event) {
 					if !m.short[k] {
 						m.totals.Resyncs++
 					}
-					m.totals.ResyncPages += uint64(-m.stock.m[k])
+					m.totals.ResyncPages += uint64(-m.stock.get(k))
 					m.short[k] = true
 				}
 				m.stock.set(k, 0)
@@ -508,7 +556,7 @@ func (m *Model) Apply(e Event) {
 			// Unless that stock was drained since: the drain said what the
 			// kernel held, and the replay followed it (drain).
 			at := m.beforeAt[req]
-			cut := min(b, max(m.stock.m[at], 0))
+			cut := min(b, max(m.stock.get(at), 0))
 			m.resync(uint64(cut))
 			m.stock.add(at, -(cut))
 		}
@@ -533,7 +581,7 @@ func (m *Model) Apply(e Event) {
 		// at it: the most of it that was real use, the rest in stocks.
 		if m.usage == int64(m.watermark) && m.watermark > 0 {
 			s := &Snapshot{Watermark: m.watermark, Stock: map[int]uint64{}, Batches: m.batches, Time: e.Time}
-			for k, v := range m.stock.m {
+			for k, v := range m.stock.all() {
 				if v > 0 {
 					s.Stock[k.cpu] += uint64(v)
 				}
@@ -572,9 +620,9 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 	c.RequestedPages += e.Consumed
 	c.FromStockPages += e.Consumed
 	before := e.Real
-	if m.inflight.m[e.CPU] > 0 && e.Op != OpRefill {
+	if m.inflight.get(e.CPU) > 0 && e.Op != OpRefill {
 		// The last batch left no surplus: its request took it whole.
-		m.endRequest(e.CPU, c, uint64(m.inflight.m[e.CPU]))
+		m.endRequest(e.CPU, c, uint64(m.inflight.get(e.CPU)))
 	}
 	switch e.Op {
 	case OpCounterCharge:
@@ -598,7 +646,7 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 		}
 		m.stock.add(k, int64(e.Pages))
 		m.totals.Refills++
-		if in := m.inflight.m[e.CPU]; in > 0 {
+		if in := m.inflight.get(e.CPU); in > 0 {
 			m.endRequest(e.CPU, c, uint64(max(in-int64(e.Pages), 0)))
 		} else {
 			before += int64(e.Pages) // freed into the stock
@@ -607,7 +655,7 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 		m.drain(e, k)
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
-		if m.draining.m[e.CPU] == 0 {
+		if m.draining.get(e.CPU) == 0 {
 			before += int64(e.Pages)
 		}
 		m.draining.set(e.CPU, 0)
@@ -710,7 +758,7 @@ func (m *Model) snapRead(real int64, stocked uint64, t uint64) {
 	// Per CPU where the replayed stocks add up to what the kernel held (a
 	// CPU's share is exact at its own events), else only their sum.
 	if m.stocked() == int64(stocked) {
-		for k, v := range m.stock.m {
+		for k, v := range m.stock.all() {
 			if v > 0 {
 				s.Stock[k.cpu] += uint64(v)
 			}
@@ -749,7 +797,7 @@ func (m *Model) applyRefill(req int, p pendingRefill) {
 	delete(m.pending, req)
 	m.stock.add(p.at, p.pages)
 	m.short[p.at] = false
-	m.inflight.set(req, max(m.inflight.m[req]-p.pages, 0))
+	m.inflight.set(req, max(m.inflight.get(req)-p.pages, 0))
 }
 
 // settlePending puts in stock k the pending refills for it, if ok says
@@ -777,11 +825,11 @@ func (m *Model) drain(e Event, k slot) {
 	// that caused it, if any): where the replay held something else, it
 	// missed calls, or the kernel served or skipped the stock in a way
 	// the events do not show; either way it follows the kernel from here.
-	if !m.read && m.stock.m[k] != int64(e.Pages) {
-		m.settlePending(k, func(pages int64) bool { return m.stock.m[k]+pages == int64(e.Pages) })
+	if !m.read && m.stock.get(k) != int64(e.Pages) {
+		m.settlePending(k, func(pages int64) bool { return m.stock.get(k)+pages == int64(e.Pages) })
 	}
-	if !m.read && m.stock.m[k] != int64(e.Pages) && (!m.attached || m.known[k]) {
-		d := m.stock.m[k] - int64(e.Pages)
+	if !m.read && m.stock.get(k) != int64(e.Pages) && (!m.attached || m.known[k]) {
+		d := m.stock.get(k) - int64(e.Pages)
 		m.resync(uint64(max(d, -d)))
 	}
 	m.drained[k]++
@@ -825,7 +873,7 @@ func (m *Model) ApplySummary(s Summary) {
 		m.totals.FromStock += sc.FromStock
 		m.totals.FromStockPages += sc.FromStockPages
 		k := slot{cpu, m.mainCg}
-		m.stock.set(k, max(m.stock.m[k]-int64(sc.Pending), 0))
+		m.stock.set(k, max(m.stock.get(k)-int64(sc.Pending), 0))
 		if sc.MaxReal > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
 		}
@@ -889,13 +937,13 @@ func (m *Model) Result() Result {
 	for _, p := range m.pending {
 		r.FinalStock[p.at.cpu] += uint64(p.pages)
 	}
-	for k, v := range m.stock.m {
+	for k, v := range m.stock.all() {
 		if v > 0 {
 			r.FinalStock[k.cpu] += uint64(v)
 		}
 		cgs[k.cg] = true
 	}
-	r.Totals.Slots, r.Totals.Cgroups = uint64(len(m.stock.m)), uint64(max(len(cgs), 1))
+	r.Totals.Slots, r.Totals.Cgroups = uint64(m.stock.len()), uint64(max(len(cgs), 1))
 	for c, s := range m.cpus {
 		r.CPUs[c] = *s
 	}

@@ -2,10 +2,10 @@ package trace
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -88,9 +88,10 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
-// Whatever the reader accepts, written back by the writer, reads back the
-// same: header, every event and the end line (a round trip through the
-// format), and the reader stops at the first error with the line it names.
+// Whatever the reader accepts, written back by the writer in either form,
+// reads back the same: header, every event and the end (a round trip
+// through the format), and the reader stops at the first error with the
+// line (or byte offset) it names.
 func FuzzReaderRoundTrip(f *testing.F) {
 	f.Add(`{"type":"header","schema":1,"batch_pages":64,"page_size":4096}` + "\n" + `{"t":1,"op":"charge","pages":1}` + "\n")
 	f.Add(`{"type":"header","schema":1,"batch_pages":64,"page_size":4096,"functions":{"a":"b"},"command":["x"]}` + "\n" +
@@ -106,51 +107,62 @@ func FuzzReaderRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		h, events, end, err := readAll(strings.NewReader(s))
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") {
-				t.Fatalf("an error that names no line: %v", err)
+			if !strings.HasPrefix(err.Error(), "line ") && !strings.HasPrefix(err.Error(), "offset ") {
+				t.Fatalf("an error that names no line or offset: %v", err)
 			}
 			return
 		}
-		var buf bytes.Buffer
-		w, err := NewWriter(&buf, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range events {
-			if err := w.Write(e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if end != nil {
-			if err := w.Close(*end); err != nil {
-				t.Fatal(err)
-			}
-		} else if err := w.w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		h2, events2, end2, err := readAll(&buf)
-		if err != nil {
-			t.Fatalf("the writer's own output does not read back: %v\n%s", err, buf.String())
-		}
 		h.Type, h.Schema = "header", Schema
-		if !reflect.DeepEqual(h, h2) {
-			t.Fatalf("header %+v read back as %+v", h, h2)
-		}
-		if len(events) != len(events2) {
-			t.Fatalf("%d events read back as %d", len(events), len(events2))
-		}
-		for i := range events {
-			if events[i] != events2[i] {
-				t.Fatalf("event %d %+v read back as %+v", i, events[i], events2[i])
-			}
-		}
 		if end != nil {
 			end.Type, end.Events = "end", uint64(len(events))
 		}
-		if !reflect.DeepEqual(end, end2) {
-			t.Fatalf("end %+v read back as %+v", end, end2)
+		for _, f := range []Format{Binary, JSONL} {
+			var buf bytes.Buffer
+			w, err := NewFormatWriter(&buf, h, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range events {
+				if err := w.Write(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if end != nil {
+				err = w.Close(*end)
+			} else {
+				err = w.Flush()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			h2, events2, end2, err := readAll(&buf)
+			if err != nil {
+				t.Fatalf("%s: the writer's own output does not read back: %v\n%s", f, err, buf.String())
+			}
+			if !sameJSON(h, h2) {
+				t.Fatalf("%s: header %+v read back as %+v", f, h, h2)
+			}
+			if len(events) != len(events2) {
+				t.Fatalf("%s: %d events read back as %d", f, len(events), len(events2))
+			}
+			for i := range events {
+				if !sameEvent(events[i], events2[i]) {
+					t.Fatalf("%s: event %d %+v read back as %+v", f, i, events[i], events2[i])
+				}
+			}
+			if !sameJSON(end, end2) {
+				t.Fatalf("%s: end %+v read back as %+v", f, end, end2)
+			}
 		}
 	})
+}
+
+// sameJSON compares headers or ends as a trace holds them: an empty list
+// or map is written as none.
+func sameJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // readAll reads a whole trace.

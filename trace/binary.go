@@ -350,7 +350,7 @@ func newBinReader(br *bufio.Reader, rd *Reader) error {
 	b.off = 10
 	switch v := binary.LittleEndian.Uint16(start[8:]); {
 	case v == 0:
-		return atOffset(8, errors.New("binary trace version 0: not a version"))
+		return atOffset(8, errors.New("binary trace version 0: no cgpeak writes it"))
 	case v > BinaryVersion:
 		return atOffset(8, fmt.Errorf("binary trace version %d is newer than this cgpeak's %d: upgrade cgpeak", v, BinaryVersion))
 	}

@@ -123,3 +123,13 @@ func TestConvertFailures(t *testing.T) {
 		t.Errorf("the destination changed: %q", b)
 	}
 }
+
+// An unknown --trace-format is a usage error, before anything is traced.
+func TestTraceFormatFlag(t *testing.T) {
+	if code := runCmd([]string{"--trace-output", filepath.Join(t.TempDir(), "t"), "--trace-format", "xml", "--", "true"}); code != exitUsage {
+		t.Errorf("run --trace-format xml: exit %d, want %d", code, exitUsage)
+	}
+	if code := traceCmd([]string{"--pid", "1", "--duration", "1ms", "--trace-format", "xml"}); code != exitUsage {
+		t.Errorf("trace --trace-format xml: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -72,14 +72,15 @@ bench-host: guest ## the tracepoint backend's overhead on this machine's own ker
 	@if bin/guest/cgpeak probe | grep -q 'with the memcg stat tracepoints'; then \
 		d=$$(mktemp -d); cp bench/guest.sh $$d/; cd $$d && PATH=$(CURDIR)/bin/guest:$$PATH CONFIGS="tracepoint:summary tracepoint:charges" sh guest.sh; rc=$$?; rm -rf $$d; exit $$rc; \
 	else echo "bench: this kernel's tracing backend is not the tracepoint one (see cgpeak probe): no native figures"; fi
-bench-explain: build ## cgpeak explain on a 10-million-event trace, measured by cgpeak run (root)
+bench-explain: build ## cgpeak explain on a 10-million-event trace, binary and JSON Lines, measured by cgpeak run (root)
 	@$(GO) build -o bin/gentrace ./bench/gentrace
-	@f=$$(mktemp --suffix=.jsonl); trap 'rm -f $$f $$f.json $$f.svg' EXIT; bin/gentrace -events 10000000 > $$f && \
+	@f=$$(mktemp); trap 'rm -f $$f $$f.json $$f.svg' EXIT; \
+	for fmt in binary jsonl; do bin/gentrace -events 10000000 -format $$fmt > $$f || exit 1; \
 	for opt in "" --timeline "--plot $$f.svg"; do \
 	bin/cgpeak run --json --output $$f.json -- bin/cgpeak explain $$opt $$f > /dev/null && \
-	sed -n 's/.*"\(wall_seconds\|cgroup_peak_bytes\|ru_maxrss_bytes\)": *\([0-9.]*\).*/\1 \2/p' $$f.json | tr '\n' ' ' | \
-	awk '{ printf "bench: explain'"$${opt:+ $${opt%% *}}"' 10000000 events (%s MB trace): wall %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', $$2, $$6/1048576, $$4/1048576 }' || exit 1; \
-	done; rm -f $$f.json $$f.svg
+	sed -n 's/.*"\(wall_seconds\|user_seconds\|sys_seconds\|cgroup_peak_bytes\|ru_maxrss_bytes\)": *\([0-9.]*\).*/\1 \2/p' $$f.json | \
+	awk '{ v[$$1] = $$2 } END { printf "bench: explain'"$${opt:+ $${opt%% *}}"' 10000000 events ('"$$fmt"', %s MB trace): wall %.2f s, cpu %.2f s, ru_maxrss %.1f MiB, cgroup peak %.1f MiB\n", '"$$(($$(stat -c %s $$f)/1000000))"', v["wall_seconds"], v["user_seconds"] + v["sys_seconds"], v["ru_maxrss_bytes"]/1048576, v["cgroup_peak_bytes"]/1048576 }' || exit 1; \
+	done; done; rm -f $$f.json $$f.svg
 guest: ## static binaries shipped into the VMs
 	@mkdir -p bin/guest
 	CGO_ENABLED=0 $(GO) build -o bin/guest/cgpeak ./cmd/cgpeak

@@ -172,15 +172,15 @@ type Model struct {
 	batch     uint64
 	usage     int64
 	watermark uint64
-	stock     map[slot]int64 // pages stocked, per CPU and memcg
-	mainCg    uint64         // the cgroup of the first event: summary traces have only it
+	stock     tally[slot] // pages stocked, per CPU and memcg
+	mainCg    uint64      // the cgroup of the first event: summary traces have only it
 	// inflight: pages a thread (in applyRead a CPU) charged to the counter for a request that has
 	// not ended, not yet in its stock (the batch's surplus, and the request
 	// itself), or given back by drain_stock but not yet uncharged. Other
 	// CPUs' events can fall in that window; U counts these pages, real use
 	// must not.
-	inflight  map[int]int64
-	draining  map[int]int64
+	inflight  tally[int]
+	draining  tally[int]
 	charged   map[int]bool    // a counter charge since this thread's last request (per CPU in applyRead)
 	before    map[int]int64   // the CPU's stock when that counter charge came
 	beforeAt  map[int]slot    // and which CPU's stock
@@ -310,7 +310,7 @@ type Point struct {
 // pages (MEMCG_CHARGE_BATCH: 32 before 6.1, 64 from 6.1). With timeline, its
 // steps are kept for Result().Timeline, in bounded memory (Timeline).
 func NewModel(batch uint64, keepTimeline bool) *Model {
-	m := &Model{batch: batch, stock: map[slot]int64{}, charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, beforeGen: map[int]uint64{}, drained: map[slot]uint64{}, pending: map[int]pendingRefill{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: map[int]int64{}, draining: map[int]int64{},
+	m := &Model{batch: batch, stock: newTally[slot](batch), charged: map[int]bool{}, before: map[int]int64{}, beforeAt: map[int]slot{}, beforeGen: map[int]uint64{}, drained: map[slot]uint64{}, pending: map[int]pendingRefill{}, known: map[slot]bool{}, short: map[slot]bool{}, inflight: newTally[int](batch), draining: newTally[int](batch),
 		cpus: map[int]*CPUStats{}, procs: map[int]*ProcStats{}, kinds: map[string]*KindStats{}, cgroups: map[uint64]*CgroupStats{}}
 	if keepTimeline {
 		m.timeline = &timeline{nbins: timelineBins}
@@ -345,20 +345,78 @@ func entry[K comparable, V any](m map[K]*V, k K) *V {
 	return v
 }
 
-func sum(m map[int]int64) int64 {
-	var s int64
-	for _, v := range m {
-		s += v
-	}
-	return s
+func (m *Model) stocked() int64 { return m.stock.sum }
+
+// tally is a map of page counts that keeps the sums Apply takes after every
+// event: summing maps at each event was most of a replay's time, and so
+// was hashing their keys: consecutive events are mostly about the same
+// key, so the last one is remembered.
+type tally[K comparable] struct {
+	idx   map[K]int // key -> its place in keys and vals
+	keys  []K
+	vals  []int64
+	last  K
+	lastI int // -1: no last key
+	batch int64
+	sum   int64 // of the values
+	pos   int64 // of the values above 0
+	over  int64 // of what the values hold past a batch
 }
 
-func (m *Model) stocked() int64 {
-	var s int64
-	for _, v := range m.stock {
-		s += v
+func newTally[K comparable](batch uint64) tally[K] {
+	return tally[K]{idx: map[K]int{}, batch: int64(batch), lastI: -1}
+}
+
+// find returns k's place, -1 if it has none.
+func (t *tally[K]) find(k K) int {
+	if t.lastI >= 0 && t.last == k {
+		return t.lastI
 	}
-	return s
+	i, ok := t.idx[k]
+	if !ok {
+		return -1
+	}
+	t.last, t.lastI = k, i
+	return i
+}
+
+func (t *tally[K]) get(k K) int64 {
+	if i := t.find(k); i >= 0 {
+		return t.vals[i]
+	}
+	return 0
+}
+
+func (t *tally[K]) set(k K, v int64) {
+	i := t.find(k)
+	if i < 0 {
+		i = len(t.vals)
+		t.idx[k] = i
+		t.keys = append(t.keys, k)
+		t.vals = append(t.vals, 0)
+		t.last, t.lastI = k, i
+	}
+	old := t.vals[i]
+	t.vals[i] = v
+	t.sum += v - old
+	t.pos += max(v, 0) - max(old, 0)
+	t.over += max(v-t.batch, 0) - max(old-t.batch, 0)
+}
+
+func (t *tally[K]) add(k K, d int64) { t.set(k, t.get(k)+d) }
+
+// len counts the keys ever set.
+func (t *tally[K]) len() int { return len(t.keys) }
+
+// all iterates over the keys and their values.
+func (t *tally[K]) all() func(yield func(K, int64) bool) {
+	return func(yield func(K, int64) bool) {
+		for i, k := range t.keys {
+			if !yield(k, t.vals[i]) {
+				return
+			}
+		}
+	}
 }
 
 // Apply replays one event.
@@ -381,7 +439,7 @@ func (m *Model) Apply(e Event) {
 	c := m.cpu(e.CPU)
 	k := slot{e.CPU, e.Cgroup}
 	if e.Consumed > 0 {
-		m.stock[k] = max(m.stock[k]-int64(e.Consumed), 0)
+		m.stock.set(k, max(m.stock.get(k)-int64(e.Consumed), 0))
 	}
 	if m.read {
 		m.applyRead(e, c, k)
@@ -405,16 +463,16 @@ func (m *Model) Apply(e Event) {
 			break
 		}
 		if !m.charged[req] {
-			m.before[req], m.beforeAt[req], m.beforeGen[req] = m.stock[k], k, m.drained[k]
+			m.before[req], m.beforeAt[req], m.beforeGen[req] = m.stock.get(k), k, m.drained[k]
 		}
 		m.charged[req] = true
 		m.counterCharge(e, c)
 		if !e.Forced {
-			m.inflight[req] += int64(e.Pages)
+			m.inflight.add(req, int64(e.Pages))
 		}
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
-		m.draining[e.CPU] = 0
+		m.draining.set(e.CPU, 0)
 		m.totals.Uncharges++
 		m.totals.UnchargedPages += e.Pages
 	case OpRefill:
@@ -471,15 +529,15 @@ func (m *Model) Apply(e Event) {
 				// between consume_stock and the return.
 				k = slot{*e.FromCPU, e.Cgroup}
 			}
-			if m.stock[k] < int64(e.Pages) {
+			if m.stock.get(k) < int64(e.Pages) {
 				m.settlePending(k, func(pages int64) bool { return true })
 			}
-			m.stock[k] -= int64(e.Pages)
+			m.stock.add(k, -(int64(e.Pages)))
 			m.totals.FromStock++
 			m.totals.FromStockPages += e.Pages
 			c.FromStock++
 			c.FromStockPages += e.Pages
-			if m.stock[k] < 0 {
+			if m.stock.get(k) < 0 {
 				if !m.attached || m.known[k] {
 					// One unseen refill lets the kernel serve up to a
 					// batch of requests the replay finds no stock for:
@@ -487,10 +545,10 @@ func (m *Model) Apply(e Event) {
 					if !m.short[k] {
 						m.totals.Resyncs++
 					}
-					m.totals.ResyncPages += uint64(-m.stock[k])
+					m.totals.ResyncPages += uint64(-m.stock.get(k))
 					m.short[k] = true
 				}
-				m.stock[k] = 0
+				m.stock.set(k, 0)
 			}
 		} else if b := m.before[req]; b >= int64(e.Pages) && e.Pages <= m.batch && m.drained[m.beforeAt[req]] == m.beforeGen[req] {
 			// consume_stock would have served this request from b pages:
@@ -498,19 +556,19 @@ func (m *Model) Apply(e Event) {
 			// Unless that stock was drained since: the drain said what the
 			// kernel held, and the replay followed it (drain).
 			at := m.beforeAt[req]
-			cut := min(b, max(m.stock[at], 0))
+			cut := min(b, max(m.stock.get(at), 0))
 			m.resync(uint64(cut))
-			m.stock[at] -= cut
+			m.stock.add(at, -(cut))
 		}
 		if m.charged[req] {
 			m.known[k] = true
 			m.short[k] = false
 		}
 		m.charged[req] = false
-		m.inflight[req] = 0
+		m.inflight.set(req, 0)
 	}
 	m.raiseWatermark()
-	m.real = m.usage - m.stocked() - sum(m.inflight) - sum(m.draining)
+	m.real = m.usage - m.stock.sum - m.inflight.sum - m.draining.sum
 	// Between a counter charge and the end of its request, U holds a surplus
 	// not yet in the stock; between drain_stock's entry and its uncharge, U
 	// still holds pages no longer stocked: real use is known at the others.
@@ -523,7 +581,7 @@ func (m *Model) Apply(e Event) {
 		// at it: the most of it that was real use, the rest in stocks.
 		if m.usage == int64(m.watermark) && m.watermark > 0 {
 			s := &Snapshot{Watermark: m.watermark, Stock: map[int]uint64{}, Batches: m.batches, Time: e.Time}
-			for k, v := range m.stock {
+			for k, v := range m.stock.all() {
 				if v > 0 {
 					s.Stock[k.cpu] += uint64(v)
 				}
@@ -542,17 +600,7 @@ func (m *Model) Apply(e Event) {
 // stocks' pages past a batch (the kernel's never hold more once refill_stock
 // returns).
 func (m *Model) slack() uint64 {
-	var s int64
-	for _, v := range m.inflight {
-		s += max(v, 0)
-	}
-	for _, v := range m.draining {
-		s += max(v, 0)
-	}
-	for _, v := range m.stock {
-		s += max(v-int64(m.batch), 0)
-	}
-	return uint64(s)
+	return uint64(m.inflight.pos + m.draining.pos + m.stock.over)
 }
 
 func (m *Model) step(e Event) {
@@ -572,9 +620,9 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 	c.RequestedPages += e.Consumed
 	c.FromStockPages += e.Consumed
 	before := e.Real
-	if m.inflight[e.CPU] > 0 && e.Op != OpRefill {
+	if m.inflight.get(e.CPU) > 0 && e.Op != OpRefill {
 		// The last batch left no surplus: its request took it whole.
-		m.endRequest(e.CPU, c, uint64(m.inflight[e.CPU]))
+		m.endRequest(e.CPU, c, uint64(m.inflight.get(e.CPU)))
 	}
 	switch e.Op {
 	case OpCounterCharge:
@@ -590,15 +638,15 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 			m.totals.Big++
 			m.endRequest(e.CPU, c, e.Pages)
 		default:
-			m.inflight[e.CPU] = int64(e.Pages)
+			m.inflight.set(e.CPU, int64(e.Pages))
 		}
 	case OpRefill:
 		if e.Usage > 0 {
 			m.usage = int64(e.Usage)
 		}
-		m.stock[k] += int64(e.Pages)
+		m.stock.add(k, int64(e.Pages))
 		m.totals.Refills++
-		if in := m.inflight[e.CPU]; in > 0 {
+		if in := m.inflight.get(e.CPU); in > 0 {
 			m.endRequest(e.CPU, c, uint64(max(in-int64(e.Pages), 0)))
 		} else {
 			before += int64(e.Pages) // freed into the stock
@@ -607,10 +655,10 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 		m.drain(e, k)
 	case OpCounterUncharge:
 		m.usage = int64(e.Usage)
-		if m.draining[e.CPU] == 0 {
+		if m.draining.get(e.CPU) == 0 {
 			before += int64(e.Pages)
 		}
-		m.draining[e.CPU] = 0
+		m.draining.set(e.CPU, 0)
 		m.totals.Uncharges++
 		m.totals.UnchargedPages += e.Pages
 	}
@@ -710,7 +758,7 @@ func (m *Model) snapRead(real int64, stocked uint64, t uint64) {
 	// Per CPU where the replayed stocks add up to what the kernel held (a
 	// CPU's share is exact at its own events), else only their sum.
 	if m.stocked() == int64(stocked) {
-		for k, v := range m.stock {
+		for k, v := range m.stock.all() {
 			if v > 0 {
 				s.Stock[k.cpu] += uint64(v)
 			}
@@ -747,9 +795,9 @@ type pendingRefill struct {
 
 func (m *Model) applyRefill(req int, p pendingRefill) {
 	delete(m.pending, req)
-	m.stock[p.at] += p.pages
+	m.stock.add(p.at, p.pages)
 	m.short[p.at] = false
-	m.inflight[req] = max(m.inflight[req]-p.pages, 0)
+	m.inflight.set(req, max(m.inflight.get(req)-p.pages, 0))
 }
 
 // settlePending puts in stock k the pending refills for it, if ok says
@@ -777,24 +825,24 @@ func (m *Model) drain(e Event, k slot) {
 	// that caused it, if any): where the replay held something else, it
 	// missed calls, or the kernel served or skipped the stock in a way
 	// the events do not show; either way it follows the kernel from here.
-	if !m.read && m.stock[k] != int64(e.Pages) {
-		m.settlePending(k, func(pages int64) bool { return m.stock[k]+pages == int64(e.Pages) })
+	if !m.read && m.stock.get(k) != int64(e.Pages) {
+		m.settlePending(k, func(pages int64) bool { return m.stock.get(k)+pages == int64(e.Pages) })
 	}
-	if !m.read && m.stock[k] != int64(e.Pages) && (!m.attached || m.known[k]) {
-		d := m.stock[k] - int64(e.Pages)
+	if !m.read && m.stock.get(k) != int64(e.Pages) && (!m.attached || m.known[k]) {
+		d := m.stock.get(k) - int64(e.Pages)
 		m.resync(uint64(max(d, -d)))
 	}
 	m.drained[k]++
-	m.stock[k] = 0
+	m.stock.set(k, 0)
 	m.short[k] = false
-	m.draining[e.CPU] = int64(e.Pages)
+	m.draining.set(e.CPU, int64(e.Pages))
 	m.known[k] = true
 	m.totals.Drains++
 }
 
 // endRequest counts a request charged to the counter (stock-read traces).
 func (m *Model) endRequest(cpu int, c *CPUStats, pages uint64) {
-	m.inflight[cpu] = 0
+	m.inflight.set(cpu, 0)
 	m.totals.Requests++
 	m.totals.RequestedPages += pages
 	c.Requests++
@@ -825,7 +873,7 @@ func (m *Model) ApplySummary(s Summary) {
 		m.totals.FromStock += sc.FromStock
 		m.totals.FromStockPages += sc.FromStockPages
 		k := slot{cpu, m.mainCg}
-		m.stock[k] = max(m.stock[k]-int64(sc.Pending), 0)
+		m.stock.set(k, max(m.stock.get(k)-int64(sc.Pending), 0))
 		if sc.MaxReal > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
 		}
@@ -889,13 +937,13 @@ func (m *Model) Result() Result {
 	for _, p := range m.pending {
 		r.FinalStock[p.at.cpu] += uint64(p.pages)
 	}
-	for k, v := range m.stock {
+	for k, v := range m.stock.all() {
 		if v > 0 {
 			r.FinalStock[k.cpu] += uint64(v)
 		}
 		cgs[k.cg] = true
 	}
-	r.Totals.Slots, r.Totals.Cgroups = uint64(len(m.stock)), uint64(max(len(cgs), 1))
+	r.Totals.Slots, r.Totals.Cgroups = uint64(m.stock.len()), uint64(max(len(cgs), 1))
 	for c, s := range m.cpus {
 		r.CPUs[c] = *s
 	}

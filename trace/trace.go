@@ -1,6 +1,8 @@
-// Package trace is the saved form of a charge trace: JSON Lines, a header
-// line, one event a line, and an end line (docs/trace-format.md). It is read
-// back as a stream so a trace of any length explains in bounded memory.
+// Package trace is the saved form of a charge trace (docs/trace-format.md):
+// a header, the events with the tables they refer to, and an end, written
+// in a compact binary form or as JSON Lines, one record a line. It is read
+// back as a stream, either form, so a trace of any length explains in
+// bounded memory.
 package trace
 
 import (
@@ -147,46 +149,96 @@ type End struct {
 	UserStacks      *StackCounts      `json:"user_stacks,omitempty"` // traces with user stacks
 }
 
+// Format is how a trace file is encoded.
+type Format string
+
+const (
+	// Binary: the compact form (docs/trace-format.md, "Binary form"), what
+	// cgpeak records by default: it keeps up with millions of events a
+	// second, where JSON Lines cannot.
+	Binary Format = "binary"
+	// JSONL: JSON Lines, the text form, for people who grep.
+	JSONL Format = "jsonl"
+)
+
+// ParseFormat reads a format's name, as --trace-format takes it.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case Binary, JSONL:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown trace format %q: use %s or %s", s, Binary, JSONL)
+}
+
 // Writer writes a trace.
 type Writer struct {
 	w      *bufio.Writer
-	enc    *json.Encoder
+	enc    *json.Encoder // JSON Lines
+	bin    *binWriter    // binary
 	n      uint64
 	at     io.WriterAt // the file, when its header can be rewritten at the end
 	header Header
-	room   int // bytes the header line has before its newline
+	room   int // JSON Lines: bytes the header line has before its newline
 }
 
 // headerRoom is the padding after the header, so the losses found at the
 // end fit in when the header is rewritten (JSON allows trailing blanks).
 const headerRoom = 128
 
-// NewWriter writes the header.
-func NewWriter(w io.Writer, h Header) (*Writer, error) {
+// NewWriter writes the header of a binary trace.
+func NewWriter(w io.Writer, h Header) (*Writer, error) { return NewFormatWriter(w, h, Binary) }
+
+// NewJSONLWriter writes the header of a JSON Lines trace.
+func NewJSONLWriter(w io.Writer, h Header) (*Writer, error) { return NewFormatWriter(w, h, JSONL) }
+
+// NewFormatWriter writes the header of a trace in format f.
+func NewFormatWriter(w io.Writer, h Header, f Format) (*Writer, error) {
 	h.Type, h.Schema = "header", Schema
 	bw := bufio.NewWriterSize(w, 1<<16)
-	tw := &Writer{w: bw, enc: json.NewEncoder(bw), header: h}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, err
-	}
+	tw := &Writer{w: bw, header: h}
 	if f, ok := w.(interface {
 		io.WriterAt
 		io.Seeker
 	}); ok {
 		if off, err := f.Seek(0, io.SeekCurrent); err == nil && off == 0 {
 			tw.at = f
-			b = append(b, bytes.Repeat([]byte(" "), headerRoom)...)
 		}
+	}
+	switch f {
+	case Binary:
+		tw.bin = newBinWriter()
+		return tw, tw.writeBinaryHeader(tw.at != nil)
+	case JSONL:
+	default:
+		return nil, fmt.Errorf("unknown trace format %q", f)
+	}
+	tw.enc = json.NewEncoder(bw)
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	if tw.at != nil {
+		b = append(b, bytes.Repeat([]byte(" "), headerRoom)...)
 	}
 	tw.room = len(b)
 	_, err = bw.Write(append(b, '\n'))
 	return tw, err
 }
 
+// Format says how the trace is written.
+func (w *Writer) Format() Format {
+	if w.bin != nil {
+		return Binary
+	}
+	return JSONL
+}
+
 // Write adds an event.
 func (w *Writer) Write(e Event) error {
 	w.n++
+	if w.bin != nil {
+		return w.writeBinaryEvent(&e)
+	}
 	return w.enc.Encode(e)
 }
 
@@ -194,18 +246,27 @@ func (w *Writer) Write(e Event) error {
 // first event that has a user stack.
 func (w *Writer) WriteProcess(p Process) error {
 	p.Type = "process"
+	if w.bin != nil {
+		return w.writeJSONRecord(recProcess, p)
+	}
 	return w.enc.Encode(p)
 }
 
 // WriteUserStack adds a ustack line, before the first event naming it.
 func (w *Writer) WriteUserStack(s UserStack) error {
 	s.Type = "ustack"
+	if w.bin != nil {
+		return w.writeJSONRecord(recUStack, s)
+	}
 	return w.enc.Encode(s)
 }
 
 // WriteKernelStack adds a kstack line, before the first event naming it.
 func (w *Writer) WriteKernelStack(s KernelStack) error {
 	s.Type = "kstack"
+	if w.bin != nil {
+		return w.writeJSONRecord(recKStack, s)
+	}
 	return w.enc.Encode(s)
 }
 
@@ -213,7 +274,13 @@ func (w *Writer) WriteKernelStack(s KernelStack) error {
 // header too where the file allows.
 func (w *Writer) Close(end End) error {
 	end.Type, end.Events = "end", w.n
-	if err := w.enc.Encode(end); err != nil {
+	var err error
+	if w.bin != nil {
+		err = w.writeJSONRecord(recEnd, end)
+	} else {
+		err = w.enc.Encode(end)
+	}
+	if err != nil {
 		return err
 	}
 	if err := w.w.Flush(); err != nil {
@@ -226,6 +293,9 @@ func (w *Writer) Close(end End) error {
 	if w.at == nil || end.Lost == 0 && missed == 0 {
 		return nil
 	}
+	if w.bin != nil {
+		return w.rewriteLosses(end.Lost, missed)
+	}
 	h := w.header
 	h.Lost, h.MissedCalls = end.Lost, missed
 	b, err := json.Marshal(h)
@@ -236,10 +306,15 @@ func (w *Writer) Close(end End) error {
 	return err
 }
 
-// Reader reads a trace line by line. The process, ustack and kstack lines
-// it passes are kept in its tables, complete for every event Next returned.
+// Flush writes out what is buffered, without ending the trace.
+func (w *Writer) Flush() error { return w.w.Flush() }
+
+// Reader reads a trace record by record, either form. The process, ustack
+// and kstack records it passes are kept in its tables, complete for every
+// event Next returned.
 type Reader struct {
-	sc        *bufio.Scanner
+	sc        *bufio.Scanner // JSON Lines
+	bin       *binReader     // binary
 	line      int
 	Header    Header
 	End       *End                   // set once the end line was read
@@ -247,13 +322,27 @@ type Reader struct {
 	Paths     map[string]string      // build ID -> a path the traced file had (from the process lines)
 	UStacks   map[uint64]UserStack   // by id
 	KStacks   map[uint64]KernelStack // by id
+	onTable   func(any)              // see OnTable
 }
 
-// NewReader reads and checks the header.
+// NewReader reads and checks the header; the form, binary or JSON Lines,
+// is told by the first bytes.
 func NewReader(r io.Reader) (*Reader, error) {
-	sc := bufio.NewScanner(r)
+	br := bufio.NewReaderSize(r, 64<<10)
+	rd := &Reader{onTable: func(any) {}, Processes: map[int]*Process{}, Paths: map[string]string{}, UStacks: map[uint64]UserStack{}, KStacks: map[uint64]KernelStack{}}
+	m, _ := br.Peek(len(Magic))
+	if len(m) > 0 && len(m) < len(Magic) && bytes.HasPrefix(Magic[:], m) {
+		return nil, atOffset(0, fmt.Errorf("binary trace cut short in its magic number (%d of %d bytes)", len(m), len(Magic)))
+	}
+	if bytes.Equal(m, Magic[:]) {
+		if err := newBinReader(br, rd); err != nil {
+			return nil, err
+		}
+		return rd, rd.checkHeader(func(err error) error { return atOffset(10, err) })
+	}
+	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	rd := &Reader{sc: sc, Processes: map[int]*Process{}, Paths: map[string]string{}, UStacks: map[uint64]UserStack{}, KStacks: map[uint64]KernelStack{}}
+	rd.sc = sc
 	if !sc.Scan() {
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("line 1: %w", err)
@@ -264,16 +353,81 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err := json.Unmarshal(sc.Bytes(), &rd.Header); err != nil || rd.Header.Type != "header" {
 		return nil, fmt.Errorf("line 1: not a cgpeak trace header (%v)", err)
 	}
-	if rd.Header.Schema > Schema {
-		return nil, fmt.Errorf("line 1: trace schema %d is newer than this cgpeak's %d: upgrade cgpeak", rd.Header.Schema, Schema)
+	return rd, rd.checkHeader(func(err error) error { return fmt.Errorf("line 1: %w", err) })
+}
+
+// OnTable has f called with each table record (a Process, UserStack or
+// KernelStack) as Next reads it, so a copy can keep it in its place among
+// the events.
+func (r *Reader) OnTable(f func(any)) {
+	if f == nil {
+		f = func(any) {}
 	}
-	if rd.Header.CommandBuildID != "" {
-		rd.Paths[rd.Header.CommandBuildID] = rd.Header.CommandPath
+	r.onTable = f
+}
+
+// Format says how the trace read is encoded.
+func (r *Reader) Format() Format {
+	if r.bin != nil {
+		return Binary
 	}
-	if err := rd.Header.check(); err != nil {
-		return nil, fmt.Errorf("line 1: %w", err)
+	return JSONL
+}
+
+func (r *Reader) checkHeader(at func(error) error) error {
+	if r.Header.Schema > Schema {
+		return at(fmt.Errorf("trace schema %d is newer than this cgpeak's %d: upgrade cgpeak", r.Header.Schema, Schema))
 	}
-	return rd, nil
+	if r.Header.CommandBuildID != "" {
+		r.Paths[r.Header.CommandBuildID] = r.Header.CommandPath
+	}
+	if err := r.Header.check(); err != nil {
+		return at(err)
+	}
+	return nil
+}
+
+// table reads a record other than an event: the end, or a table record.
+func (r *Reader) table(typ byte, b []byte) error {
+	switch typ {
+	case recEnd:
+		r.End = &End{}
+		if err := json.Unmarshal(b, r.End); err != nil {
+			return err
+		}
+		r.End.Type = "end" // a binary record's type is its framing's
+		return r.End.check(r.Header.PageSize)
+	case recProcess:
+		var p Process
+		if err := json.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		p.Type = "process"
+		r.Processes[p.PID] = &p
+		for _, m := range p.Mappings {
+			if m.BuildID != "" {
+				r.Paths[m.BuildID] = m.Path
+			}
+		}
+		r.onTable(p)
+	case recUStack:
+		var s UserStack
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s.Type = "ustack"
+		r.UStacks[s.ID] = s
+		r.onTable(s)
+	case recKStack:
+		var s KernelStack
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s.Type = "kstack"
+		r.KStacks[s.ID] = s
+		r.onTable(s)
+	}
+	return nil
 }
 
 // Limits on a trace's figures. No kernel has more: a page count past
@@ -323,6 +477,9 @@ func check(e *Event) error {
 	case e.Real < -MaxPages || e.Real > MaxPages:
 		return fmt.Errorf("real %d is out of range (at most %d pages either way)", e.Real, int64(MaxPages))
 	}
+	if e.Pages|e.Usage|e.Watermark|e.Consumed|e.Stocked <= MaxPages { // all in range: MaxPages is a power of two
+		return nil
+	}
 	for _, f := range []struct {
 		name string
 		v    uint64
@@ -362,6 +519,9 @@ func (e *End) check(pageSize uint64) error {
 
 // Next returns the next event, io.EOF at the end.
 func (r *Reader) Next() (Event, error) {
+	if r.bin != nil {
+		return r.nextBinary()
+	}
 	for r.sc.Scan() {
 		r.line++
 		b := r.sc.Bytes()
@@ -385,46 +545,15 @@ func (r *Reader) Next() (Event, error) {
 		if err := json.Unmarshal(b, &probe); err != nil {
 			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 		}
-		if probe.Type == "end" {
-			r.End = &End{}
-			if err := json.Unmarshal(b, r.End); err != nil {
-				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+		if probe.Type != "" {
+			typ, ok := map[string]byte{"end": recEnd, "process": recProcess, "ustack": recUStack, "kstack": recKStack}[probe.Type]
+			if !ok {
+				return Event{}, fmt.Errorf("line %d: unexpected %q line", r.line, probe.Type)
 			}
-			if err := r.End.check(r.Header.PageSize); err != nil {
+			if err := r.table(typ, b); err != nil {
 				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
 			}
 			continue
-		}
-		switch probe.Type {
-		case "":
-		case "process":
-			var p Process
-			if err := json.Unmarshal(b, &p); err != nil {
-				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
-			}
-			r.Processes[p.PID] = &p
-			for _, m := range p.Mappings {
-				if m.BuildID != "" {
-					r.Paths[m.BuildID] = m.Path
-				}
-			}
-			continue
-		case "ustack":
-			var s UserStack
-			if err := json.Unmarshal(b, &s); err != nil {
-				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
-			}
-			r.UStacks[s.ID] = s
-			continue
-		case "kstack":
-			var s KernelStack
-			if err := json.Unmarshal(b, &s); err != nil {
-				return Event{}, fmt.Errorf("line %d: %w", r.line, err)
-			}
-			r.KStacks[s.ID] = s
-			continue
-		default:
-			return Event{}, fmt.Errorf("line %d: unexpected %q line", r.line, probe.Type)
 		}
 		if err := json.Unmarshal(b, &e); err != nil {
 			return Event{}, fmt.Errorf("line %d: %w", r.line, err)

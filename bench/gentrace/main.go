@@ -15,10 +15,16 @@ import (
 
 func main() {
 	events := flag.Uint64("events", 10_000_000, "events to write")
+	format := flag.String("format", string(trace.Binary), "the trace's form: binary or jsonl")
 	flag.Parse()
+	f, err := trace.ParseFormat(*format)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	out := bufio.NewWriterSize(os.Stdout, 1<<20)
-	w, err := trace.NewWriter(out, trace.Header{Kernel: "synthetic", Batch: 64, BatchSource: "gentrace", CPUs: 2, PageSize: 4096,
-		Backend: "fentry", Mode: "charges", Cgroup: "/synthetic", CgroupVersion: 2})
+	w, err := trace.NewFormatWriter(out, trace.Header{Kernel: "synthetic", Batch: 64, BatchSource: "gentrace", CPUs: 2, PageSize: 4096,
+		Backend: "fentry", Mode: "charges", Cgroup: "/synthetic", CgroupVersion: 2}, f)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

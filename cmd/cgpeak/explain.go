@@ -22,12 +22,12 @@ func explainCmd(args []string) int {
 	timeline := fs.Bool("timeline", false, "print the timeline of usage U, real use U-S and the watermark")
 	plotFile := fs.String("plot", "", "write the timeline as an SVG image to FILE")
 	po := profileFlags(fs)
-	setUsage(fs, "Usage: cgpeak explain [flags] TRACE.jsonl\n\nReplays a charge trace (cgpeak run --trace-output) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
+	setUsage(fs, "Usage: cgpeak explain [flags] TRACE\n\nReplays a charge trace (cgpeak run --trace-output; binary or JSON Lines) offline, without root or BPF,\nand explains the cgroup's peak: real use vs pages pre-charged in per-CPU stocks.\n\nFlags:\n")
 	if code, stop := parseFlags(fs, args); stop {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE.jsonl")
+		fmt.Fprintln(os.Stderr, "cgpeak: explain takes one trace file: cgpeak explain TRACE")
 		return exitUsage
 	}
 	if err := checkDests(dest{"--plot", *plotFile}); err != nil {

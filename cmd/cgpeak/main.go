@@ -67,7 +67,7 @@ func dispatch(args []string) int {
 }
 
 // subcommands are cgpeak's commands, for `cgpeak help CMD`.
-var subcommands = map[string]func([]string) int{"run": runCmd, "trace": traceCmd, "watch": watchCmd, "explain": explainCmd, "probe": probeCmd}
+var subcommands = map[string]func([]string) int{"run": runCmd, "trace": traceCmd, "watch": watchCmd, "explain": explainCmd, "convert": convertCmd, "probe": probeCmd}
 
 // helpCmd is `cgpeak help [CMD]`: the command's --help, on stdout.
 func helpCmd(args []string) int {
@@ -77,7 +77,7 @@ func helpCmd(args []string) int {
 	}
 	cmd, ok := subcommands[args[0]]
 	if !ok || len(args) > 1 {
-		fmt.Fprintf(os.Stderr, "cgpeak: help %s: no such command: use cgpeak help run, trace, watch, explain or probe\n", strings.Join(args, " "))
+		fmt.Fprintf(os.Stderr, "cgpeak: help %s: no such command: use cgpeak help run, trace, watch, explain, convert or probe\n", strings.Join(args, " "))
 		return exitUsage
 	}
 	return cmd([]string{"--help"})
@@ -93,9 +93,11 @@ Usage:
                                         trace a running cgroup's charges until Ctrl-C
   cgpeak watch --cgroup PATH | --pid PID
                                         follow a cgroup's memory live
-  cgpeak explain TRACE.jsonl            replay a saved trace offline and explain the peak
-                                        (--top N, --pprof FILE, --folded FILE, --flame FILE:
-                                        which functions charged the pages, from --trace-charges)
+  cgpeak explain TRACE                  replay a saved trace (binary or JSON Lines) offline
+                                        and explain the peak (--top N, --pprof FILE, --folded FILE,
+                                        --flame FILE: which functions charged the pages, from --trace-charges)
+  cgpeak convert [--to jsonl|binary] IN OUT
+                                        rewrite a trace in the other form (JSON Lines to grep)
   cgpeak probe                          what this kernel lets cgpeak measure, and why
   cgpeak --version
 

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kpeak"
+	"github.com/cgpeak/cgpeak/trace"
 )
 
 // needNoPeakFile skips where the kernel has memory.peak, or memory is on v1
@@ -61,14 +61,20 @@ func TestRunPeakWithoutPeakFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var ev struct {
-			Counter string  `json:"counter"`
-			Usage   *uint64 `json:"usage"`
+	rd, err := trace.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			break
 		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Usage != nil && (ev.Counter == "" || ev.Counter == "memory") {
-			maxUsage = max(maxUsage, *ev.Usage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ev.OtherCounter() {
+			maxUsage = max(maxUsage, ev.Usage)
 		}
 	}
 	t.Logf("%d pages touched: peak %d pages (%s), traced max of usage %d pages", n, *r.PeakBytes/page, r.PeakSource, maxUsage)

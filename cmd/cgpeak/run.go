@@ -49,7 +49,8 @@ func runCmd(args []string) int {
 	fs.BoolVar(&o.trace.on, "trace", false, "trace every memory cgroup charge with eBPF and explain the peak (root; see cgpeak probe)")
 	fs.BoolVar(&o.trace.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (implies --trace; slower)")
 	fs.BoolVar(&o.trace.descend, "descendants", false, "also trace the cgroups the workload makes below its own (implies --trace-charges)")
-	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (implies --trace)")
+	fs.StringVar(&o.trace.output, "trace-output", "", "write the charge trace to FILE, binary unless --trace-format jsonl (implies --trace)")
+	o.trace.formatFlag(fs)
 	fs.StringVar(&o.trace.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.trace.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.trace.testFlags(fs)
@@ -88,6 +89,10 @@ Flags:
 	o.trace.on = o.trace.on || o.trace.output != "" || o.trace.charges
 	if !validBackend(o.trace.backend) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.trace.backend)
+		return exitUsage
+	}
+	if err := o.trace.checkFormat(); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
 	if code := chooseUser(&o); code != 0 {

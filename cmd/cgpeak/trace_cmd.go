@@ -26,7 +26,8 @@ func traceCmd(args []string) int {
 	out := fs.String("output", "", "write the report to FILE instead of stderr (- for stdout)")
 	fs.BoolVar(&o.charges, "trace-charges", false, "record every charge request with its kernel stack, not only the summary (slower)")
 	fs.BoolVar(&o.descend, "descendants", false, "also trace the cgroups below it (a container's or a slice's children; implies --trace-charges)")
-	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE as JSON Lines (docs/trace-format.md)")
+	fs.StringVar(&o.output, "trace-output", "", "write the charge trace to FILE, binary unless --trace-format jsonl (docs/trace-format.md)")
+	o.formatFlag(fs)
 	fs.StringVar(&o.backend, "backend", "auto", "charge tracing backend: auto, fentry, kprobe or tracepoint")
 	fs.StringVar(&o.kernelBTF, "kernel-btf", "", "kernel BTF FILE for kernels without /sys/kernel/btf/vmlinux")
 	o.testFlags(fs)
@@ -41,6 +42,10 @@ func traceCmd(args []string) int {
 	o.charges = o.charges || o.descend
 	if !validBackend(o.backend) {
 		fmt.Fprintf(os.Stderr, "cgpeak: unknown --backend %q: use auto, fentry, kprobe or tracepoint\n", o.backend)
+		return exitUsage
+	}
+	if err := o.checkFormat(); err != nil {
+		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
 	if err := checkDests(dest{"--output", *out}, dest{"--trace-output", o.output}); err != nil {

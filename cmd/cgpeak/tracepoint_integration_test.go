@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -92,13 +91,11 @@ func traceHeader(t *testing.T, path string) trace.Header {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	var h trace.Header
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &h) != nil {
-		t.Fatalf("no header in %s", path)
+	rd, err := trace.NewReader(f)
+	if err != nil {
+		t.Fatalf("no header in %s: %v", path, err)
 	}
-	return h
+	return rd.Header
 }
 
 // withTracepoint adds the tracepoint backend to bs where the kernel lets it

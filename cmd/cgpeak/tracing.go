@@ -13,6 +13,7 @@ import (
 	"github.com/cgpeak/cgpeak/internal/runas"
 	"github.com/cgpeak/cgpeak/internal/session"
 	"github.com/cgpeak/cgpeak/loader"
+	"github.com/cgpeak/cgpeak/trace"
 )
 
 type traceOpts struct {
@@ -20,6 +21,7 @@ type traceOpts struct {
 	charges   bool // record every charge (per-charge mode), not the summary
 	descend   bool // also the cgroups below the target (implies charges)
 	output    string
+	format    string // of the trace file: trace.Binary or trace.JSONL
 	backend   string
 	kernelBTF string
 	timeline  bool
@@ -35,8 +37,20 @@ type traceOpts struct {
 type TraceReport = replay.Report
 
 func (o traceOpts) session(argv []string, attached bool) session.Options {
-	return session.Options{Charges: o.charges, Descendants: o.descend, Output: o.output, Backend: o.backend, KernelBTF: o.kernelBTF,
+	return session.Options{Charges: o.charges, Descendants: o.descend, Output: o.output, Format: trace.Format(o.format), Backend: o.backend, KernelBTF: o.kernelBTF,
 		Timeline: o.timeline || o.plot != "", Command: argv, Attached: attached, PerRequest: o.perRequest, WalkEveryStack: o.walkEveryStack, NoUserStacks: o.noUserStacks}
+}
+
+// formatFlag adds --trace-format.
+func (o *traceOpts) formatFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&o.format, "trace-format", string(trace.Binary), "the trace file's form: binary (compact, keeps up with millions of charges a second) or jsonl (JSON Lines, one record a line, for grep and jq; cgpeak convert turns one into the other)")
+}
+
+func (o *traceOpts) checkFormat() error {
+	if _, err := trace.ParseFormat(o.format); err != nil {
+		return fmt.Errorf("--trace-format: %w", err)
+	}
+	return nil
 }
 
 // traceAdvice words a tracing error for the command line.

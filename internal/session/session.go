@@ -30,10 +30,11 @@ import (
 
 // Options for Open.
 type Options struct {
-	Charges     bool   // record every charge (per-charge mode), not the summary
-	Descendants bool   // also the cgroups below the target (implies Charges)
-	Output      string // write the trace to this file (JSON Lines), "" for none
-	Backend     string // loader.Auto, or one of loader.Backends()
+	Charges     bool         // record every charge (per-charge mode), not the summary
+	Descendants bool         // also the cgroups below the target (implies Charges)
+	Output      string       // write the trace to this file, "" for none
+	Format      trace.Format // its form: trace.Binary ("" too) or trace.JSONL
+	Backend     string       // loader.Auto, or one of loader.Backends()
 	KernelBTF   string
 	Timeline    bool     // keep the model's timeline (for a plot or a listing)
 	Command     []string // the traced command, for the trace header
@@ -121,7 +122,11 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 		if t.Backend == loader.Tracepoint {
 			h.CannotSee = loader.TracepointBlind
 		}
-		if s.w, err = trace.NewWriter(s.file, h); err != nil {
+		f := o.Format
+		if f == "" {
+			f = trace.Binary
+		}
+		if s.w, err = trace.NewFormatWriter(s.file, h, f); err != nil {
 			s.Abort()
 			return nil, fmt.Errorf("%w: %w", ErrOutput, err)
 		}

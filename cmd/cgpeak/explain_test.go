@@ -129,3 +129,29 @@ func TestExplainRefusesAbsurdFigures(t *testing.T) {
 		}
 	}
 }
+
+// A trace whose end reports 5000 lost events of a 1 MiB watermark printed
+// "800 KiB ± 3.74 GiB": now the range it prints stays within the watermark
+// (per-charge mode keeps no maximum in the kernel), and a per-request
+// summary, whose kernel side kept the maximum, prints it as exact.
+func TestExplainLostEventsWithinWatermark(t *testing.T) {
+	for mode, want := range map[string]string{
+		"charges": "corrected peak           800.0 KiB (between 0 B and 1.00 MiB: 5000 calls missed)",
+		"summary": "corrected peak           808.0 KiB (exact all the same: the kernel kept what it is taken from, whatever the 5000 calls missed or lost)",
+	} {
+		b, err := os.ReadFile("../../testdata/traces/bookworm-seed-" + mode + "-touch196.jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := regexp.MustCompile(`("type":"end","events":\d+,"lost":)0`).ReplaceAllString(string(b), "${1}5000")
+		ex, _, err := replay.Trace(strings.NewReader(tr), mode, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		writeTraceReport(&buf, ex)
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("%s: report\n%s\nwant it to say %q", mode, buf.String(), want)
+		}
+	}
+}

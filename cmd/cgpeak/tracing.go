@@ -81,7 +81,7 @@ func writeTraceReport(w io.Writer, t *TraceReport) {
 		}
 		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(t.WatermarkBytes))
 	}
-	corrected := human(t.CorrectedPeakBytes) + bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact)
+	corrected := human(t.CorrectedPeakBytes) + bound(t)
 	if live {
 		exact := ""
 		if !t.Exact {
@@ -145,11 +145,16 @@ func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
 		t.Requests, t.FromStock, t.CounterCharges, batch, t.Forced, t.Failed)
 }
 
-// bound is what follows a corrected peak that is not exact: how far it may
-// be from the real peak, and why (analysis.ErrorBound).
-func bound(errBytes, calls uint64, exact bool) string {
-	if exact || (errBytes == 0 && calls == 0) {
+// bound is what follows a corrected peak that is not exact: where the real
+// peak lies, and why (analysis.PeakRange); nothing where the trace is
+// exact, and where what was lost or missed cannot have moved the peak
+// (the kernel kept it), that it is exact all the same.
+func bound(t *TraceReport) string {
+	switch {
+	case t.Exact || (t.CorrectedPeakErrorBytes == 0 && t.MissedCalls == 0):
 		return ""
+	case t.CorrectedPeakLowBytes == t.CorrectedPeakHighBytes:
+		return fmt.Sprintf(" (exact all the same: the kernel kept what it is taken from, whatever the %d calls missed or lost)", t.MissedCalls)
 	}
-	return fmt.Sprintf(" (± %s: %d calls missed)", human(errBytes), calls)
+	return fmt.Sprintf(" (between %s and %s: %d calls missed)", human(t.CorrectedPeakLowBytes), human(t.CorrectedPeakHighBytes), t.MissedCalls)
 }

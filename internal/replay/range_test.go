@@ -96,8 +96,32 @@ func TestLostEventsBoundedByWatermark(t *testing.T) {
 		if truth := replayString(t, string(b)).CorrectedPeakBytes; r.CorrectedPeakLowBytes > truth || r.CorrectedPeakHighBytes < truth {
 			t.Errorf("%s: range [%d, %d] misses the exact trace's peak %d", mode, r.CorrectedPeakLowBytes, r.CorrectedPeakHighBytes, truth)
 		}
+		// Every real use a stock-read trace's kernel side measured was
+		// real then, whatever was lost: the most of them (198 pages) is
+		// the range's floor.
+		if mode == "stocks" && r.CorrectedPeakLowBytes != 198*4096 {
+			t.Errorf("stocks: range from %d bytes, want the kernel's largest measured real use, 198 pages", r.CorrectedPeakLowBytes)
+		}
 		if kept := mode == "summary"; kept != (r.CorrectedPeakErrorBytes == 0) {
 			t.Errorf("%s: error %d bytes with 5000 lost: the kernel keeps the maximum only in per-request summaries", mode, r.CorrectedPeakErrorBytes)
 		}
+	}
+
+	// A refill's event lost from a per-request summary leaves the replay
+	// 63 pages short of stock, which it would count as real use: the range
+	// is the kernel's maximum, which no lost event touched.
+	b, err := os.ReadFile("../../testdata/traces/bookworm-seed-summary-touch196.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if !strings.Contains(lines[11], `"op":"refill_stock"`) {
+		t.Fatalf("line 12 is no refill: %s", lines[11])
+	}
+	tr := strings.Replace(strings.Join(append(lines[:11:11], lines[12:]...), "\n"), `"lost":0`, `"lost":1`, 1)
+	exact := replayString(t, string(b))
+	r = replayString(t, tr)
+	if r.CorrectedPeakBytes != exact.CorrectedPeakBytes || r.CorrectedPeakErrorBytes != 0 {
+		t.Errorf("summary, a refill lost: corrected %d ± %d bytes, want the kernel's %d ± 0", r.CorrectedPeakBytes, r.CorrectedPeakErrorBytes, exact.CorrectedPeakBytes)
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden explanations of testdata/traces")
 
-// Traces recorded in the VMs (6.1 and 7.3, touchN: N pages touched on CPU 0)
+// Traces recorded in the VMs (6.1 and 7.3) and on a cgroup v1 host (6.18, the
+// tracepoint backend; touchN: N pages touched on CPU 0)
 // replay offline to their committed explanations, and the replay holds the
 // kernel's own figures: the traced watermark is the memory.peak read at the
 // end, and the corrected peak lies between the touched pages and it. A trace

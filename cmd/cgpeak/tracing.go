@@ -96,6 +96,17 @@ func writeTraceReport(w io.Writer, t *TraceReport) {
 	} else {
 		fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", corrected)
 	}
+	if c := t.Reconciliation; c != nil {
+		var n uint64
+		for _, v := range t.Missed {
+			n += v
+		}
+		verdict := "none of them was this cgroup's (or they cancelled out): they cost the corrected peak nothing"
+		if c.DriftPages != 0 {
+			verdict = fmt.Sprintf("this cgroup's own skipped updates net %+d pages, the most the corrected peak can be off by", c.DriftPages)
+		}
+		fmt.Fprintf(w, "  skipped stat updates     %d (the kernel's recursion count, any cgroup's); memory.stat %d pages, traced sum %d: %s\n", n, c.StatPages, c.TracedPages, verdict)
+	}
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	if len(t.Kinds) > 0 {
 		fmt.Fprintf(w, "  charged for              %s\n", kindsLine(t.Kinds))

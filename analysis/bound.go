@@ -190,7 +190,10 @@ func PeakRange(r Result, lost uint64, missed map[string]uint64, ceiling uint64, 
 	for _, n := range missed {
 		missedN += n
 	}
-	kernel := uint64(min(max(r.KernelReal, 0), int64(ceiling)))
+	// A kernel maximum above the traced watermark contradicts the trace
+	// (the report says so): it is taken at the watermark, so that the
+	// corrected peak never exceeds the traced watermark.
+	kernel := uint64(min(max(r.KernelReal, 0), int64(r.Watermark)))
 	base := corrected
 	if r.KeptMax && r.HasKernelReal && (t.Stats || lost > 0) {
 		base = kernel

@@ -691,6 +691,7 @@ func (m *Model) applyStatSummary(s Summary) {
 	m.keptMax = true
 	m.totals.RequestedPages, m.totals.UnchargedPages = 0, 0
 	m.kinds = map[string]*KindStats{}
+	m.keptWatermark(s)
 	for _, sc := range s.CPUs {
 		for k, v := range sc.StatKinds {
 			entry(m.kinds, k).Pages += v
@@ -829,6 +830,7 @@ func (m *Model) ApplySummary(s Summary) {
 	// would count only those charged to the counter.
 	m.procs = map[int]*ProcStats{}
 	m.keptMax = true
+	m.keptWatermark(s)
 	var at *SummaryCPU
 	for cpu, sc := range s.CPUs {
 		c := m.cpu(cpu)
@@ -861,6 +863,15 @@ func (m *Model) ApplySummary(s Summary) {
 		}
 		snap.StockTotal = at.Watermark - snap.InUse
 		m.atMark = snap
+	}
+}
+
+// keptWatermark raises the watermark to the readings the kernel side kept
+// per CPU: each is the counter's own watermark at some moment, so it holds
+// however many events that showed it were lost.
+func (m *Model) keptWatermark(s Summary) {
+	for _, sc := range s.CPUs {
+		m.watermark = max(m.watermark, sc.Watermark)
 	}
 }
 

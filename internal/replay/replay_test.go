@@ -71,6 +71,9 @@ func FuzzExplainInvariants(f *testing.F) {
 		if lo > c || c > hi || hi > ceiling || ex.CorrectedPeakErrorBytes != max(c-lo, hi-c) {
 			t.Fatalf("corrected peak %d in [%d, %d] ± %d, ceiling %d", c, lo, hi, ex.CorrectedPeakErrorBytes, ceiling)
 		}
+		if c > ex.WatermarkBytes {
+			t.Fatalf("corrected peak %d above the traced watermark %d", c, ex.WatermarkBytes)
+		}
 		if ex.Exact && (lo != c || hi != c) {
 			t.Fatalf("exact, yet corrected peak %d in [%d, %d]", c, lo, hi)
 		}

@@ -151,7 +151,8 @@ func (r Range) Exact() bool { return r.Low == r.High }
 //  1. The real peak lies in [0, ceiling]: real use is usage minus what the
 //     stocks and the charges in flight hold, never below 0, and usage never
 //     exceeds the counter's watermark, the most usage ever was (the traced
-//     watermark is the kernel's own at each counter event; the cgroup's
+//     watermark is the kernel's own at each counter event and in an end
+//     summary's per-CPU readings, which no lost event takes away; the cgroup's
 //     peak file, read at the end, is the same counter's maximum since the
 //     cgroup began, so it is the ceiling where the trace missed the events
 //     that raised the watermark last).

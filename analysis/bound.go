@@ -107,3 +107,143 @@ func missedWeight(fn string, t Totals, batch, largest uint64) uint64 {
 	}
 	return largest
 }
+
+// Reconciliation is what the live session read at the end of a tracepoint
+// trace, at one quiet moment (nothing of the cgroup's changed for longer
+// than the kernel's periodic statistics flush, so the kernel's figures
+// were flushed): StatPages, the charged statistics as memory.stat has them
+// (v2: anon, file, kernel, sock; v1: rss, cache and the kmem counter), and
+// RealPages, the tracepoint programs' running sum of the same statistics
+// (real_sum). Both are pages.
+type Reconciliation struct {
+	StatPages int64
+	RealPages int64
+}
+
+// Drift is what the kernel counted that the programs' running sum missed:
+// the net pages of the traced cgroup's own skipped updates.
+func (c Reconciliation) Drift() int64 { return c.StatPages - c.RealPages }
+
+// Range is where the real peak lies, in pages: between Low and High, both
+// within [0, the watermark]. Peak is the corrected peak the report gives,
+// inside the range; Error the farther of its two ends from Peak (so at most
+// the watermark); Calls the calls missed or lost the range is wide for.
+type Range struct {
+	Low, High, Peak, Error uint64
+	Calls                  uint64
+	// Reconciled: the kernel's statistics were compared with the trace's
+	// running sum; Drift is their difference (StatPages - RealPages).
+	Reconciled bool
+	Drift      int64
+}
+
+// Exact: the range is one value.
+func (r Range) Exact() bool { return r.Low == r.High }
+
+// PeakRange bounds the real peak of a replayed trace from both sides with
+// every constraint the trace proves (r: the replay's result; lost and
+// missed: the tracer's counts at the end; ceiling: the highest watermark
+// known, the traced one or the cgroup's own peak file, in pages; rec: the
+// end's reconciliation, nil where none was read).
+//
+// The rules, each sound on its own, are intersected:
+//
+//  1. The real peak lies in [0, ceiling]: real use is usage minus what the
+//     stocks and the charges in flight hold, never below 0, and usage never
+//     exceeds the counter's watermark, the most usage ever was (the traced
+//     watermark is the kernel's own at each counter event and in an end
+//     summary's per-CPU readings, which no lost event takes away; the cgroup's
+//     peak file, read at the end, is the same counter's maximum since the
+//     cgroup began, so it is the ceiling where the trace missed the events
+//     that raised the watermark last).
+//  2. It lies within ErrorBound of the corrected peak (the replay's state
+//     can be wrong only by what the missed calls moved), either way.
+//  3. Where the kernel side kept the maximum of real use itself (an end
+//     summary: the tracepoint programs' per-CPU max_real of their running
+//     sum; the per-request summary's max_real at every request's end), the
+//     ring buffer dropping events changes nothing that maximum was taken
+//     from: lost events cost nothing, and the range is centred on the
+//     kernel's maximum, not on the replay, whose own state lost events can
+//     have made wrong.
+//  4. Where nothing was missed (no miss counted, no resync), each real use
+//     the kernel side measured itself (a stat or stock-read event's real,
+//     a summary's max_real) was real use at that moment: the real peak is
+//     at least the largest of them, however many events were lost.
+//  5. Tracepoint traces: the running sum is wrong only by the statistics
+//     updates the kernel skipped for the traced cgroup (those of other
+//     cgroups, which the kernel's recursion count includes, never touch
+//     it). Where the end's reconciliation compared the kernel's flushed
+//     statistics with the sum, their difference D is the net of those
+//     skipped updates: D > 0 (additions skipped) leaves the sum, and so its
+//     maximum, too low by at most D, D < 0 (removals skipped) too high by
+//     at most -D, and D = 0 costs nothing, whatever the kernel counted.
+//     This takes the skipped updates of the cgroup's own to all have one
+//     sign; two of its own of opposite sign that cancel to the page would
+//     hide from it (interrupt-time updates of the traced cgroup inside the
+//     programs' few hundred nanoseconds, twice, of equal size). Without a
+//     reconciliation each skipped update may have been the cgroup's, by at
+//     most the larger of a batch and the largest update the trace saw.
+func PeakRange(r Result, lost uint64, missed map[string]uint64, ceiling uint64, cpus int, rec *Reconciliation) Range {
+	t := r.Totals
+	ceiling = max(ceiling, r.Watermark)
+	corrected := min(r.CorrectedPeak.Pages, ceiling)
+	var missedN uint64
+	for _, n := range missed {
+		missedN += n
+	}
+	// A kernel maximum above the traced watermark contradicts the trace
+	// (the report says so): it is taken at the watermark, so that the
+	// corrected peak never exceeds the traced watermark.
+	kernel := uint64(min(max(r.KernelReal, 0), int64(r.Watermark)))
+	base := corrected
+	if r.KeptMax && r.HasKernelReal && (t.Stats || lost > 0) {
+		base = kernel
+	}
+	var out Range
+	var up, down uint64
+	if t.Stats {
+		largest := max(r.Batch, t.MaxPages)
+		out.Calls = missedN
+		if !r.KeptMax {
+			// A lost event may have carried a larger sum.
+			out.Calls += lost
+			up += lost * largest
+		}
+		switch {
+		case rec != nil:
+			out.Reconciled, out.Drift = true, rec.Drift()
+			if d := rec.Drift(); d > 0 {
+				up += uint64(d)
+			} else {
+				down += uint64(-d)
+			}
+		default:
+			up += missedN * largest
+			down += missedN * largest
+		}
+	} else {
+		counted := lost
+		if r.KeptMax {
+			counted = 0
+		}
+		b := ErrorBound(counted, missed, t, r.Batch, cpus)
+		up, down = b.Pages, b.Pages
+		out.Calls = ErrorBound(lost, missed, t, r.Batch, cpus).Calls
+	}
+	out.High = min(satAdd(base, up), ceiling)
+	out.Low = base - min(base, down)
+	if r.HasKernelReal && missedN == 0 && t.Resyncs == 0 {
+		out.Low = max(out.Low, kernel)
+	}
+	out.Low = min(out.Low, out.High)
+	out.Peak = min(max(corrected, out.Low), out.High)
+	out.Error = max(out.Peak-out.Low, out.High-out.Peak)
+	return out
+}
+
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
+}

@@ -36,18 +36,7 @@ func TestErrorBoundHoldsWithDroppedEvents(t *testing.T) {
 // stock-read trace if read) and replays it with one event in every dropped
 // at random (none if 0), counting each as its function's missed call.
 func droppedTrial(rnd func(uint64) uint64, read bool, every uint64) (*kernel, Result, map[string]uint64, uint64) {
-	k := newKernel(64)
-	if read {
-		k = newReadKernel(64)
-	}
-	for step := 0; step < 2000; step++ {
-		k.randomStep(rnd)
-	}
-	k.free(0, k.inUse)
-	m := NewModel(64, false)
-	if read {
-		m.StocksRead()
-	}
+	k, m, _ := workload(rnd, read, 2000, nil)
 	var dropped uint64
 	missed := map[string]uint64{}
 	for _, e := range k.events {
@@ -59,6 +48,29 @@ func droppedTrial(rnd func(uint64) uint64, read bool, every uint64) (*kernel, Re
 		m.Apply(e)
 	}
 	return k, m.Result(), missed, dropped
+}
+
+// workload runs lead (nil: nothing) then steps random steps on 4 CPUs (a
+// stock-read trace if read) and frees everything; it returns the kernel, a
+// model to replay its events into, and how many events lead emitted.
+func workload(rnd func(uint64) uint64, read bool, steps int, lead func(*kernel)) (*kernel, *Model, int) {
+	k := newKernel(64)
+	if read {
+		k = newReadKernel(64)
+	}
+	if lead != nil {
+		lead(k)
+	}
+	led := len(k.events)
+	for step := 0; step < steps; step++ {
+		k.randomStep(rnd)
+	}
+	k.free(0, k.inUse)
+	m := NewModel(64, false)
+	if read {
+		m.StocksRead()
+	}
+	return k, m, led
 }
 
 // fnOf names the kernel function whose missed call drops an event of an op,

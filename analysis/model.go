@@ -195,16 +195,22 @@ type Model struct {
 	short    map[slot]bool // the stock served requests past what the replay had in it, since its last refill
 	real     int64
 	best     Peak
-	atMark   *Snapshot
-	batches  uint64 // counter charges of a whole batch so far
-	cpus     map[int]*CPUStats
-	procs    map[int]*ProcStats
-	kinds    map[string]*KindStats
-	cgroups  map[uint64]*CgroupStats
-	totals   Totals
-	events   uint64
-	timeline *timeline // nil: none kept
-	first    uint64
+	// kernelReal: the most real use the kernel side measured itself (stat
+	// and stock-read events' real, a summary's max_real); hasKernelReal
+	// once it measured any, keptMax once an end summary said the kernel
+	// side kept that maximum over every measurement, emitted or not.
+	kernelReal             int64
+	hasKernelReal, keptMax bool
+	atMark                 *Snapshot
+	batches                uint64 // counter charges of a whole batch so far
+	cpus                   map[int]*CPUStats
+	procs                  map[int]*ProcStats
+	kinds                  map[string]*KindStats
+	cgroups                map[uint64]*CgroupStats
+	totals                 Totals
+	events                 uint64
+	timeline               *timeline // nil: none kept
+	first                  uint64
 }
 
 // Peak is the corrected peak: the most pages really in use at once.
@@ -332,6 +338,11 @@ func (m *Model) StocksRead() {
 	m.read = true
 	m.totals.RequestsUncounted = true
 }
+
+// StatUpdates says the trace is a tracepoint trace, of statistics updates,
+// before any event: one whose every update was skipped or lost is bounded
+// as one (PeakRange), not as a trace of charges.
+func (m *Model) StatUpdates() { m.totals.Stats = true }
 
 func (m *Model) cpu(c int) *CPUStats { return entry(m.cpus, c) }
 
@@ -664,6 +675,7 @@ func (m *Model) applyRead(e Event, c *CPUStats, k slot) {
 	}
 	m.raiseWatermark()
 	m.real = e.Real
+	m.measured(e.Real)
 	if p := max(before, e.Real); p > int64(m.best.Pages) {
 		m.best = Peak{Pages: uint64(p), Time: e.Time}
 	}
@@ -697,6 +709,7 @@ func (m *Model) applyStat(e Event) {
 	} else {
 		m.totals.UnchargedPages += e.Pages
 	}
+	m.measured(e.Real)
 	if e.Real > int64(m.best.Pages) {
 		m.best = Peak{Pages: uint64(e.Real), Time: e.Time}
 	}
@@ -723,14 +736,17 @@ func (m *Model) snapStat(wm uint64, real int64, t uint64) {
 // pages added to and taken out of the statistics, emitted or not.
 func (m *Model) applyStatSummary(s Summary) {
 	m.totals.Stats = true
+	m.keptMax = true
 	m.totals.RequestedPages, m.totals.UnchargedPages = 0, 0
 	m.kinds = map[string]*KindStats{}
+	m.keptWatermark(s)
 	for _, sc := range s.CPUs {
 		for k, v := range sc.StatKinds {
 			entry(m.kinds, k).Pages += v
 		}
 		m.totals.RequestedPages += sc.StatAdded
 		m.totals.UnchargedPages += sc.StatRemoved
+		m.measured(sc.MaxReal)
 		if sc.MaxReal > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
 		}
@@ -861,6 +877,8 @@ func (m *Model) ApplySummary(s Summary) {
 	// Requests served from stocks carry no process: per-process totals
 	// would count only those charged to the counter.
 	m.procs = map[int]*ProcStats{}
+	m.keptMax = true
+	m.keptWatermark(s)
 	var at *SummaryCPU
 	for cpu, sc := range s.CPUs {
 		c := m.cpu(cpu)
@@ -874,6 +892,7 @@ func (m *Model) ApplySummary(s Summary) {
 		m.totals.FromStockPages += sc.FromStockPages
 		k := slot{cpu, m.mainCg}
 		m.stock.set(k, max(m.stock.get(k)-int64(sc.Pending), 0))
+		m.measured(sc.MaxReal)
 		if sc.MaxReal > int64(m.best.Pages) {
 			m.best = Peak{Pages: uint64(sc.MaxReal), Time: sc.MaxRealTime}
 		}
@@ -893,6 +912,23 @@ func (m *Model) ApplySummary(s Summary) {
 		snap.StockTotal = at.Watermark - snap.InUse
 		m.atMark = snap
 	}
+}
+
+// keptWatermark raises the watermark to the readings the kernel side kept
+// per CPU: each is the counter's own watermark at some moment, so it holds
+// however many events that showed it were lost.
+func (m *Model) keptWatermark(s Summary) {
+	for _, sc := range s.CPUs {
+		m.watermark = max(m.watermark, sc.Watermark)
+	}
+}
+
+// measured takes a real use the kernel side measured itself.
+func (m *Model) measured(real int64) {
+	if !m.hasKernelReal || real > m.kernelReal {
+		m.kernelReal = real
+	}
+	m.hasKernelReal = true
 }
 
 func (m *Model) resync(pages uint64) {
@@ -916,13 +952,22 @@ type Result struct {
 	Cgroups       map[uint64]CgroupStats // charge requests per cgroup id
 	Timeline      Timeline
 	StartTime     uint64
+	// KernelReal: the most real use the kernel side measured itself
+	// (tracepoint and stock-read events' real, an end summary's max_real),
+	// where HasKernelReal; KeptMax: an end summary says the kernel side
+	// kept that maximum over all its measurements, so no event lost from
+	// the ring buffer can have held a larger one (PeakRange).
+	KernelReal    int64
+	HasKernelReal bool
+	KeptMax       bool
 }
 
 // Result summarises the events applied so far.
 func (m *Model) Result() Result {
 	r := Result{Batch: m.batch, Events: m.events, Watermark: m.watermark, CorrectedPeak: m.best,
 		AtWatermark: m.atMark, FinalUsage: m.usage, FinalStock: map[int]uint64{}, Totals: m.totals,
-		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, StartTime: m.first}
+		CPUs: map[int]CPUStats{}, Procs: map[int]ProcStats{}, Kinds: map[string]KindStats{}, StartTime: m.first,
+		KernelReal: m.kernelReal, HasKernelReal: m.hasKernelReal, KeptMax: m.keptMax}
 	if m.timeline != nil {
 		r.Timeline = m.timeline.result()
 	}

@@ -172,6 +172,22 @@ func decodeTP(b []byte) (analysis.Event, error) {
 	return e, nil
 }
 
+// RealSum reads the tracepoint programs' running sum of the charged
+// statistics, in pages: real use as the kernel side keeps it.
+func (t *Tracer) RealSum() (int64, error) {
+	if !t.tracepoint {
+		return 0, errors.New("no running sum of the statistics: not the tracepoint backend")
+	}
+	var v int64
+	if err := t.coll.Variables["real_sum"].Get(&v); err != nil {
+		return 0, fmt.Errorf("reading the running sum of the statistics: %w", err)
+	}
+	return v, nil
+}
+
+// Tracepoint: the tracer is the tracepoint backend.
+func (t *Tracer) Tracepoint() bool { return t.tracepoint }
+
 // tpSummary reads what the tracepoint programs kept per CPU.
 func (t *Tracer) tpSummary() (analysis.Summary, error) {
 	var per []bpf.MemcgtpTpCpu

@@ -147,6 +147,22 @@ type End struct {
 	PeakSource      string            `json:"cgroup_peak_source,omitempty"`
 	PeakUnavailable string            `json:"cgroup_peak_unavailable,omitempty"`
 	UserStacks      *StackCounts      `json:"user_stacks,omitempty"` // traces with user stacks
+	// Reconciliation: tracepoint traces whose probes the kernel skipped:
+	// the cgroup's statistics and the programs' running sum of them, read
+	// together at the end once both were still.
+	Reconciliation *Reconciliation `json:"reconciliation,omitempty"`
+}
+
+// Reconciliation is the charged statistics the kernel counted (memory.stat,
+// flushed) and the tracepoint programs' running sum of them, in pages, read
+// at one moment when the sum had not moved for longer than the kernel's
+// periodic statistics flush (every 2 s), so memory.stat was flushed after
+// the last update: their difference is the net of the traced cgroup's own
+// skipped updates.
+type Reconciliation struct {
+	StatPages    int64   `json:"memory_stat_pages"`
+	SumPages     int64   `json:"traced_sum_pages"`
+	QuietSeconds float64 `json:"quiet_seconds"` // how long the sum had been still
 }
 
 // Format is how a trace file is encoded.
@@ -494,6 +510,9 @@ func check(e *Event) error {
 func (e *End) check(pageSize uint64) error {
 	if e.PeakBytes != nil && *e.PeakBytes > MaxPages*pageSize {
 		return fmt.Errorf("cgroup_peak_bytes %d is out of range (at most %d pages of %d bytes)", *e.PeakBytes, uint64(MaxPages), pageSize)
+	}
+	if c := e.Reconciliation; c != nil && (c.StatPages < 0 || c.StatPages > MaxPages || c.SumPages < -MaxPages || c.SumPages > MaxPages) {
+		return fmt.Errorf("reconciliation: memory_stat_pages %d, traced_sum_pages %d: out of range (0 to %d, and at most %d either way)", c.StatPages, c.SumPages, int64(MaxPages), int64(MaxPages))
 	}
 	if e.Summary == nil {
 		return nil

@@ -15,7 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden explanations of testdata/traces")
 
-// Traces recorded in the VMs (6.1 and 7.3, touchN: N pages touched on CPU 0)
+// Traces recorded in the VMs (6.1 and 7.3) and on a cgroup v1 host (6.18, the
+// tracepoint backend; touchN: N pages touched on CPU 0)
 // replay offline to their committed explanations, and the replay holds the
 // kernel's own figures: the traced watermark is the memory.peak read at the
 // end, and the corrected peak lies between the touched pages and it. A trace
@@ -126,6 +127,32 @@ func TestExplainRefusesAbsurdFigures(t *testing.T) {
 		_, _, err := replay.Trace(strings.NewReader(c.trace+"\n"), c.name, false)
 		if err == nil || !strings.Contains(err.Error(), c.line) {
 			t.Errorf("%s: error %v, want one naming %s", c.name, err, c.line)
+		}
+	}
+}
+
+// A trace whose end reports 5000 lost events of a 1 MiB watermark printed
+// "800 KiB ± 3.74 GiB": now the range it prints stays within the watermark
+// (per-charge mode keeps no maximum in the kernel), and a per-request
+// summary, whose kernel side kept the maximum, prints it as exact.
+func TestExplainLostEventsWithinWatermark(t *testing.T) {
+	for mode, want := range map[string]string{
+		"charges": "corrected peak           800.0 KiB (between 0 B and 1.00 MiB: 5000 calls missed)",
+		"summary": "corrected peak           808.0 KiB (exact all the same: the kernel kept what it is taken from, whatever the 5000 calls missed or lost)",
+	} {
+		b, err := os.ReadFile("../../testdata/traces/bookworm-seed-" + mode + "-touch196.jsonl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := regexp.MustCompile(`("type":"end","events":\d+,"lost":)0`).ReplaceAllString(string(b), "${1}5000")
+		ex, _, err := replay.Trace(strings.NewReader(tr), mode, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		writeTraceReport(&buf, ex)
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("%s: report\n%s\nwant it to say %q", mode, buf.String(), want)
 		}
 	}
 }

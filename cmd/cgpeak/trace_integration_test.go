@@ -140,9 +140,9 @@ func TestTraceWatermarkIsCgroupPeak(t *testing.T) {
 					// over N seen on 7.3. TestCorrectedPeakIsMemoryStat checks the
 					// corrected peak against the kernel's own count instead.
 					// An inexact trace's corrected peak is right within its bound.
-					lo, hi := tr.CorrectedPeakBytes-min(tr.CorrectedPeakBytes, tr.CorrectedPeakErrorBytes), tr.CorrectedPeakBytes+tr.CorrectedPeakErrorBytes
-					if hi < n*page || lo > (n+128)*page {
-						t.Errorf("corrected peak %d ± %d bytes, want %d touched pages plus at most 128", tr.CorrectedPeakBytes, tr.CorrectedPeakErrorBytes, n)
+					lo, hi := tr.CorrectedPeakLowBytes, tr.CorrectedPeakHighBytes
+					if hi < n*page || lo > (n+128)*page || lo > tr.CorrectedPeakBytes || hi < tr.CorrectedPeakBytes {
+						t.Errorf("corrected peak %d in [%d, %d] bytes (± %d), want %d touched pages plus at most 128", tr.CorrectedPeakBytes, lo, hi, tr.CorrectedPeakErrorBytes, n)
 					}
 					if tr.CorrectedPeakBytes > tr.WatermarkBytes || tr.WatermarkBytes-tr.CorrectedPeakBytes > tr.BatchPages*uint64(runtime.NumCPU())*page {
 						t.Errorf("gap between watermark %d and corrected %d beyond batch x CPUs", tr.WatermarkBytes, tr.CorrectedPeakBytes)

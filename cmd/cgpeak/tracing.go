@@ -95,7 +95,7 @@ func writeTraceReport(w io.Writer, t *TraceReport) {
 		}
 		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark in the trace)\n", human(t.WatermarkBytes))
 	}
-	corrected := human(t.CorrectedPeakBytes) + bound(t.CorrectedPeakErrorBytes, t.MissedCalls, t.Exact)
+	corrected := human(t.CorrectedPeakBytes) + bound(t)
 	if live {
 		exact := ""
 		if !t.Exact {
@@ -109,6 +109,17 @@ func writeTraceReport(w io.Writer, t *TraceReport) {
 		fmt.Fprintf(w, "  traced watermark         %10s     (page_counter.watermark as the tracer read it)\n", human(t.WatermarkBytes))
 	} else {
 		fmt.Fprintf(w, "  corrected peak           %10s     (max of counter usage minus per-CPU stock, replayed)\n", corrected)
+	}
+	if c := t.Reconciliation; c != nil {
+		var n uint64
+		for _, v := range t.Missed {
+			n += v
+		}
+		verdict := "none of them was this cgroup's (or they cancelled out): they cost the corrected peak nothing"
+		if c.DriftPages != 0 {
+			verdict = fmt.Sprintf("this cgroup's own skipped updates net %+d pages, the most the corrected peak can be off by", c.DriftPages)
+		}
+		fmt.Fprintf(w, "  skipped stat updates     %d (the kernel's recursion count, any cgroup's); memory.stat %d pages, traced sum %d: %s\n", n, c.StatPages, c.TracedPages, verdict)
 	}
 	fmt.Fprintf(w, "  explanation              %s\n", t.Explanation)
 	if len(t.Kinds) > 0 {
@@ -159,11 +170,16 @@ func writeCharges(w io.Writer, t analysis.Totals, batch uint64) {
 		t.Requests, t.FromStock, t.CounterCharges, batch, t.Forced, t.Failed)
 }
 
-// bound is what follows a corrected peak that is not exact: how far it may
-// be from the real peak, and why (analysis.ErrorBound).
-func bound(errBytes, calls uint64, exact bool) string {
-	if exact || (errBytes == 0 && calls == 0) {
+// bound is what follows a corrected peak that is not exact: where the real
+// peak lies, and why (analysis.PeakRange); nothing where the trace is
+// exact, and where what was lost or missed cannot have moved the peak
+// (the kernel kept it), that it is exact all the same.
+func bound(t *TraceReport) string {
+	switch {
+	case t.Exact || (t.CorrectedPeakErrorBytes == 0 && t.MissedCalls == 0):
 		return ""
+	case t.CorrectedPeakLowBytes == t.CorrectedPeakHighBytes:
+		return fmt.Sprintf(" (exact all the same: the kernel kept what it is taken from, whatever the %d calls missed or lost)", t.MissedCalls)
 	}
-	return fmt.Sprintf(" (± %s: %d calls missed)", human(errBytes), calls)
+	return fmt.Sprintf(" (between %s and %s: %d calls missed)", human(t.CorrectedPeakLowBytes), human(t.CorrectedPeakHighBytes), t.MissedCalls)
 }

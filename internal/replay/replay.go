@@ -30,6 +30,9 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Report, analysis.Timel
 	if h.StocksRead {
 		m.StocksRead()
 	}
+	if h.Backend == "tracepoint" { // loader.Tracepoint
+		m.StatUpdates()
+	}
 	var n uint64
 	for {
 		e, err := rd.Next()
@@ -55,6 +58,9 @@ func Trace(r io.Reader, name string, keepTimeline bool) (*Report, analysis.Timel
 	if e := rd.End; e != nil {
 		f.Lost, f.Missed, f.CgroupNames = e.Lost, e.Missed, e.Cgroups
 		f.PeakBytes, f.PeakSource = e.PeakBytes, e.PeakSource
+		if c := e.Reconciliation; c != nil {
+			f.Reconcile = &analysis.Reconciliation{StatPages: c.StatPages, RealPages: c.SumPages}
+		}
 	}
 	res := m.Result()
 	rep, err := NewReport(res, f)

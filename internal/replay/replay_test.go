@@ -47,6 +47,8 @@ func FuzzExplainInvariants(f *testing.F) {
 	}
 	f.Add([]byte(testHeader + "\n" + `{"t":2,"cpu":0,"op":"counter_uncharge","pages":1,"usage":5000}` + "\n"))
 	f.Add([]byte(strings.Replace(testHeader, `"mode":"charges"`, `"mode":"summary","stocks_read":true`, 1) + "\n" + `{"t":2,"cpu":1,"op":"refill_stock","pages":3,"usage":9,"stocked":3,"real":70}` + "\n"))
+	f.Add([]byte(tpTrace(5000, `{"memory_stat_pages":17,"traced_sum_pages":7,"quiet_seconds":2.5}`)))
+	f.Add([]byte(tpTrace(0, "")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ex, _, err := Trace(bytes.NewReader(b), "fuzz", false)
 		if err != nil {
@@ -58,6 +60,22 @@ func FuzzExplainInvariants(f *testing.F) {
 		}
 		if ex.CorrectedPeakBytes > ex.WatermarkBytes {
 			t.Fatalf("corrected peak %d above the watermark %d", ex.CorrectedPeakBytes, ex.WatermarkBytes)
+		}
+		// The range: inside [0, the counter's maximum], around the
+		// corrected peak, its error the farther end.
+		ceiling := ex.WatermarkBytes
+		if ex.PeakBytes != nil && !ex.Attached {
+			ceiling = max(ceiling, *ex.PeakBytes/ex.PageSize*ex.PageSize)
+		}
+		lo, hi, c := ex.CorrectedPeakLowBytes, ex.CorrectedPeakHighBytes, ex.CorrectedPeakBytes
+		if lo > c || c > hi || hi > ceiling || ex.CorrectedPeakErrorBytes != max(c-lo, hi-c) {
+			t.Fatalf("corrected peak %d in [%d, %d] ± %d, ceiling %d", c, lo, hi, ex.CorrectedPeakErrorBytes, ceiling)
+		}
+		if c > ex.WatermarkBytes {
+			t.Fatalf("corrected peak %d above the traced watermark %d", c, ex.WatermarkBytes)
+		}
+		if ex.Exact && (lo != c || hi != c) {
+			t.Fatalf("exact, yet corrected peak %d in [%d, %d]", c, lo, hi)
 		}
 		if ex.WatermarkBytes%ex.PageSize != 0 || ex.CorrectedPeakBytes%ex.PageSize != 0 {
 			t.Fatalf("byte figures not whole pages: %d, %d", ex.WatermarkBytes, ex.CorrectedPeakBytes)
@@ -95,7 +113,7 @@ func negativeFigure(key string, v any) (string, string) {
 			}
 		}
 	case json.Number:
-		if strings.HasPrefix(string(x), "-") && key != "unaccounted_pages" {
+		if strings.HasPrefix(string(x), "-") && key != "unaccounted_pages" && key != "drift_pages" && key != "traced_sum_pages" {
 			return key, string(x)
 		}
 	}

@@ -40,27 +40,44 @@ type Report struct {
 	PeakSource         string  `json:"cgroup_peak_source,omitempty"`
 	WatermarkBytes     uint64  `json:"traced_watermark_bytes"`
 	CorrectedPeakBytes uint64  `json:"corrected_peak_bytes"`
-	// The corrected peak is within CorrectedPeakErrorBytes of the real peak
-	// either way, from the MissedCalls calls missed or lost
-	// (analysis.ErrorBound); both 0 when the trace is exact.
-	CorrectedPeakErrorBytes uint64                          `json:"corrected_peak_error_bytes"`
-	MissedCalls             uint64                          `json:"missed_or_lost_calls"`
-	Explanation             string                          `json:"explanation"`
-	Breakdown               analysis.Breakdown              `json:"breakdown"`
-	PerCPU                  map[int]analysis.CPUStats       `json:"per_cpu"`
-	PerProcess              map[int]analysis.ProcStats      `json:"per_process"`
-	Kinds                   map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
-	Cgroups                 map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
-	Charges                 uint64                          `json:"charge_requests"`
-	RequestedPages          uint64                          `json:"requested_pages"`
-	FromStock               uint64                          `json:"served_from_stock"`
-	FromStockPages          uint64                          `json:"served_from_stock_pages"`
-	CounterCharges          uint64                          `json:"counter_charges"`
-	Forced                  uint64                          `json:"forced_charges"`
-	Failed                  uint64                          `json:"failed_charges"`
+	// The real peak lies between CorrectedPeakLowBytes and
+	// CorrectedPeakHighBytes, never outside [0, the watermark]; the
+	// corrected peak is inside, within CorrectedPeakErrorBytes of either
+	// end, from the MissedCalls calls missed or lost (analysis.PeakRange);
+	// the error is 0 when the trace is exact, or where the kernel kept
+	// what the peak is taken from.
+	CorrectedPeakErrorBytes uint64 `json:"corrected_peak_error_bytes"`
+	CorrectedPeakLowBytes   uint64 `json:"corrected_peak_low_bytes"`
+	CorrectedPeakHighBytes  uint64 `json:"corrected_peak_high_bytes"`
+	MissedCalls             uint64 `json:"missed_or_lost_calls"`
+	// Reconciliation: tracepoint traces whose end compared the kernel's
+	// flushed statistics with the programs' running sum of them.
+	Reconciliation *Reconciliation                 `json:"reconciliation,omitempty"`
+	Explanation    string                          `json:"explanation"`
+	Breakdown      analysis.Breakdown              `json:"breakdown"`
+	PerCPU         map[int]analysis.CPUStats       `json:"per_cpu"`
+	PerProcess     map[int]analysis.ProcStats      `json:"per_process"`
+	Kinds          map[string]analysis.KindStats   `json:"charges_by_kind,omitempty"` // pages requested, by what for
+	Cgroups        map[string]analysis.CgroupStats `json:"per_cgroup,omitempty"`      // descendants: requests per cgroup directory
+	Charges        uint64                          `json:"charge_requests"`
+	RequestedPages uint64                          `json:"requested_pages"`
+	FromStock      uint64                          `json:"served_from_stock"`
+	FromStockPages uint64                          `json:"served_from_stock_pages"`
+	CounterCharges uint64                          `json:"counter_charges"`
+	Forced         uint64                          `json:"forced_charges"`
+	Failed         uint64                          `json:"failed_charges"`
 	Live
 	// The replay's totals, for printing; in JSON as the fields above.
 	Totals analysis.Totals `json:"-"`
+}
+
+// Reconciliation is the end's comparison of memory.stat with the trace's
+// running sum of the same statistics, in pages: drift_pages is what the
+// kernel counted and the sum did not (the cgroup's own skipped updates).
+type Reconciliation struct {
+	StatPages   int64 `json:"memory_stat_pages"`
+	TracedPages int64 `json:"traced_sum_pages"`
+	DriftPages  int64 `json:"drift_pages"`
 }
 
 // Live is what only a live trace knows: where it was written and what the
@@ -97,7 +114,10 @@ type Facts struct {
 	Missed     map[string]uint64
 	PeakBytes  *uint64 // nil: no peak file
 	PeakSource string
-	Live       Live
+	// Reconcile: tracepoint traces, the end's memory.stat and running sum
+	// read at one quiet moment; nil where none was read.
+	Reconcile *analysis.Reconciliation
+	Live      Live
 }
 
 // NewReport builds the report of a trace from the replay's result and the
@@ -129,11 +149,32 @@ func NewReport(res analysis.Result, f Facts) (*Report, error) {
 	if f.Descendants {
 		r.Cgroups = analysis.CgroupsByName(res.Cgroups, f.CgroupNames)
 	}
-	r.Incomplete = append(r.Incomplete, analysis.Incomplete(f.Lost, f.Missed, t)...)
+	var ceiling uint64
+	if f.PeakBytes != nil && f.PageSize > 0 && !f.Attached && (f.Lost > 0 || len(f.Missed) > 0 || t.Resyncs > 0) {
+		// The counter's own maximum over the run (its cgroup was made
+		// for it), where the trace may lack the events that raised the
+		// watermark last.
+		ceiling = *f.PeakBytes / f.PageSize
+	}
+	pr := analysis.PeakRange(res, f.Lost, f.Missed, ceiling, f.CPUs, f.Reconcile)
+	missed := f.Missed
+	if c := f.Reconcile; c != nil {
+		r.Reconciliation = &Reconciliation{StatPages: c.StatPages, TracedPages: c.RealPages, DriftPages: c.Drift()}
+		if c.Drift() == 0 {
+			// Every skipped update was another cgroup's (or cancelled
+			// out): the kernel's statistics and the trace's sum agree.
+			missed = nil
+		}
+	}
+	r.Incomplete = append(r.Incomplete, analysis.Incomplete(f.Lost, missed, t)...)
 	r.Incomplete = append(r.Incomplete, inconsistent...)
 	r.Exact = len(r.Incomplete) == 0
-	b := analysis.ErrorBound(f.Lost, f.Missed, t, f.Batch, f.CPUs)
-	r.CorrectedPeakErrorBytes, r.MissedCalls = b.Pages*f.PageSize, b.Calls
+	res.CorrectedPeak.Pages = pr.Peak
+	if r.CorrectedPeakBytes, _ = mulBytes(pr.Peak, f.PageSize); r.Exact && pr.Exact() {
+		pr.Calls = 0
+	}
+	r.CorrectedPeakErrorBytes, r.MissedCalls = pr.Error*f.PageSize, pr.Calls
+	r.CorrectedPeakLowBytes, r.CorrectedPeakHighBytes = pr.Low*f.PageSize, pr.High*f.PageSize
 	var peak uint64
 	if f.PeakBytes != nil {
 		peak = *f.PeakBytes

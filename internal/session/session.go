@@ -6,6 +6,7 @@
 package session
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -98,6 +99,9 @@ func Open(target *cgroup.Leaf, o Options) (*Session, error) {
 	s := &Session{o: o, target: target, cgid: st.Ino, t: t, batch: batch, kernel: rel, model: analysis.NewModel(batch.Pages, o.Timeline), done: make(chan error, 1)}
 	if t.StocksRead {
 		s.model.StocksRead()
+	}
+	if t.Tracepoint() {
+		s.model.StatUpdates()
 	}
 	if o.Attached {
 		s.model.Attached()
@@ -219,6 +223,15 @@ func (s *Session) Stop(f cgroup.Figures) (*replay.Report, error) {
 	}
 	lost, lerr := s.t.Lost()
 	missed, merr := s.t.Missed()
+	var rec *trace.Reconciliation
+	if merr == nil && len(missed) > 0 && s.t.Tracepoint() && !s.o.Attached {
+		// Compare the kernel's statistics with the running sum, then count
+		// the misses again: those of the wait are in both. Not where the
+		// sum began from memory.stat on a running cgroup: that read need
+		// not have been flushed, and its error would pass for a drift.
+		rec = s.reconcile()
+		missed, merr = s.t.Missed()
+	}
 	if lerr == nil {
 		lerr = merr
 	}
@@ -245,7 +258,7 @@ func (s *Session) Stop(f cgroup.Figures) (*replay.Report, error) {
 	}
 	fa := replay.Facts{Kernel: s.kernel, Backend: s.t.Backend, BackendNote: s.t.BackendNote, Mode: s.o.Mode(), StocksRead: s.t.StocksRead, StocksNote: s.t.StocksNote,
 		Batch: s.batch.Pages, CPUs: runtime.NumCPU(), PageSize: uint64(os.Getpagesize()), Events: r.Events + s.others, Attached: s.o.Attached, Descendants: s.o.Descendants, CgroupNames: names,
-		Ended: true, Lost: lost, Missed: missed, Live: replay.Live{Output: s.o.Output, Missing: s.t.Missing(), ProgramRuns: runs, ProgramSeconds: spent.Seconds()}}
+		Ended: true, Lost: lost, Missed: missed, Reconcile: reconciliation(rec), Live: replay.Live{Output: s.o.Output, Missing: s.t.Missing(), ProgramRuns: runs, ProgramSeconds: spent.Seconds()}}
 	if f.HavePeak {
 		v := f.PeakBytes
 		fa.PeakBytes, fa.PeakSource = &v, f.PeakFile
@@ -257,7 +270,7 @@ func (s *Session) Stop(f cgroup.Figures) (*replay.Report, error) {
 		return nil, rerr
 	}
 	if s.w != nil {
-		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names}
+		end := trace.End{Lost: lost, Missed: missed, Summary: sum, Cgroups: names, Reconciliation: rec}
 		end.UserStacks = ustacks
 		if f.HavePeak {
 			v := f.PeakBytes
@@ -300,6 +313,99 @@ func cgroupNames(top string) map[string]string {
 		return nil
 	})
 	return names
+}
+
+// Reconciliation waits: the kernel flushes every memcg's statistics every
+// flushPeriod (2 s, FLUSH_TIME in mm/memcontrol.c, whatever their size;
+// a read of memory.stat flushes only past a threshold of a batch per CPU),
+// so once the running sum has been still for quietFor, memory.stat holds
+// every update the sum could have followed. Past reconcileFor it gives up.
+const (
+	quietFor     = 2500 * time.Millisecond
+	reconcileFor = 6 * time.Second
+	quietPoll    = 100 * time.Millisecond
+)
+
+// reconcile reads the cgroup's charged statistics and the tracepoint
+// programs' running sum of them at one quiet moment, for the replay to
+// tell skipped updates of this cgroup's (their difference) from those of
+// others (the kernel's recursion count is of every cgroup's). nil where no
+// quiet moment came in time, or the cgroup's figures cannot be read.
+func (s *Session) reconcile() *trace.Reconciliation {
+	last, err := s.t.RealSum()
+	if err != nil {
+		return nil
+	}
+	since, give := time.Now(), time.Now().Add(reconcileFor)
+	for time.Now().Before(give) {
+		time.Sleep(quietPoll)
+		v, err := s.t.RealSum()
+		if err != nil {
+			return nil
+		}
+		if v != last {
+			last, since = v, time.Now()
+			continue
+		}
+		quiet := time.Since(since)
+		if quiet < quietFor {
+			continue
+		}
+		stat, err := chargedStatsNow(s.target, s.o.Descendants)
+		if err != nil {
+			return nil
+		}
+		if after, err := s.t.RealSum(); err != nil || after != last {
+			// An update came between the reads: wait for another quiet
+			// moment.
+			last, since = after, time.Now()
+			continue
+		}
+		return &trace.Reconciliation{StatPages: stat, SumPages: last, QuietSeconds: quiet.Seconds()}
+	}
+	return nil
+}
+
+func reconciliation(r *trace.Reconciliation) *analysis.Reconciliation {
+	if r == nil {
+		return nil
+	}
+	return &analysis.Reconciliation{StatPages: r.StatPages, RealPages: r.SumPages}
+}
+
+// chargedStatsNow is chargedStats read for the reconciliation, which must
+// not take a file it could not read for 0: v1 counts a cgroup's own pages
+// in rss and cache, and its descendants' too in total_rss and total_cache
+// (v2's memory.stat and the v1 kmem counter include the descendants).
+func chargedStatsNow(leaf *cgroup.Leaf, descendants bool) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(leaf.Path, "memory.stat"))
+	if err != nil {
+		return 0, fmt.Errorf("reading memory.stat: %w", err)
+	}
+	st, err := cgroup.ParseFlatKeyed(bytes.NewReader(b))
+	if err != nil {
+		return 0, fmt.Errorf("reading memory.stat: %w", err)
+	}
+	var sum uint64
+	if leaf.H.V2 {
+		sum = st["anon"] + st["file"] + st["kernel"] + st["sock"]
+	} else {
+		prefix := ""
+		if descendants {
+			prefix = "total_"
+		}
+		sum = st[prefix+"rss"] + st[prefix+"cache"]
+		k, err := os.ReadFile(filepath.Join(leaf.Path, "memory.kmem.usage_in_bytes"))
+		if err != nil {
+			return 0, fmt.Errorf("reading memory.kmem.usage_in_bytes: %w", err)
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(k)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading memory.kmem.usage_in_bytes: %w", err)
+		}
+		sum += v
+	}
+	return int64(sum / uint64(os.Getpagesize())), nil
 }
 
 // chargedStats is what a running cgroup already holds of the statistics the

@@ -266,11 +266,20 @@ func TestSeriesComparesCorrectedPeaks(t *testing.T) {
 	if d := c.Corrected.Ratio - want; d > 1e-9 || d < -1e-9 {
 		t.Errorf("corrected ratio %v, means give %v", c.Corrected.Ratio, want)
 	}
-	page := float64(os.Getpagesize())
-	if r := (big.CorrectedBytes.Mean - 3*n*page) / (small.CorrectedBytes.Mean - n*page); small.CorrectedBytes.Mean < n*page || r < 0.5 || r > 2 {
-		t.Errorf("corrected peaks %v and %v bytes for %d and %d pages: start-up pages differ by %vx", small.CorrectedBytes.Mean, big.CorrectedBytes.Mean, n, 3*n, r)
-	}
 	if !strings.Contains(string(out), "times its corrected peak (traced charges") {
 		t.Errorf("the summary does not compare corrected peaks:\n%s", out)
+	}
+	page := float64(os.Getpagesize())
+	// The figures themselves are checked where every trace was exact: a
+	// trace the kernel skipped calls of (other tests trace and fault at the
+	// same time) carries a bound instead, tested elsewhere.
+	for _, r := range append(append([]*Report(nil), small.Each...), big.Each...) {
+		if r.Trace == nil || !r.Trace.Exact {
+			t.Logf("a run's trace is not exact (%v): the corrected peaks are not compared with the pages touched", r.Trace)
+			return
+		}
+	}
+	if r := (big.CorrectedBytes.Mean - 3*n*page) / (small.CorrectedBytes.Mean - n*page); small.CorrectedBytes.Mean < n*page || r < 0.5 || r > 2 {
+		t.Errorf("corrected peaks %v and %v bytes for %d and %d pages: start-up pages differ by %vx", small.CorrectedBytes.Mean, big.CorrectedBytes.Mean, n, 3*n, r)
 	}
 }

@@ -23,15 +23,22 @@ type series struct {
 }
 
 // Timeline writes the SVG of usage U, real use U - S and the watermark over
-// time, in MiB, with pageSize bytes a page.
+// time, in MiB, with pageSize bytes a page, naming cgroup v2's files.
 func Timeline(w io.Writer, title string, pts []analysis.Point, pageSize uint64) error {
+	return TimelineOf(w, title, pts, pageSize, "memory.current", "memory.peak")
+}
+
+// TimelineOf is Timeline with the files that read the counter's usage and
+// watermark where the trace was taken (v1: memory.usage_in_bytes and
+// memory.max_usage_in_bytes), so the legend names what the reader has.
+func TimelineOf(w io.Writer, title string, pts []analysis.Point, pageSize uint64, usageFile, peakFile string) error {
 	if len(pts) == 0 {
 		return fmt.Errorf("plotting: the trace has no events")
 	}
 	mib := float64(pageSize) / (1 << 20)
 	all := []series{
-		{"memory counter usage U (what memory.current reads)", "#d62728", "", func(p analysis.Point) float64 { return float64(p.Usage) * mib }},
-		{"watermark (what memory.peak reads)", "#7f7f7f", "6,4", func(p analysis.Point) float64 { return float64(p.Watermark) * mib }},
+		{"memory counter usage U (what " + usageFile + " reads)", "#d62728", "", func(p analysis.Point) float64 { return float64(p.Usage) * mib }},
+		{"watermark (what " + peakFile + " reads)", "#7f7f7f", "6,4", func(p analysis.Point) float64 { return float64(p.Watermark) * mib }},
 		{"real use U - S (stocked pages removed)", "#1f77b4", "", func(p analysis.Point) float64 { return float64(p.Real) * mib }},
 	}
 	t0, t1 := pts[0].Time, pts[len(pts)-1].Time

@@ -53,7 +53,11 @@ func explainCmd(args []string) int {
 	failed := 0
 	if *plotFile != "" {
 		if err := outfile.Write(*plotFile, func(w io.Writer) error {
-			return plot.Timeline(w, "cgpeak: "+fs.Arg(0), tl.Points, ex.PageSize)
+			usage, peak := "memory.current", "memory.peak"
+			if strings.Contains(ex.PeakSource, "max_usage_in_bytes") {
+				usage, peak = "memory.usage_in_bytes", "memory.max_usage_in_bytes"
+			}
+			return plot.TimelineOf(w, "cgpeak: "+fs.Arg(0), tl.Points, ex.PageSize, usage, peak)
 		}); err != nil {
 			fmt.Fprintf(os.Stderr, "cgpeak: writing --plot %s: %v (it is left as it was)\n", *plotFile, err)
 			failed = exitWrite

@@ -156,3 +156,22 @@ func TestExplainLostEventsWithinWatermark(t *testing.T) {
 		}
 	}
 }
+
+// The timeline's legend names the files of the trace's own cgroup version:
+// a v1 trace's counter is read in memory.usage_in_bytes and
+// memory.max_usage_in_bytes, which have no memory.current or memory.peak.
+func TestPlotLegendNamesTheTracesFiles(t *testing.T) {
+	for tf, want := range map[string][2]string{
+		"../../testdata/traces/host-v1-tracepoint-touch25600-skipped-others.jsonl": {"memory.max_usage_in_bytes", "memory.peak"},
+		"../../testdata/traces/bookworm-touch196.jsonl":                            {"memory.peak", "max_usage_in_bytes"},
+	} {
+		svg := filepath.Join(t.TempDir(), "t.svg")
+		if code := explainCmd([]string{"--plot", svg, "--json", tf}); code != 0 {
+			t.Fatalf("%s: exit %d", tf, code)
+		}
+		b, _ := os.ReadFile(svg)
+		if !strings.Contains(string(b), "(what "+want[0]+" reads)") || strings.Contains(string(b), want[1]+" reads") {
+			t.Errorf("%s: the legend does not name %s alone", tf, want[0])
+		}
+	}
+}

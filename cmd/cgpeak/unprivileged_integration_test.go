@@ -190,13 +190,14 @@ func TestUnprivilegedSeries(t *testing.T) {
 	u := systemdVM(t)
 	out := filepath.Join(u.dir(t), "s.json")
 	c := u.cmd(nil, u.cgpeak, "run", "--runs", "5", "--export-json", out, u.touch+" 1000", u.touch+" 5000")
-	var stderr strings.Builder
-	c.Stderr = &stderr
+	// A series prints its results on stdout, as hyperfine does.
+	var stdout, stderr strings.Builder
+	c.Stdout, c.Stderr = &stdout, &stderr
 	if err := c.Run(); err != nil {
 		t.Fatalf("series: %v: %s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "cgroup from: systemd user scope cgpeak-") {
-		t.Errorf("the text report does not say where the cgroup came from:\n%s", stderr.String())
+	if !strings.Contains(stdout.String(), "cgroup from: systemd user scope cgpeak-") {
+		t.Errorf("the text report does not say where the cgroup came from:\n%s", stdout.String())
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {

@@ -260,13 +260,7 @@ func TestProbeAsNormalUser(t *testing.T) {
 		c.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		out, err := c.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
+		return string(out), exitCode(err)
 	}
 	probe, code := as("probe")
 	if code != 0 {

@@ -42,6 +42,12 @@ func TestReadLiveDeletedAndExited(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Start returns when the close-on-exec pipe closes, before the new
+	// image is mapped: wait for the traced child's stop after its exec.
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(cmd.Process.Pid, &ws, 0, nil); err != nil || !ws.Stopped() {
+		t.Fatalf("waiting for the child's stop at exec: %v (status %v)", err, ws)
+	}
 	if err := os.Remove(bin); err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,8 @@ import (
 	"os"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cgpeak/cgpeak/cgroup"
+	"github.com/cgpeak/cgpeak/internal/probe"
 	"github.com/cgpeak/cgpeak/internal/runas"
 )
 
@@ -32,7 +31,7 @@ func closeSource(src *cgroup.Source) {
 // who cannot load BPF programs, naming the fix.
 func chooseUser(o *runOpts) int {
 	euid := os.Geteuid()
-	if o.trace.on && !canTrace() {
+	if o.trace.on && !probe.CanTrace() {
 		fmt.Fprintln(os.Stderr, "cgpeak: --trace needs root (CAP_BPF and CAP_PERFMON): run sudo cgpeak run --trace ...; the command still runs as you")
 		return exitTrace
 	}
@@ -56,20 +55,6 @@ func chooseUser(o *runOpts) int {
 	}
 	o.trace.as = id
 	return 0
-}
-
-// canTrace: root, or the capabilities charge tracing needs.
-func canTrace() bool {
-	if os.Geteuid() == 0 {
-		return true
-	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
-	}
-	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	return has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON))
 }
 
 // runAs makes the command run as id: through the launcher, which drops to

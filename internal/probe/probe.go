@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
 
 	"github.com/cgpeak/cgpeak/cgroup"
 	"github.com/cgpeak/cgpeak/internal/kbtf"
@@ -72,7 +72,7 @@ func Run() Probe {
 	add("kernel BTF", berr == nil, errOr(berr, "/sys/kernel/btf/vmlinux (CO-RE, fentry)"))
 	kp := loader.ProbeKprobe()
 	add("kprobe", kp.OK, kp.Detail)
-	capable := bpfCapable()
+	capable := CanTrace()
 	// Without the capabilities every load fails with EPERM, which says
 	// nothing of the kernel: those probes are not tried.
 	const notTried = "not tried: loading BPF programs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
@@ -183,23 +183,19 @@ func summaryVerdict(stocks loader.Answer) string {
 	return "in summary mode, probe every charge request: the per-CPU stocks cannot be read (" + stocks.Detail + ")"
 }
 
-// bpfCapable: this process may load tracing programs (CAP_BPF with
-// CAP_PERFMON since 5.8, or CAP_SYS_ADMIN). Without, every BPF probe fails
-// with EPERM, which the kernel also gives for lockdown: say the simpler cause.
-func bpfCapable() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return os.Geteuid() == 0
+// CanTrace: this process may load tracing programs: root, or CAP_BPF with
+// CAP_PERFMON (5.8+), or CAP_SYS_ADMIN. Without them every BPF load fails
+// with EPERM, which the kernel also gives for lockdown: the simpler cause
+// is said first.
+func CanTrace() bool {
+	if os.Geteuid() == 0 {
+		return true
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				return os.Geteuid() == 0
-			}
-			const sysAdmin, perfmon, bpf = 21, 38, 39
-			return caps&(1<<sysAdmin) != 0 || caps&(1<<bpf) != 0 && caps&(1<<perfmon) != 0
-		}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
 	}
-	return os.Geteuid() == 0
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	return has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON))
 }

@@ -39,10 +39,9 @@ func convertCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
-	r, err := os.Open(in)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cgpeak: %v\n", err)
-		return exitUsage
+	r, code := openTrace(in)
+	if code != 0 {
+		return code
 	}
 	defer r.Close()
 	rd, err := trace.NewReader(r)
@@ -124,4 +123,15 @@ func convert(rd *trace.Reader, w io.Writer, f trace.Format) error {
 		return &writeError{err}
 	}
 	return nil
+}
+
+// openTrace opens a trace named on the command line, saying in one line
+// what to give instead when it cannot be read.
+func openTrace(path string) (*os.File, int) {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgpeak: %v: give a trace file written by --trace-output\n", err)
+		return nil, exitUsage
+	}
+	return f, 0
 }

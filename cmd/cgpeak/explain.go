@@ -34,10 +34,9 @@ func explainCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "cgpeak:", err)
 		return exitUsage
 	}
-	f, err := os.Open(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cgpeak: %v\n", err)
-		return exitUsage
+	f, code := openTrace(fs.Arg(0))
+	if code != 0 {
+		return code
 	}
 	defer f.Close()
 	ex, tl, err := replay.Trace(f, fs.Arg(0), *timeline || *plotFile != "")
